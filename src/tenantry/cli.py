@@ -1,0 +1,350 @@
+"""The ``tenantry`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tenantry.kernel.config import Settings, load_settings
+from tenantry.kernel.db.embedded import stop_embedded
+from tenantry.kernel.errors import ProblemError, TenantryError
+from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.model import IsolationMode, TenantStatus
+from tenantry.kernel.tenancy.provisioning import ProvisionRequest
+
+app = typer.Typer(help="Tenantry: multi-tenant SaaS platform on PostgreSQL.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Tenant catalog and provisioning.", no_args_is_help=True)
+clients_app = typer.Typer(help="API clients (client_credentials).", no_args_is_help=True)
+keys_app = typer.Typer(help="JWT signing keys.", no_args_is_help=True)
+db_app = typer.Typer(help="The embedded PostgreSQL.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(clients_app, name="clients")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+_state: dict[str, Any] = {"config": None}
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="TOML config file (default: $TENANTRY_CONFIG).",
+        envvar="TENANTRY_CONFIG",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+@app.callback()
+def _main(config: ConfigOpt = None) -> None:
+    _state["config"] = config
+
+
+def _settings(**overrides: Any) -> Settings:
+    return load_settings(_state["config"], **overrides)
+
+
+def _run(fn: Callable[[Platform], Awaitable[T]], settings: Settings | None = None) -> T:
+    """Build the platform, run ``fn``, close; print TenantryErrors cleanly (exit 1)."""
+
+    async def go() -> T:
+        platform = Platform.build(settings or _settings())
+        try:
+            return await fn(platform)
+        finally:
+            await platform.close()
+
+    try:
+        return asyncio.run(go())
+    except ProblemError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from None
+    except TenantryError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _progress(store: Any, names: list[str]) -> None:
+    if names:
+        err.print(f"  [green]✓[/green] {store.label}: {len(names)} applied")
+
+
+async def _migrate(platform: Platform, quiet: bool = False) -> None:
+    report = await platform.prepare(None if quiet else _progress)
+    if not report.ok:
+        for label, why in report.failed.items():
+            err.print(f"[red]✗ {label}:[/red] {why}")
+        raise TenantryError(
+            f"{len(report.failed)} of {report.stores} stores failed; fix and run "
+            "`tenantry migrate` again (it resumes)"
+        )
+    if not quiet:
+        err.print(f"migrations: {report.applied_count} applied over {report.stores} stores")
+
+
+@app.command()
+def migrate() -> None:
+    """Create roles, apply migrations to every store (platform, shared, each tenant)."""
+    _run(_migrate)
+
+
+async def _serve(platform: Platform, host: str, port: int, migrate_first: bool) -> None:
+    import uvicorn
+
+    from tenantry.kernel.http.app import create_app
+
+    if migrate_first:
+        await _migrate(platform, quiet=True)
+    await platform.start()  # self-check before binding the port
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(platform, manage_lifecycle=False),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+        )
+    )
+    err.print(f"serving on http://{host}:{port}  (OpenAPI: /docs)")
+    await server.serve()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    migrate_first: Annotated[bool, typer.Option("--migrate", help="Migrate first.")] = False,
+) -> None:
+    """Run the HTTP server (refuses to start if the database is not safe)."""
+    s = _settings()
+    logging.basicConfig(level=s.logging.level, format="%(levelname)s %(name)s: %(message)s")
+    _run(lambda p: _serve(p, host or s.http.host, port or s.http.port, migrate_first), s)
+
+
+DEMO_TENANTS = [
+    ("acme", "Acme Corp", IsolationMode.SHARED),
+    ("globex", "Globex Inc", IsolationMode.SHARED),
+    ("initech", "Initech", IsolationMode.SCHEMA),
+]
+DEMO_PASSWORD = "tenantry-demo-password"  # noqa: S105 - printed demo credential
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Set up, print, exit.")] = False,
+) -> None:
+    """Zero-setup demo: (embedded) PostgreSQL, migrations, three tenants, the server."""
+    s = _settings()
+    started = time.perf_counter()
+
+    async def go(platform: Platform) -> None:
+        where = (
+            s.database.url and "DATABASE_URL"
+        ) or f"embedded PostgreSQL in {s.database.embedded_dir}/"
+        err.print(f"database: {where}")
+        await _migrate(platform, quiet=True)
+        for slug, name, mode in DEMO_TENANTS:
+            if await platform.catalog.by_slug(slug) is None:
+                await platform.provisioner.create(
+                    ProvisionRequest(
+                        slug,
+                        name,
+                        mode,
+                        s.tenancy.default_plan,
+                        options={
+                            "admin_email": f"admin@{slug}.test",
+                            "admin_password": DEMO_PASSWORD,
+                        },
+                    )
+                )
+                err.print(f"  created tenant {slug} ({mode.value})")
+        err.print(f"ready in {time.perf_counter() - started:.1f}s")
+        base = f"http://{host}:{port}"
+        console.print(
+            "\n[bold]Try it[/bold] (tenants: acme, globex \\[shared], initech \\[schema]; "
+            f"admin@<tenant>.test / {DEMO_PASSWORD}):\n\n"
+            f"  TOKEN=$(curl -s {base}/api/v1/identity/token \\\n"
+            f"    -d grant_type=password -d username=admin@acme.test \\\n"
+            f"    -d password={DEMO_PASSWORD} -d tenant=acme | python3 -c "
+            "'import sys,json; print(json.load(sys.stdin)[\"access_token\"])')\n"
+            f'  curl -s {base}/api/v1/identity/me -H "Authorization: Bearer $TOKEN"\n'
+            f'  curl -s {base}/api/v1/identity/users -H "Authorization: Bearer $TOKEN"\n\n'
+            f"  API docs: {base}/docs\n",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if not no_serve:
+            await _serve(platform, host, port, migrate_first=False)
+
+    _run(go, s)
+
+
+@tenants_app.command("create")
+def tenants_create(
+    slug: str,
+    name: Annotated[str, typer.Option(help="Display name.")],
+    isolation: Annotated[IsolationMode, typer.Option(help="shared | schema | database")] = (
+        IsolationMode.SHARED
+    ),
+    plan: Annotated[str | None, typer.Option(help="Plan (default: tenancy.default_plan).")] = None,
+    server: Annotated[str, typer.Option(help="Database server for database mode.")] = "default",
+    admin_email: Annotated[str | None, typer.Option(help="Create this admin user.")] = None,
+    admin_password: Annotated[
+        str | None, typer.Option(help="Its password (else generated).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Provision a tenant (all-or-nothing)."""
+    s = _settings()
+
+    async def go(platform: Platform) -> dict[str, Any]:
+        opts = {
+            k: v for k, v in (("admin_email", admin_email), ("admin_password", admin_password)) if v
+        }
+        res = await platform.provisioner.create(
+            ProvisionRequest(slug, name, isolation, plan or s.tenancy.default_plan, server, opts)
+        )
+        return {**_tenant_dict(res.tenant), **res.outputs}
+
+    out = _run(go, s)
+    if as_json:
+        print(json.dumps(out))
+    else:
+        console.print(
+            f"created tenant [bold]{out['slug']}[/bold] ({out['isolation']}) id={out['id']}"
+        )
+        for k in ("admin_email", "admin_password"):
+            if k in out:
+                console.print(f"  {k}: {out[k]}")
+
+
+def _tenant_dict(t: Any) -> dict[str, Any]:
+    return {
+        "id": str(t.id),
+        "slug": t.slug,
+        "name": t.name,
+        "isolation": t.isolation.value,
+        "status": t.status.value,
+        "plan": t.plan,
+        "server": t.server,
+        "database": t.database,
+        "schema": t.schema,
+        "created_at": t.created_at.isoformat(),
+    }
+
+
+@tenants_app.command("list")
+def tenants_list(as_json: JsonOpt = False) -> None:
+    """List tenants."""
+    tenants = _run(lambda p: p.catalog.all())
+    if as_json:
+        print(json.dumps({"items": [_tenant_dict(t) for t in tenants]}))
+        return
+    table = Table("slug", "name", "isolation", "status", "plan", "store")
+    for t in tenants:
+        table.add_row(
+            t.slug,
+            t.name,
+            t.isolation.value,
+            t.status.value,
+            t.plan,
+            f"{t.database or '(main)'}/{t.schema}",
+        )
+    console.print(table)
+
+
+def _set_status(slug: str, status: TenantStatus) -> None:
+    t = _run(lambda p: p.provisioner.set_status(slug, status))
+    console.print(f"tenant {t.slug} is now {t.status.value}")
+
+
+@tenants_app.command("suspend")
+def tenants_suspend(slug: str) -> None:
+    """Suspend a tenant: its tokens are refused (403) at once."""
+    _set_status(slug, TenantStatus.SUSPENDED)
+
+
+@tenants_app.command("activate")
+def tenants_activate(slug: str) -> None:
+    """Re-activate a suspended tenant."""
+    _set_status(slug, TenantStatus.ACTIVE)
+
+
+@clients_app.command("create")
+def clients_create(
+    tenant: Annotated[str, typer.Option(help="Tenant slug.")],
+    name: Annotated[str, typer.Option(help="Client name.")],
+    roles: Annotated[str, typer.Option(help="Comma-separated role names.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API client; its secret is shown once."""
+
+    async def go(platform: Platform) -> dict[str, Any]:
+        t = await platform.catalog.by_slug(tenant)
+        if t is None:
+            raise TenantryError(f"no tenant with slug {tenant!r}")
+        service = platform.services["identity"]
+        role_list = [r.strip() for r in roles.split(",") if r.strip()]
+        client, secret = await service.create_client(t, name, role_list)
+        return {
+            "id": str(client.id),
+            "client_id": client.client_id,
+            "client_secret": secret,
+            "name": client.name,
+            "roles": client.roles,
+            "tenant": t.slug,
+        }
+
+    out = _run(go)
+    if as_json:
+        print(json.dumps(out))
+    else:
+        console.print(
+            f"client_id:     {out['client_id']}\nclient_secret: {out['client_secret']}"
+            "\n(the secret is shown once; store it now)"
+        )
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Add a new signing key; tokens of the previous key stay valid until they expire."""
+    s = _settings()
+    kid = _run(lambda p: p.keyring.rotate(s.auth.algorithm), s)
+    console.print(f"new signing key {kid} ({s.auth.algorithm})")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL (if it runs)."""
+    s = _settings()
+    stopped = stop_embedded(s.database.embedded_dir)
+    console.print("stopped" if stopped else "not running")
+
+
+def main() -> None:
+    try:
+        app()
+    except TenantryError as exc:  # config errors raised before _run
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

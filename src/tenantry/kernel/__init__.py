@@ -1,0 +1,1 @@
+"""Platform machinery: configuration, modules, database, tenancy, auth, HTTP. No business logic."""

@@ -1,0 +1,163 @@
+"""Connection pools, one per (server, database), and the entry points to units of work.
+
+The application connects as ``database.app_user``: a role with neither SUPERUSER nor
+BYPASSRLS that owns no table. Migrations and provisioning connect with the admin URL
+(``database.url``) and ``SET ROLE`` to the owner role, so every object is owned by the owner.
+Pools for database-mode tenants are created on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import orjson
+
+from tenantry.kernel.config import DatabaseSettings
+from tenantry.kernel.db.dsn import database_of, with_database, with_user
+from tenantry.kernel.db.uow import PLATFORM_SCHEMA, UnitOfWork
+from tenantry.kernel.errors import ConfigError
+from tenantry.kernel.tenancy.context import current_principal, require_tenant
+from tenantry.kernel.tenancy.model import Tenant
+
+Pool = asyncpg.Pool
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Codecs every pooled connection gets: json/jsonb through orjson."""
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename,
+            encoder=lambda v: orjson.dumps(v).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+class Database:
+    """Pools and admin connections for every server the platform uses."""
+
+    def __init__(self, settings: DatabaseSettings, admin_url: str) -> None:
+        self.settings = settings
+        self.admin_url = admin_url
+        self.main_database = database_of(admin_url)
+        self._servers: dict[str, str] = {"default": admin_url}
+        for name, server in settings.servers.items():
+            self._servers[name] = server.url
+        self._pools: dict[tuple[str, str], Pool] = {}
+        self._lock = asyncio.Lock()
+
+    # -- URLs -------------------------------------------------------------------------------
+    def server_url(self, server: str) -> str:
+        try:
+            return self._servers[server]
+        except KeyError:
+            raise ConfigError(
+                f"database server {server!r} is not configured (database.servers.{server}.url)"
+            ) from None
+
+    def admin_dsn(self, server: str = "default", database: str | None = None) -> str:
+        return with_database(self.server_url(server), database or self.main_database)
+
+    def app_dsn(self, server: str = "default", database: str | None = None) -> str:
+        s = self.settings
+        return with_user(self.admin_dsn(server, database), s.app_user, s.app_password)
+
+    @property
+    def server_names(self) -> list[str]:
+        return list(self._servers)
+
+    # -- pools ------------------------------------------------------------------------------
+    async def pool(self, server: str = "default", database: str | None = None) -> Pool:
+        key = (server, database or self.main_database)
+        pool = self._pools.get(key)
+        if pool is not None:
+            return pool
+        async with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                s = self.settings
+                main = key[1] == self.main_database and server == "default"
+                pool = await asyncpg.create_pool(
+                    self.app_dsn(server, key[1]),
+                    min_size=s.pool_min if main else 0,
+                    max_size=s.pool_max if main else max(2, s.pool_max // 4),
+                    init=init_connection,
+                    server_settings={
+                        "application_name": "tenantry",
+                        "statement_timeout": str(s.statement_timeout_ms),
+                    },
+                )
+                assert pool is not None
+                self._pools[key] = pool
+        return pool
+
+    async def close(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        await asyncio.gather(*(p.close() for p in pools), return_exceptions=True)
+
+    def pool_stats(self) -> dict[str, dict[str, int]]:
+        return {
+            f"{srv}/{db}": {"size": p.get_size(), "idle": p.get_idle_size()}
+            for (srv, db), p in self._pools.items()
+        }
+
+    # -- units of work ----------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def unit_of_work(self, *, readonly: bool = False) -> AsyncIterator[UnitOfWork]:
+        """A transaction in the current tenant's store with the tenant set transaction-locally."""
+        tenant = require_tenant()
+        pool = await self.pool(tenant.server, tenant.database)
+        async with pool.acquire() as conn, conn.transaction(readonly=readonly):
+            await conn.execute(UnitOfWork.SET_TENANT, str(tenant.id), tenant.schema)
+            yield UnitOfWork(conn, tenant, current_principal())
+
+    @contextlib.asynccontextmanager
+    async def tenant_unit_of_work(self, tenant: Tenant) -> AsyncIterator[UnitOfWork]:
+        """A unit of work for an explicit tenant (CLI, provisioning); prefer ``tenant_scope``."""
+        pool = await self.pool(tenant.server, tenant.database)
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(UnitOfWork.SET_TENANT, str(tenant.id), tenant.schema)
+            yield UnitOfWork(conn, tenant, None)
+
+    @contextlib.asynccontextmanager
+    async def platform_unit_of_work(
+        self, as_tenant: Tenant | None = None
+    ) -> AsyncIterator[UnitOfWork]:
+        """A transaction on the platform schema (main database).
+
+        Without ``as_tenant``: explicit platform scope (cross-tenant platform tables readable).
+        With it: the platform tables seen as that tenant (RLS limits them to its rows).
+        """
+        pool = await self.pool()
+        async with pool.acquire() as conn, conn.transaction():
+            if as_tenant is None:
+                await conn.execute(UnitOfWork.SET_PLATFORM, PLATFORM_SCHEMA)
+            else:
+                await conn.execute(UnitOfWork.SET_TENANT, str(as_tenant.id), PLATFORM_SCHEMA)
+            yield UnitOfWork(conn, as_tenant, current_principal() if as_tenant else None)
+
+    @contextlib.asynccontextmanager
+    async def admin_connection(
+        self, server: str = "default", database: str | None = None, *, as_owner: bool = True
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A short-lived admin connection (migrations, provisioning), as the owner role."""
+        conn: asyncpg.Connection = await asyncpg.connect(
+            self.admin_dsn(server, database),
+            server_settings={"application_name": "tenantry-admin"},
+        )
+        try:
+            await init_connection(conn)
+            if as_owner:
+                await conn.execute(f'SET ROLE "{self.settings.owner_role}"')
+            yield conn
+        finally:
+            await conn.close()
+
+    async def fetch_admin(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async with self.admin_connection(as_owner=False) as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+            return rows

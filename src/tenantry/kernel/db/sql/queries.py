@@ -1,0 +1,50 @@
+"""Named SQL of the kernel, loaded once. Parameterized; identifiers only from whitelists."""
+
+from __future__ import annotations
+
+ADVISORY_LOCK = "SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate'), hashtext($1))"
+
+CREATE_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    module     text NOT NULL,
+    version    integer NOT NULL,
+    name       text NOT NULL,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (module, version)
+)
+"""
+
+APPLIED = "SELECT module, version, checksum FROM schema_migrations"
+SET_SEARCH_PATH = "SELECT set_config('search_path', $1, true)"
+SET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', $1, true)"
+
+MIGRATIONS_TABLE_EXISTS = "SELECT to_regclass($1) IS NOT NULL"
+
+RECORD_MIGRATION = """
+INSERT INTO schema_migrations (module, version, name, checksum) VALUES ($1, $2, $3, $4)
+"""
+
+SCHEMA_EXISTS = "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)"
+DATABASE_EXISTS = "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)"
+ROLE_EXISTS = "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)"
+
+FORMAT_IDENT_STMT = "SELECT format($1::text, $2::text, $3::text)"
+
+TENANT_COLUMNS = """
+id, slug, name, isolation, status, plan, server, database, schema_name, created_at
+"""
+SELECT_TENANTS = f"SELECT {TENANT_COLUMNS} FROM tenantry.tenants ORDER BY created_at, slug"
+SELECT_TENANT_BY_ID = f"SELECT {TENANT_COLUMNS} FROM tenantry.tenants WHERE id = $1"
+SELECT_TENANT_BY_SLUG = f"SELECT {TENANT_COLUMNS} FROM tenantry.tenants WHERE slug = $1"
+INSERT_TENANT = """
+INSERT INTO tenantry.tenants (id, slug, name, isolation, status, plan, server, database,
+                              schema_name)
+VALUES ($1, $2, $3, $4, 'provisioning', $5, $6, $7, $8)
+"""
+SET_TENANT_STATUS = """
+UPDATE tenantry.tenants SET status = $2, updated_at = now() WHERE id = $1
+RETURNING id
+"""
+DELETE_TENANT = "DELETE FROM tenantry.tenants WHERE id = $1"
+NOTIFY_CATALOG = "SELECT pg_notify('tenantry_catalog', $1)"

@@ -1,0 +1,1 @@
+"""HTTP: app factory, middleware, RFC 9457 problems, route dependencies."""

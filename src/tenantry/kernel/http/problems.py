@@ -1,0 +1,131 @@
+"""RFC 9457 problem details for every error, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from tenantry.kernel.errors import ProblemError
+
+_log = logging.getLogger("tenantry.http")
+PROBLEM_TYPE_BASE = "https://tenantry.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    request_id: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if request_id:
+        body["request_id"] = request_id
+    if errors:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _rid(request: Request) -> str | None:
+    rid = request.scope.get("state", {}).get("request_id")
+    return str(rid) if rid else None
+
+
+async def _problem_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        exc.status,
+        exc.type_slug,
+        exc.title,
+        exc.detail,
+        request_id=_rid(request),
+        errors=exc.errors,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    try:
+        phrase = HTTPStatus(exc.status_code).phrase
+    except ValueError:
+        phrase = "Error"
+    slug = phrase.lower().replace(" ", "-")
+    detail = exc.detail if isinstance(exc.detail, str) else phrase
+    return problem_response(
+        exc.status_code,
+        slug,
+        phrase,
+        detail,
+        request_id=_rid(request),
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        errors.append(
+            {
+                "field": ".".join(loc[1:]) or ".".join(loc),
+                "in": loc[0] if loc else None,
+                "message": err.get("msg", "invalid"),
+            }
+        )
+    body_errors = [e for e in exc.errors() if e.get("type") == "json_invalid"]
+    if body_errors:
+        return problem_response(
+            400,
+            "malformed-body",
+            "Malformed request body",
+            "the request body is not valid JSON",
+            request_id=_rid(request),
+        )
+    return problem_response(
+        422,
+        "validation-error",
+        "Validation failed",
+        "the request has invalid fields",
+        request_id=_rid(request),
+        errors=errors,
+    )
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    _log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(
+        500,
+        "internal-error",
+        "Internal server error",
+        "an unexpected error occurred; quote the request id to support",
+        request_id=_rid(request),
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _problem_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,108 @@
+"""The module contract and the loader.
+
+A module is a package with five layers (contracts / domain / application / infrastructure /
+api). Its ``api`` exposes one ``Module`` object, registered under the entry-point group
+``tenantry.modules``. The loader discovers them, orders them so every module starts after the
+modules it depends on, and stops with a message naming the modules on a missing dependency or
+a cycle. Adding a module = implement it + register the entry point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, ClassVar
+
+from tenantry.kernel.errors import ModuleLoadError
+
+if TYPE_CHECKING:
+    from tenantry.kernel.platform import Platform
+
+ENTRY_POINT_GROUP = "tenantry.modules"
+
+
+class Module:
+    """Base class of a module's startup object. Override what the module needs."""
+
+    name: ClassVar[str] = ""
+    depends_on: ClassVar[tuple[str, ...]] = ()
+    #: Package holding ``platform/`` and ``tenant/`` folders of NNNN_name.sql files.
+    migrations: ClassVar[str | None] = None
+    #: Actions this module checks (``"ledger:write": "post transactions"``).
+    permissions: ClassVar[Mapping[str, str]] = {}
+    #: Roles seeded in every new tenant (``{"ledger-clerk": ["ledger:read", "ledger:write"]}``).
+    default_roles: ClassVar[Mapping[str, Sequence[str]]] = {}
+
+    def setup(self, platform: Platform) -> None:
+        """Register routes, provisioning hooks and handlers. No I/O here."""
+
+    async def startup(self, platform: Platform) -> None:
+        """Called in dependency order once the database is ready."""
+
+    async def shutdown(self, platform: Platform) -> None:
+        """Called in reverse dependency order."""
+
+    def __repr__(self) -> str:
+        return f"<module {self.name}>"
+
+
+def discover(disabled: Iterable[str] = ()) -> list[Module]:
+    """Instantiate every module registered under the entry-point group."""
+    skip = set(disabled)
+    found: list[Module] = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in skip:
+            continue
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            raise ModuleLoadError(
+                f"module {ep.name!r} ({ep.value}) failed to import: {exc}"
+            ) from exc
+        module = obj() if isinstance(obj, type) else obj
+        if not isinstance(module, Module):
+            raise ModuleLoadError(f"entry point {ep.name!r} ({ep.value}) is not a tenantry Module")
+        if module.name != ep.name:
+            raise ModuleLoadError(
+                f"entry point {ep.name!r} loads a module named {module.name!r}; "
+                "the names must match"
+            )
+        found.append(module)
+    return found
+
+
+def order(modules: Iterable[Module]) -> list[Module]:
+    """Dependency order (stable by name); ModuleLoadError on a missing module or a cycle."""
+    by_name: dict[str, Module] = {}
+    for m in modules:
+        if not m.name:
+            raise ModuleLoadError(f"{m!r} has no name")
+        if m.name in by_name:
+            raise ModuleLoadError(f"two modules are named {m.name!r}")
+        by_name[m.name] = m
+    missing = [
+        f"{m.name!r} depends on {dep!r}, which is not installed or is disabled"
+        for m in by_name.values()
+        for dep in m.depends_on
+        if dep not in by_name
+    ]
+    if missing:
+        raise ModuleLoadError("cannot start: " + "; ".join(sorted(missing)))
+    result: list[Module] = []
+    state: dict[str, int] = {}  # 1 = visiting, 2 = done
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = [*path[path.index(name) :], name]
+            raise ModuleLoadError("cannot start: module dependency cycle: " + " -> ".join(cycle))
+        state[name] = 1
+        for dep in sorted(by_name[name].depends_on):
+            visit(dep, [*path, name])
+        state[name] = 2
+        result.append(by_name[name])
+
+    for name in sorted(by_name):
+        visit(name, [])
+    return result

@@ -1,0 +1,145 @@
+"""The one bootstrap: wires settings, database, modules, tenancy and auth together.
+
+Nothing connects at import time. ``Platform.build`` is pure wiring (modules discovered and
+ordered, their ``setup`` called); ``prepare`` creates roles, runs migrations and the first
+signing key (what ``tenantry migrate`` does); ``start`` runs the safety self-check and the
+modules' startup (what ``tenantry serve`` does before taking traffic).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from tenantry.kernel.auth.keys import Keyring
+from tenantry.kernel.auth.tokens import TokenService
+from tenantry.kernel.config import Settings
+from tenantry.kernel.db.bootstrap import ensure_database, ensure_roles
+from tenantry.kernel.db.database import Database
+from tenantry.kernel.db.embedded import start_embedded
+from tenantry.kernel.db.migrations import (
+    Migration,
+    MigrationReport,
+    Migrator,
+    Progress,
+    load_migrations,
+)
+from tenantry.kernel.db.rls import raise_if_unsafe, self_check
+from tenantry.kernel.modules import Module, discover, order
+from tenantry.kernel.tenancy.catalog import TenantCatalog
+from tenantry.kernel.tenancy.provisioning import Provisioner, ProvisionHook
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+_log = logging.getLogger(__name__)
+KERNEL_MIGRATIONS = "tenantry.kernel.db.sql"
+
+
+class Platform:
+    def __init__(self, settings: Settings, modules: Sequence[Module], admin_url: str) -> None:
+        self.settings = settings
+        self.modules = order(modules)
+        self.db = Database(settings.database, admin_url)
+        migrations: list[Migration] = load_migrations("kernel", KERNEL_MIGRATIONS)
+        for m in self.modules:
+            migrations += load_migrations(m.name, m.migrations)
+        self.migrator = Migrator(self.db, migrations, ["kernel", *(m.name for m in self.modules)])
+        self.catalog = TenantCatalog(self.db, settings.tenancy.catalog_ttl_s)
+        grace = settings.auth.access_token_ttl_s + settings.auth.leeway_s
+        self.keyring = Keyring(self.db, grace)
+        self.tokens = TokenService(self.keyring, settings.auth)
+        self.routers: list[tuple[APIRouter, str]] = []
+        self.provision_hooks: list[ProvisionHook] = []
+        self.permissions: dict[str, str] = {}
+        self.default_roles: dict[str, list[str]] = {}
+        self.services: dict[str, Any] = {}
+        for m in self.modules:
+            for action in m.permissions:
+                if action in self.permissions:
+                    raise ValueError(f"permission {action!r} declared twice")
+            self.permissions.update(m.permissions)
+            for role, actions in m.default_roles.items():
+                self.default_roles.setdefault(role, []).extend(actions)
+            m.setup(self)
+        self.provisioner = Provisioner(self.db, self.migrator, self.catalog, self.provision_hooks)
+        self._started = False
+
+    # -- wiring helpers for modules ---------------------------------------------------------
+    def include_router(self, router: APIRouter, module: str) -> None:
+        self.routers.append((router, f"/api/v1/{module}"))
+
+    def on_provision(self, hook: ProvisionHook) -> None:
+        self.provision_hooks.append(hook)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    @classmethod
+    def build(cls, settings: Settings, modules: Sequence[Module] | None = None) -> Platform:
+        """Resolve the database (embedded when no URL is set) and wire everything."""
+        url = settings.database.url
+        if url is None:
+            url = start_embedded(settings.database.embedded_dir)
+        mods = list(modules) if modules is not None else discover(settings.modules.disabled)
+        return cls(settings, mods, url)
+
+    async def prepare(self, progress: Progress | None = None) -> MigrationReport:
+        """Database, roles, migrations on every store, first signing key. Idempotent."""
+        await ensure_database(self.db.admin_url)
+        async with self.db.admin_connection(as_owner=False) as conn:
+            await ensure_roles(conn, self.settings.database)
+        tenants = []
+        try:
+            tenants = await self.catalog.all()
+        except Exception:
+            _log.debug("catalog not readable yet; migrating platform and shared stores first")
+        report = await self.migrator.migrate_all(tenants, progress)
+        if report.ok:
+            await self.keyring.ensure_key(self.settings.auth.algorithm)
+        return report
+
+    async def check(self) -> list[str]:
+        """The start-up self-check over the main database and every tenant database."""
+        s = self.settings.database
+        async with self.db.admin_connection(as_owner=False) as conn:
+            problems = await self_check(conn, s.app_user, s.owner_role)
+        for tenant in await self.catalog.all():
+            if tenant.database:
+                async with self.db.admin_connection(
+                    tenant.server, tenant.database, as_owner=False
+                ) as conn:
+                    problems += await self_check(
+                        conn, s.app_user, s.owner_role, where=f"database {tenant.database}"
+                    )
+        return problems
+
+    async def start(self, *, listen: bool = True) -> None:
+        if self._started:
+            return
+        raise_if_unsafe(await self.check())
+        await self.keyring.load()
+        if listen:
+            await self.catalog.listen()
+        for m in self.modules:
+            await m.startup(self)
+        self._started = True
+
+    async def close(self) -> None:
+        for m in reversed(self.modules):
+            await m.shutdown(self)
+        await self.catalog.close()
+        await self.db.close()
+        self._started = False
+
+    def expand_actions(self, actions: Sequence[str]) -> list[str]:
+        """Role actions to token scopes: ``*`` is every declared action; unknown ones drop."""
+        out: set[str] = set()
+        for a in actions:
+            if a == "*":
+                out.update(self.permissions)
+            elif a.endswith(":*"):
+                prefix = a[:-1]
+                out.update(p for p in self.permissions if p.startswith(prefix))
+            elif a in self.permissions:
+                out.add(a)
+        return sorted(out)

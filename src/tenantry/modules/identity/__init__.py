@@ -1,0 +1,1 @@
+"""Identity: platform identity, memberships, roles, API clients, OAuth2 tokens."""

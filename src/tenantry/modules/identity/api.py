@@ -1,0 +1,223 @@
+"""Identity's startup object and HTTP routes (``/api/v1/identity``)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any, ClassVar
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from tenantry.kernel.db.uow import UnitOfWork
+from tenantry.kernel.errors import BadRequest, Unauthorized
+from tenantry.kernel.http.deps import principal, require
+from tenantry.kernel.http.responses import JsonResponse
+from tenantry.kernel.modules import Module
+from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.context import Principal, require_tenant
+from tenantry.kernel.tenancy.model import Tenant
+from tenantry.modules.identity.application.services import IdentityService
+from tenantry.modules.identity.domain.model import ApiClient, Member
+from tenantry.modules.identity.infrastructure.hashing import (
+    Argon2PasswordHasher,
+    client_secret_matches,
+    hash_client_secret,
+)
+from tenantry.modules.identity.infrastructure.repository import SqlIdentityRepository
+
+ADMIN = "identity:admin"
+
+
+class Strict(BaseModel):
+    """Request bodies reject unknown fields: a body can never carry ``tenant_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewUser(Strict):
+    email: str = Field(max_length=320)
+    password: str | None = Field(default=None, max_length=1024)
+    roles: list[str] = Field(default_factory=list, max_length=50)
+
+
+class NewClient(Strict):
+    name: str = Field(max_length=200)
+    roles: list[str] = Field(default_factory=list, max_length=50)
+
+
+def _member(m: Member) -> dict[str, Any]:
+    return {
+        "id": str(m.user_id),
+        "email": m.email,
+        "roles": m.roles,
+        "status": m.status.value,
+        "created_at": m.created_at.isoformat(),
+    }
+
+
+def _client(c: ApiClient) -> dict[str, Any]:
+    return {
+        "id": str(c.id),
+        "client_id": c.client_id,
+        "name": c.name,
+        "roles": c.roles,
+        "status": c.status.value,
+        "created_at": c.created_at.isoformat(),
+    }
+
+
+def _basic_auth(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, _, pw = base64.b64decode(value).decode().partition(":")
+    except ValueError:
+        return None
+    return user, pw
+
+
+def build_router(service: IdentityService) -> APIRouter:
+    router = APIRouter(tags=["identity"])
+
+    @router.post("/token", summary="OAuth2 token endpoint (password, client_credentials)")
+    async def token(
+        request: Request,
+        grant_type: Annotated[str, Form()],
+        username: Annotated[str | None, Form()] = None,
+        password: Annotated[str | None, Form()] = None,
+        tenant: Annotated[str | None, Form()] = None,
+        client_id: Annotated[str | None, Form()] = None,
+        client_secret: Annotated[str | None, Form()] = None,
+    ) -> JsonResponse:
+        headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        if grant_type == "password":
+            if not username or password is None or not tenant:
+                raise BadRequest(
+                    "password grant needs username, password and tenant", error="invalid_request"
+                )
+            result = await service.password_grant(username, password, tenant)
+        elif grant_type == "client_credentials":
+            basic = _basic_auth(request)
+            cid, secret = basic if basic else (client_id or "", client_secret or "")
+            if not cid or not secret:
+                raise Unauthorized("client authentication failed", error="invalid_client")
+            result = await service.client_credentials_grant(cid, secret)
+        else:
+            raise BadRequest(
+                f"unsupported grant_type {grant_type!r}", error="unsupported_grant_type"
+            )
+        return JsonResponse(result.as_dict(), headers=headers)
+
+    @router.get("/me")
+    async def me(p: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
+        t = require_tenant()
+        return {
+            "subject": p.subject,
+            "kind": p.kind,
+            "tenant": {"id": str(t.id), "slug": t.slug},
+            "roles": sorted(p.roles),
+            "scopes": sorted(p.scopes),
+        }
+
+    @router.get("/me/tenants")
+    async def my_tenants(p: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
+        if p.kind != "user":
+            return {"items": []}
+        return {"items": await service.repo.my_tenants(UUID(p.subject))}
+
+    @router.post("/users", status_code=201)
+    async def create_user(
+        body: NewUser, _: Annotated[Principal, Depends(require(ADMIN))]
+    ) -> dict[str, Any]:
+        tenant = require_tenant()
+        user_id, created = await service.add_member(tenant, body.email, body.password, body.roles)
+        return {
+            "id": str(user_id),
+            "email": body.email.strip().lower(),
+            "roles": sorted(set(body.roles)),
+            "status": "active",
+            "new_login": created,
+        }
+
+    @router.get("/users")
+    async def list_users(
+        _: Annotated[Principal, Depends(require(ADMIN))],
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        cursor: Annotated[str | None, Query(max_length=500)] = None,
+    ) -> dict[str, Any]:
+        items, nxt = await service.list_members(require_tenant(), cursor, limit)
+        return {"items": [_member(m) for m in items], "next_cursor": nxt}
+
+    @router.post("/users/{user_id}/disable")
+    async def disable_user(
+        user_id: UUID, _: Annotated[Principal, Depends(require(ADMIN))]
+    ) -> dict[str, Any]:
+        await service.set_member_status(require_tenant(), user_id, "disabled")
+        return {"id": str(user_id), "status": "disabled"}
+
+    @router.post("/users/{user_id}/enable")
+    async def enable_user(
+        user_id: UUID, _: Annotated[Principal, Depends(require(ADMIN))]
+    ) -> dict[str, Any]:
+        await service.set_member_status(require_tenant(), user_id, "active")
+        return {"id": str(user_id), "status": "active"}
+
+    @router.post("/clients", status_code=201)
+    async def create_client(
+        body: NewClient, _: Annotated[Principal, Depends(require(ADMIN))]
+    ) -> dict[str, Any]:
+        client, secret = await service.create_client(require_tenant(), body.name, body.roles)
+        return {**_client(client), "client_secret": secret}
+
+    @router.get("/clients")
+    async def list_clients(_: Annotated[Principal, Depends(require(ADMIN))]) -> dict[str, Any]:
+        return {"items": [_client(c) for c in await service.repo.clients(require_tenant())]}
+
+    @router.post("/clients/{id_}/disable")
+    async def disable_client(
+        id_: UUID, _: Annotated[Principal, Depends(require(ADMIN))]
+    ) -> dict[str, Any]:
+        await service.set_client_status(require_tenant(), id_, "disabled")
+        return {"id": str(id_), "status": "disabled"}
+
+    @router.get("/roles")
+    async def list_roles(_: Annotated[Principal, Depends(require(ADMIN))]) -> dict[str, Any]:
+        return {"items": await service.repo.roles(require_tenant())}
+
+    return router
+
+
+class IdentityModule(Module):
+    name: ClassVar[str] = "identity"
+    migrations: ClassVar[str | None] = "tenantry.modules.identity.migrations"
+    permissions: ClassVar[dict[str, str]] = {
+        ADMIN: "manage the tenant's users, API clients and roles"
+    }
+
+    def __init__(self) -> None:
+        self.service: IdentityService | None = None
+
+    def setup(self, platform: Platform) -> None:
+        repo = SqlIdentityRepository(platform.db, platform.catalog)
+        service = IdentityService(
+            repo,
+            Argon2PasswordHasher(),
+            platform.tokens,
+            platform.expand_actions,
+            hash_client_secret,
+            client_secret_matches,
+        )
+        self.service = service
+        platform.services["identity"] = service
+        platform.include_router(build_router(service), self.name)
+
+        async def seed(uow: UnitOfWork, tenant: Tenant, options: dict[str, Any]) -> dict[str, Any]:
+            return await service.seed_tenant(uow, tenant, options, platform.default_roles)
+
+        platform.on_provision(seed)
+
+
+module = IdentityModule()

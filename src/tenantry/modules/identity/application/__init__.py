@@ -1,0 +1,1 @@
+"""Identity use cases; they receive ports, never connections."""

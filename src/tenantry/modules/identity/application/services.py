@@ -1,0 +1,253 @@
+"""Identity use cases: tokens, members, API clients, roles.
+
+Authentication failures all end in the same ``Unauthorized`` message and spend the same
+password-hashing time, so a caller cannot tell an unknown tenant, an unknown user, a wrong
+password or a disabled user apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID
+
+from tenantry.kernel.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from tenantry.kernel.tenancy.model import Tenant, TenantStatus
+from tenantry.modules.identity.application.ports import PasswordHasher
+from tenantry.modules.identity.domain.model import (
+    ADMIN_ROLE,
+    ApiClient,
+    DomainError,
+    Member,
+    check_password,
+    check_role_names,
+    normalize_email,
+)
+
+BAD_CREDENTIALS = "invalid credentials"
+
+
+class IdentityRepository(Protocol):
+    async def tenant_by_slug(self, slug: str) -> Tenant | None: ...
+    async def tenant_by_id(self, tenant_id: UUID) -> Tenant | None: ...
+    async def login_row(self, tenant: Tenant, email: str) -> dict[str, Any] | None: ...
+    async def client_row(self, client_id: str) -> dict[str, Any] | None: ...
+    async def role_actions(self, tenant: Tenant, roles: list[str]) -> list[str]: ...
+    async def existing_roles(self, tenant: Tenant, roles: list[str]) -> set[str]: ...
+    async def seed_roles(self, uow: Any, roles: dict[str, list[str]]) -> None: ...
+    async def user_id_by_email(self, email: str) -> UUID | None: ...
+    async def create_user(self, email: str, password_hash: str) -> UUID: ...
+    async def add_membership(self, tenant: Tenant, user_id: UUID, roles: list[str]) -> bool: ...
+    async def members(self, tenant: Tenant, after: str | None, limit: int) -> list[Member]: ...
+    async def set_member_status(self, tenant: Tenant, user_id: UUID, status: str) -> bool: ...
+    async def create_client(
+        self, tenant: Tenant, client_id: str, secret_hash: str, name: str, roles: list[str]
+    ) -> ApiClient: ...
+    async def clients(self, tenant: Tenant) -> list[ApiClient]: ...
+    async def set_client_status(self, tenant: Tenant, id_: UUID, status: str) -> bool: ...
+    async def my_tenants(self, user_id: UUID) -> list[dict[str, Any]]: ...
+    async def roles(self, tenant: Tenant) -> list[dict[str, Any]]: ...
+
+
+class TokenIssuer(Protocol):
+    async def issue(
+        self,
+        *,
+        subject: str,
+        tenant_id: UUID,
+        roles: list[str],
+        scopes: list[str],
+        kind: str = "user",
+    ) -> tuple[str, int]: ...
+
+
+class SecretHasher(Protocol):
+    def __call__(self, secret: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class TokenResult:
+    access_token: str
+    expires_in: int
+    scope: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+        }
+
+
+def _invalid(exc: DomainError) -> ValidationFailed:
+    return ValidationFailed(str(exc), errors=[{"field": exc.field, "message": str(exc)}])
+
+
+def encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("invalid cursor", errors=[{"field": "cursor"}]) from None
+
+
+class IdentityService:
+    def __init__(
+        self,
+        repo: IdentityRepository,
+        hasher: PasswordHasher,
+        tokens: TokenIssuer,
+        expand: Any,
+        secret_hasher: SecretHasher,
+        secret_matches: Any,
+    ) -> None:
+        self.repo = repo
+        self.hasher = hasher
+        self.tokens = tokens
+        self.expand = expand  # role actions -> scopes (platform.expand_actions)
+        self.secret_hasher = secret_hasher
+        self.secret_matches = secret_matches
+
+    # -- tokens -----------------------------------------------------------------------------
+    async def password_grant(self, username: str, password: str, tenant_slug: str) -> TokenResult:
+        try:
+            email = normalize_email(username)
+        except DomainError:
+            email = ""
+        tenant = await self.repo.tenant_by_slug(tenant_slug) if tenant_slug else None
+        row = None
+        if tenant is not None and tenant.status is TenantStatus.ACTIVE and email:
+            row = await self.repo.login_row(tenant, email)
+        ok = await self.hasher.verify(password, row["password_hash"] if row else None)
+        if not ok or row is None or tenant is None:
+            raise Unauthorized(BAD_CREDENTIALS, error="invalid_grant")
+        if row["user_status"] != "active" or row["member_status"] != "active":
+            raise Unauthorized(BAD_CREDENTIALS, error="invalid_grant")
+        roles = list(row["roles"])
+        scopes = self.expand(await self.repo.role_actions(tenant, roles))
+        token, ttl = await self.tokens.issue(
+            subject=str(row["user_id"]), tenant_id=tenant.id, roles=roles, scopes=scopes
+        )
+        return TokenResult(token, ttl, " ".join(scopes))
+
+    async def client_credentials_grant(self, client_id: str, secret: str) -> TokenResult:
+        row = await self.repo.client_row(client_id) if client_id else None
+        ok = self.secret_matches(secret, row["secret_hash"] if row else None)
+        if not ok or row is None or row["status"] != "active":
+            raise Unauthorized(BAD_CREDENTIALS, error="invalid_client")
+        tenant = await self.repo.tenant_by_id(row["tenant_id"])
+        if tenant is None or tenant.status is not TenantStatus.ACTIVE:
+            raise Unauthorized(BAD_CREDENTIALS, error="invalid_client")
+        roles = list(row["roles"])
+        scopes = self.expand(await self.repo.role_actions(tenant, roles))
+        token, ttl = await self.tokens.issue(
+            subject=f"client:{client_id}",
+            tenant_id=tenant.id,
+            roles=roles,
+            scopes=scopes,
+            kind="client",
+        )
+        return TokenResult(token, ttl, " ".join(scopes))
+
+    # -- members ----------------------------------------------------------------------------
+    async def _check_roles(self, tenant: Tenant, roles: list[str]) -> list[str]:
+        try:
+            roles = check_role_names(roles)
+        except DomainError as exc:
+            raise _invalid(exc) from None
+        unknown = set(roles) - await self.repo.existing_roles(tenant, roles)
+        if unknown:
+            raise ValidationFailed(
+                f"unknown roles: {', '.join(sorted(unknown))}",
+                errors=[
+                    {"field": "roles", "message": f"unknown role {r!r}"} for r in sorted(unknown)
+                ],
+            )
+        return roles
+
+    async def add_member(
+        self,
+        tenant: Tenant,
+        email: str,
+        password: str | None,
+        roles: list[str],
+        *,
+        check_roles: bool = True,
+    ) -> tuple[UUID, bool]:
+        """Add a person to the tenant; create their login if they have none. (id, created)."""
+        try:
+            email = normalize_email(email)
+        except DomainError as exc:
+            raise _invalid(exc) from None
+        if check_roles:
+            roles = await self._check_roles(tenant, roles)
+        user_id = await self.repo.user_id_by_email(email)
+        created = False
+        if user_id is None:
+            if password is None:
+                raise ValidationFailed(
+                    "a new user needs a password",
+                    errors=[{"field": "password", "message": "required"}],
+                )
+            try:
+                check_password(password)
+            except DomainError as exc:
+                raise _invalid(exc) from None
+            user_id = await self.repo.create_user(email, await self.hasher.hash(password))
+            created = True
+        if not await self.repo.add_membership(tenant, user_id, roles):
+            raise Conflict(f"{email} is already a member of this tenant")
+        return user_id, created
+
+    async def list_members(
+        self, tenant: Tenant, cursor: str | None, limit: int
+    ) -> tuple[list[Member], str | None]:
+        after = decode_cursor(cursor) if cursor else None
+        rows = await self.repo.members(tenant, after, limit + 1)
+        nxt = encode_cursor(rows[limit - 1].email) if len(rows) > limit else None
+        return rows[:limit], nxt
+
+    async def set_member_status(self, tenant: Tenant, user_id: UUID, status: str) -> None:
+        if not await self.repo.set_member_status(tenant, user_id, status):
+            raise NotFound("no such user in this tenant")
+
+    # -- API clients ------------------------------------------------------------------------
+    async def create_client(
+        self, tenant: Tenant, name: str, roles: list[str]
+    ) -> tuple[ApiClient, str]:
+        if not name.strip() or len(name) > 200:
+            raise ValidationFailed("name must be 1-200 characters", errors=[{"field": "name"}])
+        roles = await self._check_roles(tenant, roles)
+        client_id = "tc_" + secrets.token_urlsafe(18)
+        secret = secrets.token_urlsafe(32)
+        client = await self.repo.create_client(
+            tenant, client_id, self.secret_hasher(secret), name.strip(), roles
+        )
+        return client, secret
+
+    async def set_client_status(self, tenant: Tenant, id_: UUID, status: str) -> None:
+        if not await self.repo.set_client_status(tenant, id_, status):
+            raise NotFound("no such API client in this tenant")
+
+    # -- provisioning -----------------------------------------------------------------------
+    async def seed_tenant(
+        self, uow: Any, tenant: Tenant, options: dict[str, Any], default_roles: dict[str, list[str]]
+    ) -> dict[str, Any]:
+        await self.repo.seed_roles(uow, {ADMIN_ROLE: ["*"], **default_roles})
+        email = options.get("admin_email")
+        if not email:
+            return {}
+        password = options.get("admin_password") or secrets.token_urlsafe(12)
+        user_id, created = await self.add_member(
+            tenant, email, password, [ADMIN_ROLE], check_roles=False
+        )
+        out: dict[str, Any] = {"admin_user_id": str(user_id), "admin_email": normalize_email(email)}
+        if created and not options.get("admin_password"):
+            out["admin_password"] = password
+        return out

@@ -1,0 +1,1 @@
+"""Identity domain: pure rules, no I/O."""

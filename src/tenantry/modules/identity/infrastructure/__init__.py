@@ -1,0 +1,1 @@
+"""Identity's SQL and crypto adapters."""

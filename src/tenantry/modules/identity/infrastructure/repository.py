@@ -1,0 +1,119 @@
+"""The identity repository over the kernel's units of work.
+
+Memberships and API clients are read and written as the tenant (RLS limits them to its rows);
+only login-by-client-id and "my tenants" use explicit platform scope.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from uuid import UUID
+
+from tenantry.kernel.db.database import Database
+from tenantry.kernel.db.uow import UnitOfWork
+from tenantry.kernel.tenancy.catalog import TenantCatalog
+from tenantry.kernel.tenancy.model import Tenant
+from tenantry.modules.identity.domain.model import ApiClient, Member, Status
+from tenantry.modules.identity.infrastructure import sql
+
+
+class SqlIdentityRepository:
+    def __init__(self, db: Database, catalog: TenantCatalog) -> None:
+        self.db = db
+        self.catalog = catalog
+
+    async def tenant_by_slug(self, slug: str) -> Tenant | None:
+        return await self.catalog.by_slug(slug)
+
+    async def tenant_by_id(self, tenant_id: UUID) -> Tenant | None:
+        return await self.catalog.get(tenant_id)
+
+    async def login_row(self, tenant: Tenant, email: str) -> dict[str, Any] | None:
+        async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
+            row = await uow.fetchrow(sql.LOGIN_ROW, email)
+        return dict(row) if row else None
+
+    async def client_row(self, client_id: str) -> dict[str, Any] | None:
+        async with self.db.platform_unit_of_work() as uow:
+            row = await uow.fetchrow(sql.CLIENT_ROW, client_id)
+        return dict(row) if row else None
+
+    async def role_actions(self, tenant: Tenant, roles: list[str]) -> list[str]:
+        async with self.db.tenant_unit_of_work(tenant) as uow:
+            return [r[0] for r in await uow.fetch(sql.ROLE_ACTIONS, roles)]
+
+    async def existing_roles(self, tenant: Tenant, roles: list[str]) -> set[str]:
+        async with self.db.tenant_unit_of_work(tenant) as uow:
+            return {r[0] for r in await uow.fetch(sql.EXISTING_ROLES, roles)}
+
+    async def seed_roles(self, uow: UnitOfWork, roles: dict[str, list[str]]) -> None:
+        await uow.executemany(
+            sql.UPSERT_ROLE,
+            [(uow.tenant_id, name, actions, "") for name, actions in sorted(roles.items())],
+        )
+
+    async def roles(self, tenant: Tenant) -> list[dict[str, Any]]:
+        async with self.db.tenant_unit_of_work(tenant) as uow:
+            return [dict(r) for r in await uow.fetch(sql.LIST_ROLES)]
+
+    async def user_id_by_email(self, email: str) -> UUID | None:
+        async with self.db.platform_unit_of_work() as uow:
+            value: UUID | None = await uow.fetchval(sql.USER_BY_EMAIL, email)
+            return value
+
+    async def create_user(self, email: str, password_hash: str) -> UUID:
+        async with self.db.platform_unit_of_work() as uow:
+            new_id = await uow.fetchval(sql.INSERT_USER, uuid.uuid4(), email, password_hash)
+            if new_id is None:  # created concurrently
+                new_id = await uow.fetchval(sql.USER_BY_EMAIL, email)
+        assert isinstance(new_id, UUID)
+        return new_id
+
+    async def add_membership(self, tenant: Tenant, user_id: UUID, roles: list[str]) -> bool:
+        async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
+            return await uow.fetchval(sql.INSERT_MEMBERSHIP, tenant.id, user_id, roles) is not None
+
+    async def members(self, tenant: Tenant, after: str | None, limit: int) -> list[Member]:
+        async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
+            rows = await uow.fetch(sql.LIST_MEMBERS, after, limit)
+        return [
+            Member(r["user_id"], r["email"], list(r["roles"]), Status(r["status"]), r["created_at"])
+            for r in rows
+        ]
+
+    async def set_member_status(self, tenant: Tenant, user_id: UUID, status: str) -> bool:
+        async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
+            return await uow.fetchval(sql.SET_MEMBER_STATUS, user_id, status) is not None
+
+    async def create_client(
+        self, tenant: Tenant, client_id: str, secret_hash: str, name: str, roles: list[str]
+    ) -> ApiClient:
+        async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
+            r = await uow.fetchrow(
+                sql.INSERT_CLIENT, tenant.id, uuid.uuid4(), client_id, secret_hash, name, roles
+            )
+        assert r is not None
+        return _client(r)
+
+    async def clients(self, tenant: Tenant) -> list[ApiClient]:
+        async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
+            return [_client(r) for r in await uow.fetch(sql.LIST_CLIENTS)]
+
+    async def set_client_status(self, tenant: Tenant, id_: UUID, status: str) -> bool:
+        async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
+            return await uow.fetchval(sql.SET_CLIENT_STATUS, id_, status) is not None
+
+    async def my_tenants(self, user_id: UUID) -> list[dict[str, Any]]:
+        async with self.db.platform_unit_of_work() as uow:
+            rows = await uow.fetch(sql.MY_TENANTS, user_id)
+        return [
+            {"id": str(r["id"]), "slug": r["slug"], "name": r["name"], "roles": list(r["roles"])}
+            for r in rows
+        ]
+
+
+def _client(r: Any) -> ApiClient:
+    return ApiClient(
+        r["id"], r["client_id"], r["name"], list(r["roles"]), Status(r["status"]), r["created_at"]
+    )

