@@ -46,7 +46,7 @@ def _embedded_server_url() -> str:
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     url = os.environ.get("TENANTRY_TEST_DATABASE_URL")
-    yield url or _embedded_server_url()
+    return url or _embedded_server_url()
 
 
 @pytest.fixture(scope="session")
@@ -129,8 +129,12 @@ def make_tenant(platform: Platform, client: httpx.AsyncClient) -> MakeTenant:
 async def get_token(client: httpx.AsyncClient, username: str, password: str, tenant: str) -> str:
     r = await client.post(
         "/api/v1/identity/token",
-        data={"grant_type": "password", "username": username, "password": password,
-              "tenant": tenant},
+        data={
+            "grant_type": "password",
+            "username": username,
+            "password": password,
+            "tenant": tenant,
+        },
     )
     assert r.status_code == 200, r.text
     token: str = r.json()["access_token"]

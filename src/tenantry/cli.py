@@ -54,15 +54,15 @@ def _main(config: ConfigOpt = None) -> None:
     _state["config"] = config
 
 
-def _settings(**overrides: Any) -> Settings:
+def settings(**overrides: Any) -> Settings:
     return load_settings(_state["config"], **overrides)
 
 
-def _run(fn: Callable[[Platform], Awaitable[T]], settings: Settings | None = None) -> T:
+def run(fn: Callable[[Platform], Awaitable[T]], cfg: Settings | None = None) -> T:
     """Build the platform, run ``fn``, close; print TenantryErrors cleanly (exit 1)."""
 
     async def go() -> T:
-        platform = Platform.build(settings or _settings())
+        platform = Platform.build(cfg or settings())
         try:
             return await fn(platform)
         finally:
@@ -99,7 +99,7 @@ async def _migrate(platform: Platform, quiet: bool = False) -> None:
 @app.command()
 def migrate() -> None:
     """Create roles, apply migrations to every store (platform, shared, each tenant)."""
-    _run(_migrate)
+    run(_migrate)
 
 
 async def _serve(platform: Platform, host: str, port: int, migrate_first: bool) -> None:
@@ -131,9 +131,9 @@ def serve(
     migrate_first: Annotated[bool, typer.Option("--migrate", help="Migrate first.")] = False,
 ) -> None:
     """Run the HTTP server (refuses to start if the database is not safe)."""
-    s = _settings()
+    s = settings()
     logging.basicConfig(level=s.logging.level, format="%(levelname)s %(name)s: %(message)s")
-    _run(lambda p: _serve(p, host or s.http.host, port or s.http.port, migrate_first), s)
+    run(lambda p: _serve(p, host or s.http.host, port or s.http.port, migrate_first), s)
 
 
 DEMO_TENANTS = [
@@ -151,7 +151,7 @@ def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Set up, print, exit.")] = False,
 ) -> None:
     """Zero-setup demo: (embedded) PostgreSQL, migrations, three tenants, the server."""
-    s = _settings()
+    s = settings()
     started = time.perf_counter()
 
     async def go(platform: Platform) -> None:
@@ -193,7 +193,7 @@ def demo(
         if not no_serve:
             await _serve(platform, host, port, migrate_first=False)
 
-    _run(go, s)
+    run(go, s)
 
 
 @tenants_app.command("create")
@@ -212,7 +212,7 @@ def tenants_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Provision a tenant (all-or-nothing)."""
-    s = _settings()
+    s = settings()
 
     async def go(platform: Platform) -> dict[str, Any]:
         opts = {
@@ -223,7 +223,7 @@ def tenants_create(
         )
         return {**_tenant_dict(res.tenant), **res.outputs}
 
-    out = _run(go, s)
+    out = run(go, s)
     if as_json:
         print(json.dumps(out))
     else:
@@ -253,7 +253,7 @@ def _tenant_dict(t: Any) -> dict[str, Any]:
 @tenants_app.command("list")
 def tenants_list(as_json: JsonOpt = False) -> None:
     """List tenants."""
-    tenants = _run(lambda p: p.catalog.all())
+    tenants = run(lambda p: p.catalog.all())
     if as_json:
         print(json.dumps({"items": [_tenant_dict(t) for t in tenants]}))
         return
@@ -271,7 +271,7 @@ def tenants_list(as_json: JsonOpt = False) -> None:
 
 
 def _set_status(slug: str, status: TenantStatus) -> None:
-    t = _run(lambda p: p.provisioner.set_status(slug, status))
+    t = run(lambda p: p.provisioner.set_status(slug, status))
     console.print(f"tenant {t.slug} is now {t.status.value}")
 
 
@@ -312,7 +312,7 @@ def clients_create(
             "tenant": t.slug,
         }
 
-    out = _run(go)
+    out = run(go)
     if as_json:
         print(json.dumps(out))
     else:
@@ -325,20 +325,30 @@ def clients_create(
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Add a new signing key; tokens of the previous key stay valid until they expire."""
-    s = _settings()
-    kid = _run(lambda p: p.keyring.rotate(s.auth.algorithm), s)
+    s = settings()
+    kid = run(lambda p: p.keyring.rotate(s.auth.algorithm), s)
     console.print(f"new signing key {kid} ({s.auth.algorithm})")
 
 
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded PostgreSQL (if it runs)."""
-    s = _settings()
+    s = settings()
     stopped = stop_embedded(s.database.embedded_dir)
     console.print("stopped" if stopped else "not running")
 
 
+def _plugins() -> None:
+    """Sub-commands contributed by modules and capabilities (entry points ``tenantry.cli``:
+    a ``typer.Typer`` named after the command group)."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="tenantry.cli"):
+        app.add_typer(ep.load(), name=ep.name)
+
+
 def main() -> None:
+    _plugins()
     try:
         app()
     except TenantryError as exc:  # config errors raised before _run

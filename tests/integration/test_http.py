@@ -26,8 +26,12 @@ async def test_errors_are_problem_json(client: httpx.AsyncClient, make_tenant: M
     r = await client.delete("/api/v1/identity/token")
     assert r.status_code == 405
     assert r.headers["content-type"] == "application/problem+json"
-    r = await client.post("/api/v1/identity/users", headers=t.auth, content=b"{not json",
-                          params={}, )
+    r = await client.post(
+        "/api/v1/identity/users",
+        headers=t.auth,
+        content=b"{not json",
+        params={},
+    )
     assert r.status_code in (400, 422)
     assert r.headers["content-type"] == "application/problem+json"
     r = await client.post("/api/v1/identity/users/not-a-uuid/disable", headers=t.auth)
@@ -35,8 +39,9 @@ async def test_errors_are_problem_json(client: httpx.AsyncClient, make_tenant: M
     assert r.json()["errors"]
 
 
-async def test_unhandled_errors_never_show_a_stack(client: httpx.AsyncClient,
-                                                   make_tenant: MakeTenant) -> None:
+async def test_unhandled_errors_never_show_a_stack(
+    client: httpx.AsyncClient, make_tenant: MakeTenant
+) -> None:
     t = await make_tenant()
     # An absurd cursor that decodes to non-UTF-8 must be a clean 422, never a 500.
     r = await client.get("/api/v1/identity/users", headers=t.auth, params={"cursor": "_w"})

@@ -20,8 +20,9 @@ ME = "/api/v1/identity/me"
 TOKEN = "/api/v1/identity/token"
 
 
-async def test_password_grant_gives_a_working_token(client: httpx.AsyncClient,
-                                                    make_tenant: MakeTenant) -> None:
+async def test_password_grant_gives_a_working_token(
+    client: httpx.AsyncClient, make_tenant: MakeTenant
+) -> None:
     t = await make_tenant()
     r = await client.get(ME, headers=t.auth)
     assert r.status_code == 200
@@ -34,13 +35,17 @@ async def test_password_grant_gives_a_working_token(client: httpx.AsyncClient,
     assert jwt.get_unverified_header(t.token)["alg"] == "EdDSA"
 
 
-async def test_bad_credentials_all_look_the_same(client: httpx.AsyncClient,
-                                                 make_tenant: MakeTenant) -> None:
+async def test_bad_credentials_all_look_the_same(
+    client: httpx.AsyncClient, make_tenant: MakeTenant
+) -> None:
     t = await make_tenant()
     other = await make_tenant()
     # a disabled member
-    r = await client.post("/api/v1/identity/users", headers=t.auth,
-                          json={"email": "off@x.test", "password": PASSWORD, "roles": []})
+    r = await client.post(
+        "/api/v1/identity/users",
+        headers=t.auth,
+        json={"email": "off@x.test", "password": PASSWORD, "roles": []},
+    )
     assert r.status_code == 201
     r = await client.post(f"/api/v1/identity/users/{r.json()['id']}/disable", headers=t.auth)
     assert r.status_code == 200
@@ -53,8 +58,15 @@ async def test_bad_credentials_all_look_the_same(client: httpx.AsyncClient,
     ]
     bodies = []
     for username, password, tenant in cases:
-        r = await client.post(TOKEN, data={"grant_type": "password", "username": username,
-                                           "password": password, "tenant": tenant})
+        r = await client.post(
+            TOKEN,
+            data={
+                "grant_type": "password",
+                "username": username,
+                "password": password,
+                "tenant": tenant,
+            },
+        )
         assert r.status_code == 401, (username, tenant, r.text)
         assert r.headers["content-type"] == "application/problem+json"
         b = r.json()
@@ -77,8 +89,9 @@ def _forge(claims: dict[str, Any], key: Any, alg: str, kid: str) -> str:
     return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
 
 
-async def test_every_bad_token_is_refused(client: httpx.AsyncClient, platform: Platform,
-                                          make_tenant: MakeTenant) -> None:
+async def test_every_bad_token_is_refused(
+    client: httpx.AsyncClient, platform: Platform, make_tenant: MakeTenant
+) -> None:
     t = await make_tenant()
     good = jwt.decode(t.token, options={"verify_signature": False})
     kid = jwt.get_unverified_header(t.token)["kid"]
@@ -97,11 +110,13 @@ async def test_every_bad_token_is_refused(client: httpx.AsyncClient, platform: P
         "wrong aud": _forge({**good, "aud": "someone-else"}, real, "EdDSA", kid),
         "wrong iss": _forge({**good, "iss": "evil"}, real, "EdDSA", kid),
         "expired": _forge({**good, "exp": now - 3600, "iat": now - 7200}, real, "EdDSA", kid),
-        "no tenant": _forge({k: v for k, v in good.items() if k != "tenant_id"}, real, "EdDSA",
-                            kid),
+        "no tenant": _forge(
+            {k: v for k, v in good.items() if k != "tenant_id"}, real, "EdDSA", kid
+        ),
         "unknown tenant": _forge({**good, "tenant_id": str(uuid.uuid4())}, real, "EdDSA", kid),
-        "hs256 with public key": jwt.encode(good, "secret-of-nobody-long-enough-32b",
-                                            algorithm="HS256", headers={"kid": kid}),
+        "hs256 with public key": jwt.encode(
+            good, "secret-of-nobody-long-enough-32b", algorithm="HS256", headers={"kid": kid}
+        ),
         "garbage": "not.a.token",
     }
     for name, token in bad_tokens.items():
@@ -114,25 +129,32 @@ async def test_every_bad_token_is_refused(client: httpx.AsyncClient, platform: P
     assert r.status_code == 401
 
 
-async def test_suspended_tenant_tokens_are_refused(client: httpx.AsyncClient,
-                                                   platform: Platform,
-                                                   make_tenant: MakeTenant) -> None:
+async def test_suspended_tenant_tokens_are_refused(
+    client: httpx.AsyncClient, platform: Platform, make_tenant: MakeTenant
+) -> None:
     t = await make_tenant()
     assert (await client.get(ME, headers=t.auth)).status_code == 200
     await platform.provisioner.set_status(t.tenant.slug, TenantStatus.SUSPENDED)
     r = await client.get(ME, headers=t.auth)
     assert r.status_code == 403
     assert r.json()["type"].endswith("/tenant-suspended")
-    r = await client.post(TOKEN, data={"grant_type": "password", "username": t.admin_email,
-                                       "password": PASSWORD, "tenant": t.tenant.slug})
+    r = await client.post(
+        TOKEN,
+        data={
+            "grant_type": "password",
+            "username": t.admin_email,
+            "password": PASSWORD,
+            "tenant": t.tenant.slug,
+        },
+    )
     assert r.status_code == 401
     await platform.provisioner.set_status(t.tenant.slug, TenantStatus.ACTIVE)
     assert (await client.get(ME, headers=t.auth)).status_code == 200
 
 
-async def test_key_rotation_keeps_old_tokens_valid(client: httpx.AsyncClient,
-                                                   platform: Platform,
-                                                   make_tenant: MakeTenant) -> None:
+async def test_key_rotation_keeps_old_tokens_valid(
+    client: httpx.AsyncClient, platform: Platform, make_tenant: MakeTenant
+) -> None:
     t = await make_tenant()
     old_kid = jwt.get_unverified_header(t.token)["kid"]
     new_kid = await platform.keyring.rotate("EdDSA")
@@ -145,14 +167,16 @@ async def test_key_rotation_keeps_old_tokens_valid(client: httpx.AsyncClient,
     # A key retired longer ago than a token lives no longer verifies.
     async with platform.db.admin_connection() as conn:
         await conn.execute(
-            "UPDATE tenantry.signing_keys SET retired_at = now() - interval '1 day' "
-            "WHERE kid = $1", old_kid)
+            "UPDATE tenantry.signing_keys SET retired_at = now() - interval '1 day' WHERE kid = $1",
+            old_kid,
+        )
     await platform.keyring.load()
     assert (await client.get(ME, headers=t.auth)).status_code == 401
 
 
-async def test_rs256_keys_work_too(client: httpx.AsyncClient, platform: Platform,
-                                   make_tenant: MakeTenant) -> None:
+async def test_rs256_keys_work_too(
+    client: httpx.AsyncClient, platform: Platform, make_tenant: MakeTenant
+) -> None:
     t = await make_tenant()
     await platform.keyring.rotate("RS256")
     try:
@@ -166,78 +190,121 @@ async def test_rs256_keys_work_too(client: httpx.AsyncClient, platform: Platform
 
 async def test_client_credentials(client: httpx.AsyncClient, make_tenant: MakeTenant) -> None:
     t = await make_tenant()
-    r = await client.post("/api/v1/identity/clients", headers=t.auth,
-                          json={"name": "billing-sync", "roles": ["admin"]})
+    r = await client.post(
+        "/api/v1/identity/clients",
+        headers=t.auth,
+        json={"name": "billing-sync", "roles": ["admin"]},
+    )
     assert r.status_code == 201, r.text
     c = r.json()
     listed = (await client.get("/api/v1/identity/clients", headers=t.auth)).json()["items"]
     assert [x["client_id"] for x in listed] == [c["client_id"]]
     assert "client_secret" not in listed[0]
-    r = await client.post(TOKEN, data={"grant_type": "client_credentials",
-                                       "client_id": c["client_id"],
-                                       "client_secret": c["client_secret"]})
+    r = await client.post(
+        TOKEN,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": c["client_id"],
+            "client_secret": c["client_secret"],
+        },
+    )
     assert r.status_code == 200, r.text
     me = await client.get(ME, headers={"Authorization": f"Bearer {r.json()['access_token']}"})
     assert me.json()["kind"] == "client"
     basic = base64.b64encode(f"{c['client_id']}:{c['client_secret']}".encode()).decode()
-    r = await client.post(TOKEN, data={"grant_type": "client_credentials"},
-                          headers={"Authorization": f"Basic {basic}"})
+    r = await client.post(
+        TOKEN,
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
     assert r.status_code == 200
-    r = await client.post(TOKEN, data={"grant_type": "client_credentials",
-                                       "client_id": c["client_id"], "client_secret": "nope"})
+    r = await client.post(
+        TOKEN,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": c["client_id"],
+            "client_secret": "nope",
+        },
+    )
     assert r.status_code == 401
     await client.post(f"/api/v1/identity/clients/{c['id']}/disable", headers=t.auth)
-    r = await client.post(TOKEN, data={"grant_type": "client_credentials",
-                                       "client_id": c["client_id"],
-                                       "client_secret": c["client_secret"]})
+    r = await client.post(
+        TOKEN,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": c["client_id"],
+            "client_secret": c["client_secret"],
+        },
+    )
     assert r.status_code == 401
 
 
-async def test_one_person_in_two_tenants(client: httpx.AsyncClient,
-                                         make_tenant: MakeTenant) -> None:
+async def test_one_person_in_two_tenants(
+    client: httpx.AsyncClient, make_tenant: MakeTenant
+) -> None:
     a = await make_tenant()
     b = await make_tenant("schema")
     for t in (a, b):
-        r = await client.post("/api/v1/identity/users", headers=t.auth,
-                              json={"email": "Both@X.test", "password": PASSWORD, "roles": []})
+        r = await client.post(
+            "/api/v1/identity/users",
+            headers=t.auth,
+            json={"email": "Both@X.test", "password": PASSWORD, "roles": []},
+        )
         assert r.status_code == 201, r.text
     token_b = await get_token(client, "both@x.test", PASSWORD, b.tenant.slug)
     me = (await client.get(ME, headers={"Authorization": f"Bearer {token_b}"})).json()
     assert me["tenant"]["slug"] == b.tenant.slug
-    mine = (await client.get("/api/v1/identity/me/tenants",
-                             headers={"Authorization": f"Bearer {token_b}"})).json()["items"]
+    mine = (
+        await client.get(
+            "/api/v1/identity/me/tenants", headers={"Authorization": f"Bearer {token_b}"}
+        )
+    ).json()["items"]
     assert {x["slug"] for x in mine} >= {a.tenant.slug, b.tenant.slug}
-    r = await client.post("/api/v1/identity/users", headers=a.auth,
-                          json={"email": "both@x.test", "roles": []})
+    r = await client.post(
+        "/api/v1/identity/users", headers=a.auth, json={"email": "both@x.test", "roles": []}
+    )
     assert r.status_code == 409
 
 
-async def test_tenant_id_in_a_body_is_rejected(client: httpx.AsyncClient,
-                                               make_tenant: MakeTenant) -> None:
+async def test_tenant_id_in_a_body_is_rejected(
+    client: httpx.AsyncClient, make_tenant: MakeTenant
+) -> None:
     a = await make_tenant()
     b = await make_tenant()
-    r = await client.post("/api/v1/identity/users", headers=a.auth,
-                          json={"email": "sneaky@x.test", "password": PASSWORD,
-                                "tenant_id": str(b.tenant.id)})
+    r = await client.post(
+        "/api/v1/identity/users",
+        headers=a.auth,
+        json={"email": "sneaky@x.test", "password": PASSWORD, "tenant_id": str(b.tenant.id)},
+    )
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "tenant_id"
 
 
-async def test_non_admin_is_forbidden_and_roles_are_checked(client: httpx.AsyncClient,
-                                                            make_tenant: MakeTenant) -> None:
+async def test_non_admin_is_forbidden_and_roles_are_checked(
+    client: httpx.AsyncClient, make_tenant: MakeTenant
+) -> None:
     t = await make_tenant()
-    r = await client.post("/api/v1/identity/users", headers=t.auth,
-                          json={"email": "plain@x.test", "password": PASSWORD, "roles": []})
+    r = await client.post(
+        "/api/v1/identity/users",
+        headers=t.auth,
+        json={"email": "plain@x.test", "password": PASSWORD, "roles": []},
+    )
     assert r.status_code == 201
     token = await get_token(client, "plain@x.test", PASSWORD, t.tenant.slug)
     r = await client.get("/api/v1/identity/users", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 403
     assert r.json()["required"] == "identity:admin"
-    r = await client.post("/api/v1/identity/users", headers=t.auth,
-                          json={"email": "p2@x.test", "password": PASSWORD, "roles": ["czar"]})
+    r = await client.post(
+        "/api/v1/identity/users",
+        headers=t.auth,
+        json={"email": "p2@x.test", "password": PASSWORD, "roles": ["czar"]},
+    )
     assert r.status_code == 422
-    r = await client.post("/api/v1/identity/users", headers=t.auth,
-                          json={"email": "p3@x.test", "password": "short", "roles": []})
+    r = await client.post(
+        "/api/v1/identity/users",
+        headers=t.auth,
+        json={"email": "p3@x.test", "password": "short", "roles": []},
+    )
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "password"
 
@@ -245,8 +312,11 @@ async def test_non_admin_is_forbidden_and_roles_are_checked(client: httpx.AsyncC
 async def test_users_list_paginates(client: httpx.AsyncClient, make_tenant: MakeTenant) -> None:
     t = await make_tenant()
     for i in range(5):
-        await client.post("/api/v1/identity/users", headers=t.auth,
-                          json={"email": f"u{i}@page.test", "password": PASSWORD})
+        await client.post(
+            "/api/v1/identity/users",
+            headers=t.auth,
+            json={"email": f"u{i}@page.test", "password": PASSWORD},
+        )
     seen: list[str] = []
     cursor = None
     while True:

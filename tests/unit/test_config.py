@@ -18,7 +18,7 @@ def test_defaults_need_no_file(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_toml_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "t.toml"
-    cfg.write_text('[http]\nport = 9001\n[database]\npool_max = 7\n[ledger]\nflag = true\n')
+    cfg.write_text("[http]\nport = 9001\n[database]\npool_max = 7\n[ledger]\nflag = true\n")
     monkeypatch.setenv("DATABASE_URL", "postgresql://u@h/db")
     monkeypatch.setenv("TENANTRY_DATABASE__POOL_MAX", "9")
     s = load_settings(cfg)

@@ -55,6 +55,8 @@ class Platform:
         self.permissions: dict[str, str] = {}
         self.default_roles: dict[str, list[str]] = {}
         self.services: dict[str, Any] = {}
+        #: Extra ASGI middleware (outermost last): ``(factory, kwargs)``; see add_middleware.
+        self.middleware: list[tuple[Any, dict[str, Any]]] = []
         for m in self.modules:
             for action in m.permissions:
                 if action in self.permissions:
@@ -72,6 +74,11 @@ class Platform:
 
     def on_provision(self, hook: ProvisionHook) -> None:
         self.provision_hooks.append(hook)
+
+    def add_middleware(self, factory: Any, **kwargs: Any) -> None:
+        """Add a pure ASGI middleware; it runs inside the request-context middleware, so the
+        tenant context and request id are already set."""
+        self.middleware.append((factory, kwargs))
 
     # -- lifecycle --------------------------------------------------------------------------
     @classmethod

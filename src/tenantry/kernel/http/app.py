@@ -68,5 +68,7 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
 
     for router, prefix in platform.routers:
         app.include_router(router, prefix=prefix)
-    app.add_middleware(RequestContextMiddleware, platform=platform)
+    for factory, kwargs in platform.middleware:
+        app.add_middleware(factory, **kwargs)
+    app.add_middleware(RequestContextMiddleware, platform=platform)  # outermost
     return app

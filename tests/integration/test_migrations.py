@@ -1,0 +1,229 @@
+"""Migrations: idempotent, concurrent-safe, lock_timeout, per-store failure and resume;
+and the start-up self-check. Runs on its own database and roles (it breaks things on purpose).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from tenantry.kernel.config import Settings, load_settings
+from tenantry.kernel.db.dsn import with_database
+from tenantry.kernel.db.migrations import Migration, Migrator, Store
+from tenantry.kernel.errors import MigrationError, SelfCheckError
+from tenantry.kernel.modules import discover
+from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.model import IsolationMode
+from tenantry.kernel.tenancy.provisioning import ProvisionRequest
+
+
+@pytest.fixture(scope="module")
+async def scratch(server_url: str) -> AsyncIterator[Platform]:
+    run = secrets.token_hex(3)
+    settings: Settings = load_settings(
+        None,
+        database={
+            "url": with_database(server_url, f"tenantry_mig_{run}"),
+            "app_user": "tenantry_mig_app",
+            "app_password": "x",
+            "owner_role": "tenantry_mig_owner",
+            "pool_max": 4,
+        },
+    )
+    p = Platform.build(settings, discover())
+    assert (await p.prepare()).ok
+    yield p
+    dbs = [t.database for t in await p.catalog.all() if t.database]
+    await p.close()
+    admin = await asyncpg.connect(p.db.admin_dsn(database="postgres"))
+    try:
+        for name in [*dbs, p.db.main_database]:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def probe(version: int, sql: str) -> Migration:
+    return Migration("probe", "tenant", version, f"probe_{version}", sql)
+
+
+async def test_second_run_applies_nothing(scratch: Platform) -> None:
+    report = await scratch.prepare()
+    assert report.ok
+    assert report.applied_count == 0
+
+
+async def test_concurrent_runs_apply_once(scratch: Platform) -> None:
+    mig = probe(1, "CREATE TABLE conc_probe (tenant_id uuid NOT NULL, v int)")
+    store = Store("concurrency probe", "tenant", "default", None, "tenant_conc_probe")
+    runners = [Migrator(scratch.db, [mig], ["probe"]) for _ in range(4)]
+    results = await asyncio.gather(*(r.migrate_store(store) for r in runners))
+    assert sorted(len(r) for r in results) == [0, 0, 0, 1]
+    async with scratch.db.admin_connection(as_owner=False) as conn:
+        # the new tenant-owned table got its policies from the runner, not from the SQL
+        assert await conn.fetchval(
+            "SELECT relforcerowsecurity FROM pg_class WHERE oid = 'tenant_conc_probe.conc_probe'"
+            "::regclass"
+        )
+        await conn.execute("DROP SCHEMA tenant_conc_probe CASCADE")
+
+
+async def test_lock_timeout_fails_fast_and_a_rerun_resumes(scratch: Platform) -> None:
+    store = Store("lock probe", "tenant", "default", None, "tenant_lock_probe")
+    first = Migrator(scratch.db, [probe(1, "CREATE TABLE lp (tenant_id uuid NOT NULL)")], ["probe"])
+    await first.migrate_store(store)
+    both = Migrator(
+        scratch.db,
+        [
+            probe(1, "CREATE TABLE lp (tenant_id uuid NOT NULL)"),
+            probe(2, "ALTER TABLE lp ADD COLUMN x int"),
+        ],
+        ["probe"],
+    )
+    scratch.db.settings.lock_timeout_ms = 300
+    blocker = await asyncpg.connect(scratch.db.admin_dsn())
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE tenant_lock_probe.lp IN ACCESS SHARE MODE")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(MigrationError, match=r"lock probe.*0002_probe_2"):
+            await both.migrate_store(store)
+        assert loop.time() - t0 < 5
+        await tx.rollback()
+    finally:
+        await blocker.close()
+        scratch.db.settings.lock_timeout_ms = 5000
+    assert await both.migrate_store(store) == ["probe/0002_probe_2"]
+    async with scratch.db.admin_connection(as_owner=False) as conn:
+        await conn.execute("DROP SCHEMA tenant_lock_probe CASCADE")
+
+
+async def test_failed_tenant_is_named_and_others_go_on(scratch: Platform) -> None:
+    good = (
+        await scratch.provisioner.create(ProvisionRequest("mig-good", "Good", IsolationMode.SCHEMA))
+    ).tenant
+    bad = (
+        await scratch.provisioner.create(ProvisionRequest("mig-bad", "Bad", IsolationMode.SCHEMA))
+    ).tenant
+    async with scratch.db.admin_connection() as conn:
+        await conn.execute("CREATE TABLE tenant_mig_bad.marker (x int)")
+    boom = probe(
+        7,
+        "DO $$ BEGIN IF to_regclass('marker') IS NOT NULL THEN "
+        "RAISE EXCEPTION 'boom'; END IF; END $$; CREATE TABLE p7 (x int)",
+    )
+    migrator = Migrator(scratch.db, [boom], ["probe"])
+    report = await migrator.migrate_all([good, bad])
+    assert list(report.failed) == ["tenant mig-bad (schema)"]
+    assert "boom" in report.failed["tenant mig-bad (schema)"]
+    assert "tenant mig-good (schema)" in report.applied
+    async with scratch.db.admin_connection() as conn:
+        await conn.execute("DROP TABLE tenant_mig_bad.marker")
+    again = await migrator.migrate_all([good, bad])
+    assert again.ok
+    assert list(again.applied) == ["tenant mig-bad (schema)"]
+
+
+async def test_edited_migration_is_refused(scratch: Platform) -> None:
+    store = Store("edit probe", "tenant", "default", None, "tenant_edit_probe")
+    await Migrator(scratch.db, [probe(1, "CREATE TABLE e (x int)")], ["probe"]).migrate_store(store)
+    edited = Migrator(
+        scratch.db, [probe(1, "CREATE TABLE e (x bigint)"), probe(2, "SELECT 1")], ["probe"]
+    )
+    with pytest.raises(MigrationError, match="edited after it was applied"):
+        await edited.migrate_store(store)
+
+
+async def test_self_check_names_every_problem(scratch: Platform) -> None:
+    s = scratch.settings.database
+    assert await scratch.check() == []
+    async with scratch.db.admin_connection() as conn:
+        await conn.execute("CREATE TABLE tenant_shared.leaky (tenant_id uuid NOT NULL)")
+    async with scratch.db.admin_connection(as_owner=False) as conn:
+        await conn.execute(f'ALTER ROLE "{s.app_user}" BYPASSRLS')
+        await conn.execute("CREATE TABLE tenant_shared.owned (tenant_id uuid)")
+        await conn.execute(f'ALTER TABLE tenant_shared.owned OWNER TO "{s.app_user}"')
+    try:
+        problems = "\n".join(await scratch.check())
+        assert "tenant_shared.leaky: RLS not enabled, RLS not forced" in problems
+        assert "BYPASSRLS" in problems
+        assert "owns tenant_shared.owned" in problems
+        with pytest.raises(SelfCheckError, match=r"tenant_shared\.leaky"):
+            await scratch.start(listen=False)
+    finally:
+        async with scratch.db.admin_connection(as_owner=False) as conn:
+            await conn.execute(f'ALTER ROLE "{s.app_user}" NOBYPASSRLS')
+            await conn.execute("DROP TABLE tenant_shared.leaky, tenant_shared.owned")
+    assert await scratch.check() == []
+
+
+async def test_database_tenant_on_a_named_server(scratch: Platform, server_url: str) -> None:
+    """database.servers lets database-mode tenants live on another server (here: the same
+    one under a second name, which is what the routing code cannot tell apart)."""
+    from tenantry.kernel.config import ServerSettings
+
+    scratch.db._servers["second"] = ServerSettings(url=server_url).url
+    res = await scratch.provisioner.create(
+        ProvisionRequest("mig-far", "Far", IsolationMode.DATABASE, server="second")
+    )
+    assert res.tenant.server == "second"
+    async with scratch.db.tenant_unit_of_work(res.tenant) as uow:
+        assert await uow.fetchval("SELECT current_database()") == res.tenant.database
+        assert await uow.fetchval("SELECT count(*) FROM roles") >= 1
+
+
+@pytest.mark.parametrize("mode", ["shared", "schema", "database"])
+async def test_failed_provisioning_leaves_nothing(scratch: Platform, mode: str) -> None:
+    async def failing(*_: object) -> None:
+        raise RuntimeError("seed failed")
+
+    slug = f"mig-fail-{mode[:2]}"
+    scratch.provisioner.hooks.append(failing)
+    try:
+        with pytest.raises(RuntimeError, match="seed failed"):
+            await scratch.provisioner.create(
+                ProvisionRequest(
+                    slug,
+                    "Fail",
+                    IsolationMode(mode),
+                    options={"admin_email": f"a@{slug}.test", "admin_password": "x" * 12},
+                )
+            )
+    finally:
+        scratch.provisioner.hooks.remove(failing)
+    async with scratch.db.admin_connection(as_owner=False) as conn:
+        assert (
+            await conn.fetchval("SELECT count(*) FROM tenantry.tenants WHERE slug = $1", slug) == 0
+        )
+        assert not await conn.fetchval(
+            "SELECT to_regnamespace($1) IS NOT NULL", "tenant_" + slug.replace("-", "_")
+        )
+        assert not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+            "tenantry_t_" + slug.replace("-", "_"),
+        )
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM tenantry.memberships m JOIN tenantry.users u "
+                "ON u.id = m.user_id WHERE u.email = $1",
+                f"a@{slug}.test",
+            )
+            == 0
+        )
+
+
+async def test_bad_provisioning_input(scratch: Platform) -> None:
+    from tenantry.kernel.errors import Conflict, ValidationFailed
+
+    for slug in ("A", "ab", "-abc", "abc-", "has space", "x" * 41):
+        with pytest.raises(ValidationFailed):
+            await scratch.provisioner.create(ProvisionRequest(slug, "N"))
+    await scratch.provisioner.create(ProvisionRequest("mig-dup", "N"))
+    with pytest.raises(Conflict):
+        await scratch.provisioner.create(ProvisionRequest("mig-dup", "N"))
