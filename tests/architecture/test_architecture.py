@@ -28,9 +28,19 @@ def test_import_linter_contracts_hold() -> None:
     assert " 0 broken" in result.stdout
 
 
-def test_every_module_has_the_five_layers() -> None:
+def _module_packages() -> list[Path]:
+    """Packages with an ``api`` (a package holding only ``contracts`` is a contract-first
+    module whose implementation has not landed yet)."""
     root = Path(tenantry.modules.__file__).parent
-    for pkg in (p for p in root.iterdir() if (p / "__init__.py").exists()):
+    return [
+        p
+        for p in root.iterdir()
+        if (p / "__init__.py").exists() and ((p / "api.py").exists() or (p / "api").exists())
+    ]
+
+
+def test_every_module_has_the_five_layers() -> None:
+    for pkg in _module_packages():
         for layer in LAYERS:
             assert (pkg / layer).exists() or (pkg / f"{layer}.py").exists(), (
                 f"module {pkg.name} lacks its {layer} layer"
@@ -38,8 +48,7 @@ def test_every_module_has_the_five_layers() -> None:
 
 
 def test_every_module_package_is_registered_and_covered_by_contracts() -> None:
-    root = Path(tenantry.modules.__file__).parent
-    packages = {p.name for p in root.iterdir() if (p / "__init__.py").exists()}
+    packages = {p.name for p in _module_packages()}
     registered = {ep.name for ep in entry_points(group="tenantry.modules")}
     assert packages <= registered, f"unregistered module packages: {packages - registered}"
     config = (ROOT / "pyproject.toml").read_text()

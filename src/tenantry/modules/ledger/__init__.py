@@ -1,0 +1,1 @@
+"""Ledger: a double-entry ledger (accounts, immutable transactions, exact balances)."""
