@@ -137,6 +137,7 @@ def serve(
 
 
 DEMO_TENANTS = [
+    ("operator", "Platform operators", IsolationMode.SHARED),
     ("acme", "Acme Corp", IsolationMode.SHARED),
     ("globex", "Globex Inc", IsolationMode.SHARED),
     ("initech", "Initech", IsolationMode.SCHEMA),
@@ -178,7 +179,8 @@ def demo(
         err.print(f"ready in {time.perf_counter() - started:.1f}s")
         base = f"http://{host}:{port}"
         console.print(
-            "\n[bold]Try it[/bold] (tenants: acme, globex \\[shared], initech \\[schema]; "
+            "\n[bold]Try it[/bold] (tenants: acme, globex \\[shared], initech \\[schema], operator "
+            "\\[platform admins]; "
             f"admin@<tenant>.test / {DEMO_PASSWORD}):\n\n"
             f"  TOKEN=$(curl -s {base}/api/v1/identity/token \\\n"
             f"    -d grant_type=password -d username=admin@acme.test \\\n"

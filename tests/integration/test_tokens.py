@@ -330,3 +330,27 @@ async def test_users_list_paginates(client: httpx.AsyncClient, make_tenant: Make
             break
     assert seen == sorted(seen)
     assert len(seen) == 6
+
+
+async def test_platform_admin_only_for_the_operator_tenant(
+    client: httpx.AsyncClient, platform: Platform, make_tenant: MakeTenant
+) -> None:
+    from tenantry.kernel.tenancy.model import IsolationMode
+    from tenantry.kernel.tenancy.provisioning import ProvisionRequest
+
+    t = await make_tenant()
+    me = (await client.get(ME, headers=t.auth)).json()
+    assert "platform:admin" not in me["scopes"]  # admin role is "*", yet not platform-wide
+    op = platform.settings.tenancy.operator_tenant
+    if await platform.catalog.by_slug(op) is None:
+        await platform.provisioner.create(
+            ProvisionRequest(
+                op,
+                "Operators",
+                IsolationMode.SHARED,
+                options={"admin_email": "root@operator.test", "admin_password": PASSWORD},
+            )
+        )
+    token = await get_token(client, "root@operator.test", PASSWORD, op)
+    me = (await client.get(ME, headers={"Authorization": f"Bearer {token}"})).json()
+    assert "platform:admin" in me["scopes"]

@@ -98,6 +98,8 @@ class AuthSettings(BaseModel):
 
 class TenancySettings(BaseModel):
     default_plan: str = "free"
+    #: Members of this tenant may hold ``platform:admin`` (operators of the whole platform).
+    operator_tenant: str = "operator"
     catalog_ttl_s: float = Field(default=5.0, ge=0, le=3600)
 
 

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 KERNEL_MIGRATIONS = "tenantry.kernel.db.sql"
+#: Platform-wide operations (tenant onboarding, error and SLO views). Only tokens of the
+#: operator tenant (``tenancy.operator_tenant``) can carry it, whatever their roles say.
+PLATFORM_ADMIN = "platform:admin"
 
 
 class Platform:
@@ -52,7 +55,7 @@ class Platform:
         self.tokens = TokenService(self.keyring, settings.auth)
         self.routers: list[tuple[APIRouter, str]] = []
         self.provision_hooks: list[ProvisionHook] = []
-        self.permissions: dict[str, str] = {}
+        self.permissions: dict[str, str] = {PLATFORM_ADMIN: "operate the whole platform"}
         self.default_roles: dict[str, list[str]] = {}
         self.services: dict[str, Any] = {}
         #: Extra ASGI middleware (outermost last): ``(factory, kwargs)``; see add_middleware.
@@ -138,8 +141,9 @@ class Platform:
         await self.db.close()
         self._started = False
 
-    def expand_actions(self, actions: Sequence[str]) -> list[str]:
-        """Role actions to token scopes: ``*`` is every declared action; unknown ones drop."""
+    def expand_actions(self, actions: Sequence[str], tenant_slug: str | None = None) -> list[str]:
+        """Role actions to token scopes: ``*`` is every declared action; unknown ones drop;
+        ``platform:admin`` only for the operator tenant."""
         out: set[str] = set()
         for a in actions:
             if a == "*":
@@ -149,4 +153,6 @@ class Platform:
                 out.update(p for p in self.permissions if p.startswith(prefix))
             elif a in self.permissions:
                 out.add(a)
+        if tenant_slug != self.settings.tenancy.operator_tenant:
+            out.discard(PLATFORM_ADMIN)
         return sorted(out)

@@ -130,7 +130,7 @@ class IdentityService:
         if row["user_status"] != "active" or row["member_status"] != "active":
             raise Unauthorized(BAD_CREDENTIALS, error="invalid_grant")
         roles = list(row["roles"])
-        scopes = self.expand(await self.repo.role_actions(tenant, roles))
+        scopes = self.expand(await self.repo.role_actions(tenant, roles), tenant.slug)
         token, ttl = await self.tokens.issue(
             subject=str(row["user_id"]), tenant_id=tenant.id, roles=roles, scopes=scopes
         )
@@ -145,7 +145,7 @@ class IdentityService:
         if tenant is None or tenant.status is not TenantStatus.ACTIVE:
             raise Unauthorized(BAD_CREDENTIALS, error="invalid_client")
         roles = list(row["roles"])
-        scopes = self.expand(await self.repo.role_actions(tenant, roles))
+        scopes = self.expand(await self.repo.role_actions(tenant, roles), tenant.slug)
         token, ttl = await self.tokens.issue(
             subject=f"client:{client_id}",
             tenant_id=tenant.id,
