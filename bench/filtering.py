@@ -97,7 +97,7 @@ def hand_written(raw: bytes) -> tuple[str, list[Any]]:
             return "(" + " OR ".join(node(x) for x in n["or"]) + ")"
         if "not" in n:
             return f"NOT ({node(n['not'])})"
-        col, op, v = COLUMNS[n["field"]], n["op"], n.get("value")
+        col, op, v = COLUMNS[n["field"]], n["op"], n.get("value", True)
         if op in OPS:
             params.append(v)
             return f"{col} {OPS[op]} ${len(params)}"

@@ -137,7 +137,7 @@ class ListQuery:
                 values.append(None)
                 continue
             try:
-                values.append(k.field.parse(v))
+                values.append(k.field.parse_stored(v))
             except ValueError:
                 raise invalid("malformed") from None
         return values
