@@ -41,9 +41,7 @@ class Ledger:
         self, entries: list[tuple[str, str, Any]], key: str | None = None, **body: Any
     ) -> httpx.Response:
         doc = {
-            "entries": [
-                {"account_id": a, "direction": d, "amount": amt} for a, d, amt in entries
-            ],
+            "entries": [{"account_id": a, "direction": d, "amount": amt} for a, d, amt in entries],
             **body,
         }
         headers = {**self.auth, "Idempotency-Key": key or uuid.uuid4().hex}

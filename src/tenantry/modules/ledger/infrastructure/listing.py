@@ -121,7 +121,7 @@ def compile_list(spec: ListSpec, req: ListRequest) -> tuple[str, list[Any], str,
         if not isinstance(name, str):
             raise InvalidQuery("each filter needs a field", "filter")
         if name.startswith("metadata.") and len(name) > 9 and op == "eq":
-            where.append("x.metadata @> " + bind(orjson.dumps({name[9:]: value}).decode(), "jsonb"))
+            where.append("x.metadata @> " + bind({name[9:]: value}, "jsonb"))
             continue
         col = spec.columns.get(name)
         if col is None:
