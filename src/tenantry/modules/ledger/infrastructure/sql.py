@@ -139,8 +139,4 @@ SELECT e.account_id, e.direction, e.amount
 FROM ledger_entries e WHERE e.transaction_id = $1 ORDER BY e.seq
 """
 
-REVERSAL_OF = "SELECT id FROM ledger_transactions WHERE reverses = $1"
-
 ACCOUNT_EXISTS = "SELECT 1 FROM ledger_accounts WHERE id = $1"
-
-PURGE_KEYS = "DELETE FROM ledger_idempotency_keys WHERE created_at < now() - $1::interval"
