@@ -1,0 +1,1 @@
+"""Shared capabilities: services every module can use (cache, authz, export, ...)."""
