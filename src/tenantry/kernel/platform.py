@@ -134,13 +134,13 @@ class Platform:
     async def start(self, *, listen: bool = True) -> None:
         if self._started:
             return
+        await self.observability.start()  # first: tracing hooks before pools open
         raise_if_unsafe(await self.check())
         await self.keyring.load()
         if listen:
             await self.catalog.listen()
         for m in self.modules:
             await m.startup(self)
-        await self.observability.start()
         self._started = True
 
     async def close(self) -> None:

@@ -45,6 +45,7 @@ class Observability:
         self.spans: tracing.PgSpanBuffer | None = None
         self.maintenance_jobs: dict[str, Job] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        tracing.install_db_hook(self.settings.tracing)
         platform.add_middleware(ObservabilityMiddleware, hub=self)
         platform.include_router(build_router(self), "platform")
         platform.unhandled_hooks.append(self.on_unhandled)

@@ -50,6 +50,9 @@ class TracingSettings(BaseModel):
     #: Also keep spans in PostgreSQL (``tenantry.otel_spans``, partitioned by day).
     pg_store: bool = False
     sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    #: A child span per SQL statement run inside a traced request or job (asyncpg query
+    #: logger; recorded after the statement, from its measured duration).
+    db_statements: bool = True
     retention_days: int = Field(default=7, ge=1, le=365)
     service_name: str = "tenantry"
 

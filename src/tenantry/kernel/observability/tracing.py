@@ -12,6 +12,7 @@ task writes in batches, never on the request path.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from tenantry.kernel.db.database import CONNECTION_HOOKS
 from tenantry.kernel.observability.sql import queries as q
 
 if TYPE_CHECKING:
@@ -154,6 +156,36 @@ def setup(settings: TracingSettings) -> PgSpanBuffer | None:
         _provider.add_span_processor(pg)
         return pg
     return None
+
+
+def _on_query(record: Any) -> None:
+    """asyncpg query logger: a span for the statement under the caller's current span (the
+    callback runs with a copy of the query's context). Untraced statements are skipped."""
+    parent = trace.get_current_span()
+    if not parent.get_span_context().is_valid:
+        return
+    end = time.time_ns()
+    sql: str = record.query
+    s = tracer().start_span(
+        (sql.lstrip().split(None, 1) or ["SQL"])[0].upper(),
+        kind=SpanKind.CLIENT,
+        start_time=end - int(record.elapsed * 1e9),
+        attributes={"db.system.name": "postgresql", "db.query.text": sql[:1000]},
+    )
+    if record.exception is not None:
+        s.set_status(StatusCode.ERROR, type(record.exception).__name__)
+    s.end(end_time=end)
+
+
+def _add_query_logger(conn: Any) -> None:
+    conn.add_query_logger(_on_query)
+
+
+def install_db_hook(settings: TracingSettings) -> None:
+    """Give every pooled connection opened from now on the statement-span logger (called at
+    wiring time, before any pool exists)."""
+    if settings.enabled and settings.db_statements and _add_query_logger not in CONNECTION_HOOKS:
+        CONNECTION_HOOKS.append(_add_query_logger)
 
 
 def set_error(s: Span, exc: BaseException) -> None:
