@@ -18,12 +18,17 @@ import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from tenantry.kernel.observability.tracing import current_ids
 from tenantry.kernel.tenancy.context import current_principal, current_tenant
 
 __all__ = ["configure", "get_logger", "job_context"]
 
 
-def _orjson(obj: Any, **_: Any) -> str:
+def _orjson(obj: Any, **_: Any) -> bytes:
+    return orjson.dumps(obj, default=str)
+
+
+def _orjson_str(obj: Any, **_: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
@@ -42,16 +47,25 @@ def _ambient(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
 
 def _trace(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     if "trace_id" not in event:
-        from tenantry.kernel.observability.tracing import current_ids
-
         ids = current_ids()
         if ids is not None:
             event["trace_id"], event["span_id"] = ids
     return event
 
 
+_format_exc = structlog.processors.format_exc_info
+
+
+def _exc_info(logger: WrappedLogger, name: str, event: EventDict) -> EventDict:
+    return _format_exc(logger, name, event) if "exc_info" in event else event
+
+
 def configure(fmt: str = "json", level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Configure structlog and the stdlib root logger (call once per process)."""
+    """Configure structlog and the stdlib root logger (call once per process).
+
+    Kept lean for the per-request line: orjson straight to bytes (stdout's buffer), no
+    exception formatting unless there is an exception.
+    """
     out = stream or sys.stdout
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -59,24 +73,34 @@ def configure(fmt: str = "json", level: str = "INFO", stream: TextIO | None = No
         _trace,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info,
     ]
+    console = fmt == "console"
+    binary = not console and stream is None
     renderer: Processor = (
         structlog.dev.ConsoleRenderer(colors=False)
-        if fmt == "console"
-        else structlog.processors.JSONRenderer(serializer=_orjson)
+        if console
+        else structlog.processors.JSONRenderer(serializer=_orjson if binary else _orjson_str)
     )
     structlog.configure(
-        processors=[*shared, renderer],
+        processors=[*shared, _exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=(
+            structlog.BytesLoggerFactory(sys.stdout.buffer)
+            if binary
+            else structlog.PrintLoggerFactory(out)
+        ),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared, _exc_info],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.dev.ConsoleRenderer(colors=False)
+                if console
+                else structlog.processors.JSONRenderer(serializer=_orjson_str),
+            ],
         )
     )
     root = logging.getLogger()

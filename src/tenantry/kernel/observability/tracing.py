@@ -25,7 +25,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -40,11 +40,12 @@ __all__ = ["SpanKind", "StatusCode", "continue_trace", "current_ids", "extract",
 _log = logging.getLogger("tenantry.tracing")
 _PROPAGATOR = TraceContextTextMapPropagator()
 _provider: TracerProvider | None = None
+_tracer: Any = None
 
 
 def tracer() -> trace.Tracer:
-    if _provider is not None:
-        return _provider.get_tracer("tenantry")
+    if _tracer is not None:
+        return _tracer  # type: ignore[no-any-return]
     return trace.get_tracer("tenantry")
 
 
@@ -133,16 +134,30 @@ class PgSpanBuffer(SpanProcessor):
         return written
 
 
+def _sampler(settings: TracingSettings) -> Sampler:
+    """Record spans only when something consumes them; otherwise keep ids only (cheap
+    non-recording spans that still carry trace/span ids into logs, errors and headers)."""
+    if settings.exporter == "none" and not settings.pg_store:
+        return ALWAYS_OFF
+    return ParentBased(TraceIdRatioBased(settings.sample_ratio))
+
+
 def setup(settings: TracingSettings) -> PgSpanBuffer | None:
     """Install the process's tracer provider (once) with the configured exporters."""
-    global _provider
+    global _provider, _tracer
     if not settings.enabled:
         return None
+    sampler = _sampler(settings)
     if _provider is None:
         _provider = TracerProvider(
             resource=Resource.create({"service.name": settings.service_name}),
-            sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
+            sampler=sampler,
         )
+        _tracer = _provider.get_tracer("tenantry")
+    elif sampler is not ALWAYS_OFF:
+        # A later configuration with a consumer (tests, a second platform) turns recording on.
+        _provider.sampler = sampler
+        _tracer.sampler = sampler
         if settings.exporter == "console":
             _provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
         elif settings.exporter == "otlp":
@@ -162,7 +177,7 @@ def _on_query(record: Any) -> None:
     """asyncpg query logger: a span for the statement under the caller's current span (the
     callback runs with a copy of the query's context). Untraced statements are skipped."""
     parent = trace.get_current_span()
-    if not parent.get_span_context().is_valid:
+    if not parent.is_recording():
         return
     end = time.time_ns()
     sql: str = record.query
