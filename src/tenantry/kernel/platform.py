@@ -28,6 +28,7 @@ from tenantry.kernel.db.migrations import (
 )
 from tenantry.kernel.db.rls import raise_if_unsafe, self_check
 from tenantry.kernel.modules import Module, discover, order
+from tenantry.kernel.observability.hub import OBSERVABILITY_MIGRATIONS, Observability
 from tenantry.kernel.tenancy.catalog import TenantCatalog
 from tenantry.kernel.tenancy.provisioning import Provisioner, ProvisionHook
 
@@ -47,9 +48,12 @@ class Platform:
         self.modules = order(modules)
         self.db = Database(settings.database, admin_url)
         migrations: list[Migration] = load_migrations("kernel", KERNEL_MIGRATIONS)
+        migrations += load_migrations("observability", OBSERVABILITY_MIGRATIONS)
         for m in self.modules:
             migrations += load_migrations(m.name, m.migrations)
-        self.migrator = Migrator(self.db, migrations, ["kernel", *(m.name for m in self.modules)])
+        self.migrator = Migrator(
+            self.db, migrations, ["kernel", "observability", *(m.name for m in self.modules)]
+        )
         self.catalog = TenantCatalog(self.db, settings.tenancy.catalog_ttl_s)
         grace = settings.auth.access_token_ttl_s + settings.auth.leeway_s
         self.keyring = Keyring(self.db, grace)
@@ -63,6 +67,10 @@ class Platform:
         self.services: dict[str, Any] = {}
         #: Extra ASGI middleware (outermost last): ``(factory, kwargs)``; see add_middleware.
         self.middleware: list[tuple[Any, dict[str, Any]]] = []
+        #: Called (never raising) with (request, exc) for every unhandled HTTP exception.
+        self.unhandled_hooks: list[Any] = []
+        #: Logs, metrics, traces, error tracking, SLOs (kernel/observability).
+        self.observability = Observability(self)
         for m in self.modules:
             for action in m.permissions:
                 if action in self.permissions:
@@ -130,6 +138,7 @@ class Platform:
     async def start(self, *, listen: bool = True) -> None:
         if self._started:
             return
+        await self.observability.start()  # first: tracing hooks before pools open
         raise_if_unsafe(await self.check())
         await self.keyring.load()
         if listen:
@@ -139,6 +148,7 @@ class Platform:
         self._started = True
 
     async def close(self) -> None:
+        await self.observability.close()
         for m in reversed(self.modules):
             await m.shutdown(self)
         await self.catalog.close()
