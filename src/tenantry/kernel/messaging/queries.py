@@ -30,6 +30,12 @@ UPDATE outbox SET attempts = attempts + 1, last_error = $2,
 WHERE id = $1
 """
 
+# The transport (not the message) failed, e.g. the broker is restarting: not an attempt.
+RETRY_TRANSIENT = """
+UPDATE outbox SET last_error = $2, available_at = now() + make_interval(secs => $3)
+WHERE id = $1
+"""
+
 MOVE_TO_DEAD = """
 WITH gone AS (DELETE FROM outbox WHERE id = $1 RETURNING *)
 INSERT INTO outbox_dead (tenant_id, message_id, name, kind, target, payload, headers, attempts,

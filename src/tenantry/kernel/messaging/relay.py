@@ -49,6 +49,7 @@ from tenantry.kernel.tenancy.model import Tenant, TenantStatus
 
 _log = logging.getLogger(__name__)
 CHANNEL = "tenantry_outbox"
+TRANSIENT = "bus unavailable: "
 
 
 class BusPublisher(Protocol):
@@ -209,7 +210,11 @@ class Relay:
                     error = failed.get(env)
                     if error is None:
                         continue
-                    if env.attempts + 1 >= s.max_attempts:
+                    if error.startswith(TRANSIENT):
+                        delay = backoff(0, s.backoff_base_s, s.backoff_max_s)
+                        await claim.execute(q.RETRY_TRANSIENT, row["id"], error, delay)
+                        self.stats.retried += 1
+                    elif env.attempts + 1 >= s.max_attempts:
                         await claim.execute(q.MOVE_TO_DEAD, row["id"], error)
                         self.stats.dead += 1
                         _log.error("message %s (%s) is dead: %s", env.message_id, env.name, error)
@@ -255,12 +260,13 @@ class Relay:
             if not consumers:
                 continue
             if self.bus is None:
-                failed[env] = "bus edge but no broker connection in this relay"
+                failed[env] = TRANSIENT + "bus edge but no broker connection in this relay"
                 continue
             try:
-                await self.bus.publish(env, consumers)
+                await asyncio.wait_for(self.bus.publish(env, consumers), 10)
             except Exception as exc:
-                failed[env] = f"bus: {type(exc).__name__}: {exc}"
+                # The broker, not the message: retried without counting an attempt.
+                failed[env] = f"{TRANSIENT}{type(exc).__name__}: {exc}"
         return failed
 
     async def _maybe_prune(self, tenants: list[Tenant]) -> None:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from tenantry.kernel.errors import ConfigError
 from tenantry.kernel.messaging.config import MessagingSettings
 from tenantry.kernel.messaging.dispatcher import Dispatcher
+from tenantry.kernel.messaging.envelope import owner_of
 from tenantry.kernel.messaging.relay import Relay
 from tenantry.kernel.messaging.routing import Routes
 
@@ -44,8 +45,11 @@ class Messaging:
         self.bus: RabbitBus | None = None
 
     def configure_routes(self, table: dict[str, Any], modules: Iterable[str]) -> None:
-        """Validate ``[dispatch]`` against the loaded modules (start-up error if unknown)."""
-        self.dispatcher.routes = Routes.parse(table, modules)
+        """Validate ``[dispatch]`` (start-up error on an unknown name). Known names: the
+        loaded modules, ``platform``, and the owners of messages that loaded modules handle
+        (a worker may consume ``ledger`` events without running the ledger itself)."""
+        owners = {owner_of(name) for name in self.dispatcher.types}
+        self.dispatcher.routes = Routes.parse(table, [*modules, *owners])
 
     async def connect_bus(self) -> RabbitBus:
         if self.bus is None:
