@@ -71,7 +71,12 @@ async def folded(platform: Platform, tenant: Tenant, account: uuid.UUID) -> int:
 
 async def pending(platform: Platform, tenant: Tenant) -> int:
     async with platform.db.tenant_unit_of_work(tenant) as uow:
-        return int(await uow.fetchval("SELECT count(*) FROM outbox WHERE delivered_at IS NULL"))
+        return int(
+            await uow.fetchval(
+                "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND name = $1",
+                TransactionPosted.message_name,
+            )
+        )
 
 
 @pytest.fixture

@@ -28,8 +28,10 @@ from tenantry.kernel.db.migrations import (
 from tenantry.kernel.db.rls import raise_if_unsafe, self_check
 from tenantry.kernel.messaging.runtime import MIGRATIONS as MESSAGING_MIGRATIONS
 from tenantry.kernel.messaging.runtime import Messaging, load_messaging_settings
+from tenantry.kernel.messaging.saga import SagaRunner
 from tenantry.kernel.modules import Module, discover, order
 from tenantry.kernel.tenancy.catalog import TenantCatalog
+from tenantry.kernel.tenancy.onboarding import attach as attach_onboarding
 from tenantry.kernel.tenancy.provisioning import Provisioner, ProvisionHook
 
 if TYPE_CHECKING:
@@ -82,6 +84,8 @@ class Platform:
             settings.module_settings("dispatch"), [m.name for m in self.modules]
         )
         self.provisioner = Provisioner(self.db, self.migrator, self.catalog, self.provision_hooks)
+        self.sagas = SagaRunner(self.db, self.messaging.settings.saga_stale_s)
+        self.onboarding = attach_onboarding(self.provisioner, self.dispatcher, self.sagas)
         self._started = False
 
     # -- wiring helpers for modules ---------------------------------------------------------

@@ -72,6 +72,12 @@ class SagaStore:
         return dict(row) if row else None
 
 
+def persisted(data: SagaData) -> SagaData:
+    """What is written to the database: keys starting with ``_`` (secrets, in-memory results)
+    stay in memory."""
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
 def _log_entry(step: str, event: str, error: str | None = None) -> str:
     entry: dict[str, Any] = {"step": step, "event": event, "at": datetime.now(UTC).isoformat()}
     if error:
@@ -95,13 +101,13 @@ class SagaRunner:
         self, sid: UUID, status: str, step: int, data: SagaData, log: str, error: str | None
     ) -> None:
         async with self.db.platform_unit_of_work() as uow:
-            await uow.execute(q.SAGA_SAVE, sid, status, step, data, log, error)
+            await uow.execute(q.SAGA_SAVE, sid, status, step, persisted(data), log, error)
 
     async def start(self, kind: str, data: SagaData, saga_id: UUID | None = None) -> SagaData:
         """Run a new saga to its end; return its data, or raise SagaFailed (compensated)."""
         sid = saga_id or uuid.uuid4()
         async with self.db.platform_unit_of_work() as uow:
-            await uow.execute(q.SAGA_INSERT, sid, kind, data, self.owner)
+            await uow.execute(q.SAGA_INSERT, sid, kind, persisted(data), self.owner)
         return await self._run(sid, kind, "running", 0, dict(data))
 
     async def _beat(self, sid: UUID) -> None:
