@@ -33,6 +33,7 @@ from tenantry.kernel.modules import Module, discover, order
 from tenantry.kernel.tenancy.catalog import TenantCatalog
 from tenantry.kernel.tenancy.onboarding import attach as attach_onboarding
 from tenantry.kernel.tenancy.provisioning import Provisioner, ProvisionHook
+from tenantry.kernel.tenancy.routes import build_router as build_platform_router
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -86,6 +87,7 @@ class Platform:
         self.provisioner = Provisioner(self.db, self.migrator, self.catalog, self.provision_hooks)
         self.sagas = SagaRunner(self.db, self.messaging.settings.saga_stale_s)
         self.onboarding = attach_onboarding(self.provisioner, self.dispatcher, self.sagas)
+        self.include_router(build_platform_router(self), "platform")
         self._started = False
 
     # -- wiring helpers for modules ---------------------------------------------------------

@@ -24,8 +24,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
-
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.messaging import queries as q
 
@@ -78,11 +76,11 @@ def persisted(data: SagaData) -> SagaData:
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
-def _log_entry(step: str, event: str, error: str | None = None) -> str:
+def _log_entry(step: str, event: str, error: str | None = None) -> list[dict[str, Any]]:
     entry: dict[str, Any] = {"step": step, "event": event, "at": datetime.now(UTC).isoformat()}
     if error:
         entry["error"] = error
-    return orjson.dumps([entry]).decode()
+    return [entry]
 
 
 class SagaRunner:
@@ -98,7 +96,13 @@ class SagaRunner:
         self.definitions[definition.kind] = definition
 
     async def _save(
-        self, sid: UUID, status: str, step: int, data: SagaData, log: str, error: str | None
+        self,
+        sid: UUID,
+        status: str,
+        step: int,
+        data: SagaData,
+        log: list[dict[str, Any]],
+        error: str | None,
     ) -> None:
         async with self.db.platform_unit_of_work() as uow:
             await uow.execute(q.SAGA_SAVE, sid, status, step, persisted(data), log, error)
@@ -147,7 +151,7 @@ class SagaRunner:
                             _log_entry(s.name, "failed", error),
                             error,
                         )
-                        await self._compensate(sid, kind, step + 1, data)
+                        await self._compensate(sid, kind, step + 1, data, error)
                         raise SagaFailed(sid, s.name, error) from exc
                     if out:
                         data.update(out)
@@ -157,16 +161,17 @@ class SagaRunner:
                 return data
             row = await SagaStore(self.db).get(sid)
             error = (row or {}).get("error") or "resumed compensation"
-            await self._compensate(sid, kind, step, data)
+            await self._compensate(sid, kind, step, data, error)
             raise SagaFailed(sid, steps[max(0, step - 1)].name, error)
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
 
-    async def _compensate(self, sid: UUID, kind: str, remaining: int, data: SagaData) -> None:
+    async def _compensate(
+        self, sid: UUID, kind: str, remaining: int, data: SagaData, error: str
+    ) -> None:
         steps = self.definitions[kind].steps
-        error = None
         while remaining > 0:
             s = steps[remaining - 1]
             if s.compensation is not None:
@@ -177,11 +182,7 @@ class SagaRunner:
             await self._save(
                 sid, "compensating", remaining, data, _log_entry(s.name, "compensated"), error
             )
-        async with self.db.platform_unit_of_work() as uow:
-            row = await uow.fetchrow(q.SAGA_GET, sid)
-        await self._save(
-            sid, "failed", 0, data, _log_entry("*", "failed"), row["error"] if row else None
-        )
+        await self._save(sid, "failed", 0, data, _log_entry("*", "failed"), error)
 
     async def resume_stale(self) -> list[tuple[UUID, str]]:
         """Carry on every saga whose process died; returns (id, final status) pairs."""
