@@ -26,6 +26,7 @@ from tenantry.kernel.db.migrations import (
     load_migrations,
 )
 from tenantry.kernel.db.rls import raise_if_unsafe, self_check
+from tenantry.kernel.jobs.runner import JobRunner, JobsSettings
 from tenantry.kernel.modules import Module, discover, order
 from tenantry.kernel.tenancy.catalog import TenantCatalog
 from tenantry.kernel.tenancy.provisioning import Provisioner, ProvisionHook
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 KERNEL_MIGRATIONS = "tenantry.kernel.db.sql"
+JOBS_MIGRATIONS = "tenantry.kernel.jobs.migrations"
 #: Platform-wide operations (tenant onboarding, error and SLO views). Only tokens of the
 #: operator tenant (``tenancy.operator_tenant``) can carry it, whatever their roles say.
 PLATFORM_ADMIN = "platform:admin"
@@ -46,10 +48,17 @@ class Platform:
         self.modules = order(modules)
         self.db = Database(settings.database, admin_url)
         migrations: list[Migration] = load_migrations("kernel", KERNEL_MIGRATIONS)
+        migrations += load_migrations("jobs", JOBS_MIGRATIONS)
         for m in self.modules:
             migrations += load_migrations(m.name, m.migrations)
-        self.migrator = Migrator(self.db, migrations, ["kernel", *(m.name for m in self.modules)])
+        self.migrator = Migrator(
+            self.db, migrations, ["kernel", "jobs", *(m.name for m in self.modules)]
+        )
         self.catalog = TenantCatalog(self.db, settings.tenancy.catalog_ttl_s)
+        #: Background jobs and schedules; modules register handlers in ``setup``.
+        self.jobs = JobRunner(
+            self.db, self.catalog, JobsSettings(**settings.module_settings("jobs"))
+        )
         grace = settings.auth.access_token_ttl_s + settings.auth.leeway_s
         self.keyring = Keyring(self.db, grace)
         self.tokens = TokenService(self.keyring, settings.auth)

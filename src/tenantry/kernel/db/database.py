@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import orjson
@@ -24,6 +24,7 @@ from tenantry.kernel.tenancy.context import current_principal, require_tenant
 from tenantry.kernel.tenancy.model import Tenant
 
 Pool = asyncpg.Pool
+IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -107,11 +108,15 @@ class Database:
 
     # -- units of work ----------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def unit_of_work(self, *, readonly: bool = False) -> AsyncIterator[UnitOfWork]:
-        """A transaction in the current tenant's store with the tenant set transaction-locally."""
+    async def unit_of_work(
+        self, *, readonly: bool = False, isolation: IsolationLevel | None = None
+    ) -> AsyncIterator[UnitOfWork]:
+        """A transaction in the current tenant's store with the tenant set transaction-locally.
+
+        ``isolation="repeatable_read"`` gives one consistent snapshot (exports)."""
         tenant = require_tenant()
         pool = await self.pool(tenant.server, tenant.database)
-        async with pool.acquire() as conn, conn.transaction(readonly=readonly):
+        async with pool.acquire() as conn, conn.transaction(isolation=isolation, readonly=readonly):
             await conn.execute(UnitOfWork.SET_TENANT, str(tenant.id), tenant.schema)
             yield UnitOfWork(conn, tenant, current_principal())
 

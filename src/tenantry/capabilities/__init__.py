@@ -1,0 +1,1 @@
+"""Shared services every module uses: filtering, export, authorization, storage..."""
