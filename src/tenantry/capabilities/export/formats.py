@@ -26,6 +26,8 @@ from tenantry.kernel.jobs import PermanentJobError
 
 Progress = Callable[[int], Awaitable[None]]
 BATCH = 10_000
+PDF_MARGIN = 28.0
+PDF_LEADING = 8.6
 PARQUET_BATCH = 65_536
 
 CONTENT_TYPES = {
@@ -221,7 +223,7 @@ async def write_pdf(
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.pdfgen.canvas import Canvas
 
-    font, size, leading, margin = "Courier", 7.0, 8.6, 28.0
+    font, size, leading, margin = "Courier", 7.0, PDF_LEADING, PDF_MARGIN
     page_w, page_h = landscape(A4)
     line_chars = int((page_w - 2 * margin) / (size * 0.6))
     default = {"uuid": 36, "timestamptz": 19, "date": 10, "bool": 5, "int": 12, "numeric": 14}
@@ -233,7 +235,7 @@ async def write_pdf(
     right = [c.type in ("int", "float", "numeric") for c in columns]
     header = " ".join(_fit(c.name, w, False) for c, w in zip(columns, widths, strict=True))
     rule = "-" * min(line_chars, len(header))
-    per_page = int((page_h - 2 * margin - 3 * leading) / leading)
+    per_page = pdf_rows_per_page()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     canvas = Canvas(str(path), pagesize=(page_w, page_h), pageCompression=1)
     canvas.setTitle(title)
@@ -287,3 +289,11 @@ class Throttle:
         if now - self.last >= self.interval:
             self.last = now
             await self.fn(rows)
+
+
+def pdf_rows_per_page() -> int:
+    """Data rows on one PDF page (A4 landscape, the constants of ``write_pdf``)."""
+    from reportlab.lib.pagesizes import A4, landscape
+
+    _w, h = landscape(A4)
+    return int((h - 2 * PDF_MARGIN - 3 * PDF_LEADING) / PDF_LEADING)
