@@ -1,1 +1,4 @@
-"""Shared services every module uses: filtering, export, authorization, storage..."""
+"""Shared capabilities every module uses (filtering, pagination, ...).
+
+Capabilities may import the kernel, never a module (import-linter enforces both directions).
+"""

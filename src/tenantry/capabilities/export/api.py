@@ -219,7 +219,7 @@ class ExportModule(Module):
     async def startup(self, platform: Platform) -> None:
         assert self.service is not None
         self.service.notifier = resolve_notifier(platform.services)
-        await self.service.load_link_key()
+        await self.service.load_link_key(platform.secrets)
 
 
 module = ExportModule()

@@ -27,7 +27,7 @@ async def _in_tenant(platform: Platform, slug: str) -> Any:
     if tenant is None:
         raise TenantryError(f"no tenant with slug {slug!r}")
     service = platform.services["exports"]
-    await service.load_link_key()
+    await service.load_link_key(platform.secrets)
     return tenant, service
 
 

@@ -28,6 +28,7 @@ from tenantry.capabilities.export.notify import Notifier
 from tenantry.capabilities.export.settings import ExportSettings, limits_for
 from tenantry.capabilities.export.sources import Source, SourceRegistry
 from tenantry.capabilities.export.storage import ObjectStorage
+from tenantry.kernel.auth.secrets import PlatformSecrets
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.errors import Conflict, Forbidden, NotFound, ProblemError, ValidationFailed
@@ -74,13 +75,9 @@ class ExportService:
         self.notifier = notifier
         self.link_key = b""
 
-    async def load_link_key(self) -> None:
-        if self.settings.download_secret:
-            self.link_key = self.settings.download_secret.encode()
-            return
-        async with self.db.platform_unit_of_work() as uow:
-            secret = await uow.fetchval(q.SELECT_LINK_HMAC_KEY)
-        self.link_key = str(secret).encode()
+    async def load_link_key(self, secrets: PlatformSecrets) -> None:
+        """The HMAC key of download links, derived from the platform secret."""
+        self.link_key = await secrets.derive("exports.download-links")
 
     # -- validation -------------------------------------------------------------------------
     def validate(self, req: ExportRequest, principal: Principal | None) -> tuple[Source, list[str]]:

@@ -34,8 +34,6 @@ class ExportSettings(BaseModel):
     storage_path: Path = Path(".tenantry/exports")
     s3_bucket: str | None = None
     s3_prefix: str = "exports/"
-    #: HMAC key of download links; unset: a random key stored in the platform schema.
-    download_secret: str | None = None
     #: Lifetime of a signed download link.
     link_ttl_s: int = Field(default=900, ge=10, le=7 * 86_400)
     #: How long a finished file is kept before the cleanup job deletes it.

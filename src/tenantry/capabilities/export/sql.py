@@ -59,5 +59,3 @@ LIMIT 500
 """
 
 FORGET_FILE = "UPDATE exports SET file_key = NULL WHERE id = $1"
-
-SELECT_LINK_HMAC_KEY = "SELECT secret FROM export_signing WHERE id = 1"
