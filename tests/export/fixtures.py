@@ -29,7 +29,7 @@ ITEMS = Source("fixture.items", QUERY, COLUMNS, ("id",), title="Fixture items")
 # Slow on purpose (about 3 ms a row) so a worker can be killed in the middle of an export.
 SLOW = Source(
     "fixture.slow_items",
-    "SELECT i.* FROM (" + QUERY + ") i CROSS JOIN LATERAL (SELECT pg_sleep(0.003)) s",
+    "SELECT i.* FROM (" + QUERY + ") i CROSS JOIN LATERAL (SELECT pg_sleep(0.003 + 0 * i.id)) s",
     COLUMNS,
     ("id",),
 )
