@@ -27,6 +27,7 @@ from tenantry.kernel.db.migrations import (
     load_migrations,
 )
 from tenantry.kernel.db.rls import raise_if_unsafe, self_check
+from tenantry.kernel.jobs.runner import JobRunner, JobsSettings
 from tenantry.kernel.messaging.runtime import MIGRATIONS as MESSAGING_MIGRATIONS
 from tenantry.kernel.messaging.runtime import Messaging, load_messaging_settings
 from tenantry.kernel.messaging.saga import SagaRunner
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 KERNEL_MIGRATIONS = "tenantry.kernel.db.sql"
+JOBS_MIGRATIONS = "tenantry.kernel.jobs.migrations"
 #: Platform-wide operations (tenant onboarding, error and SLO views). Only tokens of the
 #: operator tenant (``tenancy.operator_tenant``) can carry it, whatever their roles say.
 PLATFORM_ADMIN = "platform:admin"
@@ -55,12 +57,13 @@ class Platform:
         migrations: list[Migration] = load_migrations("kernel", KERNEL_MIGRATIONS)
         migrations += load_migrations("observability", OBSERVABILITY_MIGRATIONS)
         migrations += load_migrations("messaging", MESSAGING_MIGRATIONS)
+        migrations += load_migrations("jobs", JOBS_MIGRATIONS)
         for m in self.modules:
             migrations += load_migrations(m.name, m.migrations)
         self.migrator = Migrator(
             self.db,
             migrations,
-            ["kernel", "observability", "messaging", *(m.name for m in self.modules)],
+            ["kernel", "observability", "messaging", "jobs", *(m.name for m in self.modules)],
         )
         self.catalog = TenantCatalog(self.db, settings.tenancy.catalog_ttl_s)
         #: Dispatcher (send/publish), outbox relay, broker: see kernel/messaging.
@@ -68,6 +71,10 @@ class Platform:
             self.db, self.catalog, load_messaging_settings(settings.module_settings("messaging"))
         )
         self.dispatcher = self.messaging.dispatcher
+        #: Background jobs and schedules; modules register handlers in ``setup``.
+        self.jobs = JobRunner(
+            self.db, self.catalog, JobsSettings(**settings.module_settings("jobs"))
+        )
         grace = settings.auth.access_token_ttl_s + settings.auth.leeway_s
         self.keyring = Keyring(self.db, grace)
         self.tokens = TokenService(self.keyring, settings.auth)

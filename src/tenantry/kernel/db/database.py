@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import orjson
@@ -26,6 +26,7 @@ from tenantry.kernel.tenancy.model import Tenant
 Pool = asyncpg.Pool
 #: Called with every new pooled connection (e.g. observability adds a query logger for spans).
 CONNECTION_HOOKS: list[Callable[[asyncpg.Connection], None]] = []
+IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -111,11 +112,15 @@ class Database:
 
     # -- units of work ----------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def unit_of_work(self, *, readonly: bool = False) -> AsyncIterator[UnitOfWork]:
-        """A transaction in the current tenant's store with the tenant set transaction-locally."""
+    async def unit_of_work(
+        self, *, readonly: bool = False, isolation: IsolationLevel | None = None
+    ) -> AsyncIterator[UnitOfWork]:
+        """A transaction in the current tenant's store with the tenant set transaction-locally.
+
+        ``isolation="repeatable_read"`` gives one consistent snapshot (exports)."""
         tenant = require_tenant()
         pool = await self.pool(tenant.server, tenant.database)
-        async with pool.acquire() as conn, conn.transaction(readonly=readonly):
+        async with pool.acquire() as conn, conn.transaction(isolation=isolation, readonly=readonly):
             await conn.execute(UnitOfWork.SET_TENANT, str(tenant.id), tenant.schema)
             yield UnitOfWork(conn, tenant, current_principal())
 
