@@ -214,3 +214,4 @@ def test_declarations_are_checked() -> None:
     with pytest.raises(ValueError, match="twice"):
         FieldSet("x", id=fields.uuid("id", "t.id"), fields=[fields.text("a", "t.a")] * 2)
     assert fields.json_text("m.a.b", "t.m", "a", "b").expr == "t.m->'a'->>'b'"
+    assert fields.uuid("parent", "t.parent_tenant_id").expr  # another column is fine

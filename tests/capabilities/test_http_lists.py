@@ -146,6 +146,15 @@ async def test_bad_requests_are_problems(
     assert r.status_code == 400, r.text
 
 
+async def test_openapi_lists_the_fields(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    params = {p["name"]: p for p in spec["paths"][USERS]["get"]["parameters"]}
+    assert set(params) >= {"filter", "sort", "limit", "cursor"}
+    assert "`status` (enum): eq, in, is_null, ne, nin" in params["filter"]["description"]
+    assert "sortable: email, status, created_at" in params["sort"]["description"]
+    assert f"{USERS}/search" in spec["paths"]
+
+
 @settings(
     max_examples=40,
     deadline=None,

@@ -12,7 +12,8 @@ produce the same object. Unparseable JSON is a 400, an invalid document a 422, a
 the tenant in context.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: FastAPI reads the dependencies' annotations,
+# which refer to per-list descriptions (closure variables) that only exist at definition time.
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -55,20 +56,38 @@ def parse_filter_param(raw: str | None) -> Any:
         ) from None
 
 
+def describe(fieldset: FieldSet) -> tuple[str, str]:
+    """OpenAPI descriptions of the ``filter`` and ``sort`` parameters of a list."""
+    lines = [
+        f"`{f.name}` ({f.type.value}): {', '.join(sorted(f.ops))}"
+        for f in fieldset.by_name.values()
+        if f.ops and (f is not fieldset.id or f.sortable)
+    ]
+    filter_doc = (
+        'JSON filter document, e.g. {"filters": [{"field": ..., "op": ..., "value": ...}]} '
+        "with and/or/not nesting. Fields and ops: " + "; ".join(lines)
+    )
+    sortable = [f.name for f in fieldset.by_name.values() if f.sortable or f is fieldset.id]
+    sort_doc = (
+        f"comma-separated, '-' for descending; sortable: {', '.join(sortable)}; "
+        f"default: {fieldset.default_sort or fieldset.id.name}"
+    )
+    return filter_doc, sort_doc
+
+
 def list_query(
     fieldset: FieldSet, *, limits: Limits = DEFAULT_LIMITS
 ) -> Callable[..., Awaitable[ListQuery]]:
     """Dependency for ``GET`` list routes (query-string parameters)."""
+    filter_doc, sort_doc = describe(fieldset)
 
     async def dependency(
         request: Request,
         filter_: Annotated[
             str | None,
-            Query(alias="filter", max_length=MAX_FILTER, description="JSON filter document"),
+            Query(alias="filter", max_length=MAX_FILTER, description=filter_doc),
         ] = None,
-        sort: Annotated[
-            str | None, Query(max_length=200, description="field,-other (- = descending)")
-        ] = None,
+        sort: Annotated[str | None, Query(max_length=200, description=sort_doc)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
         cursor: Annotated[str | None, Query(max_length=MAX_CURSOR)] = None,
     ) -> ListQuery:
