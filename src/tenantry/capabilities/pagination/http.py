@@ -23,7 +23,7 @@ from fastapi import Body, Query, Request
 
 from tenantry.capabilities.filtering.document import DEFAULT_LIMITS, Limits
 from tenantry.capabilities.filtering.fields import FieldSet
-from tenantry.capabilities.pagination.cursor import MAX_CURSOR, CursorSigner
+from tenantry.capabilities.pagination.cursor import CursorSigner
 from tenantry.capabilities.pagination.query import DEFAULT_LIMIT, MAX_LIMIT, ListQuery
 from tenantry.kernel.errors import BadRequest
 from tenantry.kernel.tenancy.context import current_tenant
@@ -89,7 +89,8 @@ def list_query(
         ] = None,
         sort: Annotated[str | None, Query(max_length=200, description=sort_doc)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-        cursor: Annotated[str | None, Query(max_length=MAX_CURSOR)] = None,
+        # no max_length here: an overlong cursor is a malformed one, a 400 like the others
+        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     ) -> ListQuery:
         return ListQuery.parse(
             fieldset,

@@ -17,7 +17,7 @@ from tenantry.capabilities.filtering import (
     parse_sort,
 )
 from tenantry.kernel.errors import ValidationFailed
-from tests.capabilities.conftest import ITEMS
+from tests.capabilities.filtering.conftest import ITEMS
 
 
 def sql_of(doc: Any, offset: int = 0) -> tuple[str, list[Any]]:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tenantry.kernel.platform import Platform
-from tests.capabilities.strategies import json_junk
+from tests.capabilities.filtering.strategies import json_junk
 from tests.conftest import MakeTenant, TenantFixture
 
 USERS = "/api/v1/identity/users"
@@ -130,6 +130,7 @@ async def test_bad_requests_are_problems(
         ({"limit": "0"}, 422),
         ({"limit": "1001"}, 422),
         ({"cursor": "_w"}, 400),
+        ({"cursor": "a." + "b" * 5000}, 400),
     ]
     for params, status in cases:
         r = await get(client, members, **params)

@@ -19,10 +19,11 @@ from hypothesis import strategies as st
 from tenantry.capabilities.pagination import CursorSigner, ListQuery
 from tenantry.kernel.errors import BadRequest, ValidationFailed
 from tenantry.kernel.platform import Platform
-from tests.capabilities.conftest import (
+from tests.capabilities.filtering.conftest import (
     BASE_AT,
     INSERT,
     ITEMS,
+    SCHEMA,
     SELECT_ITEMS,
     make_rows,
     matches,
@@ -30,7 +31,7 @@ from tests.capabilities.conftest import (
     reference_order,
     row_args,
 )
-from tests.capabilities.strategies import valid_documents
+from tests.capabilities.filtering.strategies import valid_documents
 
 ItemsDb = tuple[asyncpg.Connection, list[dict[str, Any]]]
 SORTABLE = sorted(n for n, f in ITEMS.by_name.items() if f.sortable)
@@ -219,7 +220,7 @@ async def test_walk_is_stable_under_concurrent_inserts(
     assert before <= set(seen), "a pre-existing row was missed"
     assert inserted, "the writer did not run during the walk"
     assert set(seen) - before, "no concurrent insert landed in a later page"
-    await conn.execute("DELETE FROM cap_test.items WHERE id = ANY($1::uuid[])", list(inserted))
+    await conn.execute(f"DELETE FROM {SCHEMA}.items WHERE id = ANY($1::uuid[])", inserted)
 
 
 async def test_keyset_page_is_served_by_an_index(items_db: ItemsDb, signer: CursorSigner) -> None:
@@ -232,10 +233,10 @@ async def test_keyset_page_is_served_by_an_index(items_db: ItemsDb, signer: Curs
     text, args = q.render(SELECT_ITEMS)
     assert "(i.at), (i.id)) < (" in text
     async with conn.transaction():
-        await conn.execute("CREATE INDEX items_at_id ON cap_test.items (at, id)")
+        await conn.execute(f"CREATE INDEX items_at_id ON {SCHEMA}.items (at, id)")
         await conn.execute("SET LOCAL enable_seqscan = off")
         plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + text, *args))
-        await conn.execute("DROP INDEX cap_test.items_at_id")
+        await conn.execute(f"DROP INDEX {SCHEMA}.items_at_id")
     assert "Index Scan Backward using items_at_id" in plan, plan
     assert "Sort" not in plan, plan
     assert "Index Cond" in plan, plan
