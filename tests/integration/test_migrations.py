@@ -227,3 +227,17 @@ async def test_bad_provisioning_input(scratch: Platform) -> None:
     await scratch.provisioner.create(ProvisionRequest("mig-dup", "N"))
     with pytest.raises(Conflict):
         await scratch.provisioner.create(ProvisionRequest("mig-dup", "N"))
+
+
+async def test_pending_count_covers_every_store(scratch: Platform) -> None:
+    tenants = await scratch.catalog.all()
+    assert any(t.database for t in tenants)
+    assert await scratch.migrator.pending_count(tenants) == 0
+    extra = probe(1, "CREATE TABLE pend (x int)")
+    migrator = Migrator(
+        scratch.db,
+        [*scratch.migrator.migrations, extra],
+        ["kernel", *(m.name for m in scratch.modules), "probe"],
+    )
+    tenant_stores = 1 + sum(1 for t in tenants if t.database or t.schema != "tenant_shared")
+    assert await migrator.pending_count(tenants) == tenant_stores

@@ -228,19 +228,30 @@ class Migrator:
         return report
 
     async def pending_count(self, tenants: Iterable[Tenant]) -> int:
-        """How many (store, migration) pairs are not applied yet; for /readyz."""
+        """How many (store, migration) pairs are not applied yet, over every store."""
+        stores = [self.platform_store(), self.shared_store()]
+        stores += [
+            Store.for_tenant(t)
+            for t in tenants
+            if t.database is not None or t.schema != SHARED_SCHEMA
+        ]
         missing = 0
-        async with self.db.admin_connection(as_owner=False) as conn:
-            for store in [self.platform_store(), self.shared_store()] + [
-                Store.for_tenant(t) for t in tenants if t.schema != SHARED_SCHEMA and not t.database
-            ]:
-                table = f"{store.schema}.schema_migrations"
-                wanted = {(m.module, m.version) for m in self.for_scope(store.scope)}
-                if not await conn.fetchval(q.MIGRATIONS_TABLE_EXISTS, table):
-                    missing += len(wanted)
-                    continue
-                async with conn.transaction():
-                    await conn.execute(q.SET_SEARCH_PATH, store.schema)
-                    have = {(r["module"], r["version"]) for r in await conn.fetch(q.APPLIED)}
-                missing += len(wanted - have)
+        async with self.db.admin_connection(as_owner=False) as main:
+            for store in stores:
+                if store.database is None and store.server == "default":
+                    missing += await self._missing(store, main)
+                else:
+                    async with self.db.admin_connection(
+                        store.server, store.database, as_owner=False
+                    ) as conn:
+                        missing += await self._missing(store, conn)
         return missing
+
+    async def _missing(self, store: Store, conn: asyncpg.Connection) -> int:
+        wanted = {(m.module, m.version) for m in self.for_scope(store.scope)}
+        if not await conn.fetchval(q.MIGRATIONS_TABLE_EXISTS, f"{store.schema}.schema_migrations"):
+            return len(wanted)
+        async with conn.transaction():
+            await conn.execute(q.SET_SEARCH_PATH, store.schema)
+            have = {(r["module"], r["version"]) for r in await conn.fetch(q.APPLIED)}
+        return len(wanted - have)

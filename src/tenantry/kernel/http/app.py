@@ -7,6 +7,7 @@ middleware instead of per-route dependency trees.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,8 @@ from tenantry.kernel.http import problems
 from tenantry.kernel.http.middleware import RequestContextMiddleware
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.platform import Platform
+
+READY_MIGRATION_CHECK_S = 30.0
 
 
 def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
@@ -44,12 +47,21 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    pending_cache: dict[str, float] = {"at": -1e9, "value": 0}
+
     @app.get("/readyz", tags=["platform"])
     async def readyz() -> Any:
+        """Database reachable (every probe) and no migration pending (checked every 30 s)."""
         try:
             async with platform.db.platform_unit_of_work() as uow:
                 await uow.fetchval("SELECT 1")
-            pending = await platform.migrator.pending_count(await platform.catalog.all())
+            now = time.monotonic()
+            if now - pending_cache["at"] > READY_MIGRATION_CHECK_S or pending_cache["value"]:
+                pending_cache["value"] = await platform.migrator.pending_count(
+                    await platform.catalog.all()
+                )
+                pending_cache["at"] = now
+            pending = int(pending_cache["value"])
         except Exception as exc:
             return problems.problem_response(
                 503, "not-ready", "Not ready", f"database unreachable: {type(exc).__name__}"
