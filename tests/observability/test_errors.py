@@ -35,6 +35,7 @@ async def test_same_error_from_two_requests_is_one_group_two_occurrences(
     other = await obs_client.get("/test/other", headers=t.auth)
     assert r1.status_code == r2.status_code == other.status_code == 500
     assert "Traceback" not in r1.text
+    assert r1.headers["x-request-id"] == r1.json()["request_id"]
     boom = await groups_of(platform, "tests.observability.conftest.BoomError")
     assert len(boom) == 1
     assert boom[0]["occurrences"] == 2
