@@ -91,6 +91,7 @@ class Observability:
             asyncio.create_task(
                 self._loop(self.maintenance, self.settings.maintenance_interval_s, True)
             ),
+            asyncio.create_task(self._flush_logs()),
         ]
 
     async def close(self) -> None:
@@ -104,8 +105,15 @@ class Observability:
             with contextlib.suppress(Exception):
                 await self.flush()
         await self.errors.flush()
+        logs.flush()
         with contextlib.suppress(ValueError):
             metrics.POOLS.databases.remove(self.platform.db)
+
+    @staticmethod
+    async def _flush_logs() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            logs.flush()
 
     async def _loop(self, job: Job, interval: float, run_first: bool) -> None:
         if not run_first:
