@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 import asyncpg
@@ -24,6 +24,8 @@ from tenantry.kernel.tenancy.context import current_principal, require_tenant
 from tenantry.kernel.tenancy.model import Tenant
 
 Pool = asyncpg.Pool
+#: Called with every new pooled connection (e.g. observability adds a query logger for spans).
+CONNECTION_HOOKS: list[Callable[[asyncpg.Connection], None]] = []
 IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
 
 
@@ -36,6 +38,8 @@ async def init_connection(conn: asyncpg.Connection) -> None:
             decoder=orjson.loads,
             schema="pg_catalog",
         )
+    for hook in CONNECTION_HOOKS:
+        hook(conn)
 
 
 class Database:
