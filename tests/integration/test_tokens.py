@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 import uuid
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 import jwt
 import orjson
+import pytest
 
 from tenantry.kernel.auth.keys import generate
 from tenantry.kernel.platform import Platform
@@ -354,3 +356,28 @@ async def test_platform_admin_only_for_the_operator_tenant(
     token = await get_token(client, "root@operator.test", PASSWORD, op)
     me = (await client.get(ME, headers={"Authorization": f"Bearer {token}"})).json()
     assert "platform:admin" in me["scopes"]
+
+
+async def test_cached_verification_still_expires(
+    platform: Platform, make_tenant: MakeTenant
+) -> None:
+    """Verified tokens are cached; a cached token is refused once it expires."""
+    from tenantry.kernel.auth.tokens import TokenError, TokenService
+
+    t = await make_tenant()
+    service = TokenService(
+        platform.keyring, platform.settings.auth.model_copy(update={"leeway_s": 0})
+    )
+    claims = jwt.decode(t.token, options={"verify_signature": False})
+    key = await platform.keyring.signing_key()
+    short = jwt.encode(
+        {**claims, "exp": int(time.time()) + 1},
+        key.private_key,
+        algorithm=key.alg,
+        headers={"kid": key.kid},
+    )
+    assert (await service.verify(short)).subject == claims["sub"]
+    assert (await service.verify(short)).subject == claims["sub"]  # from the cache
+    await asyncio.sleep(1.3)
+    with pytest.raises(TokenError, match="expired"):
+        await service.verify(short)

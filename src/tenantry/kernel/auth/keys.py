@@ -113,6 +113,10 @@ class Keyring:
             key = self._keys.get(kid)
         return key
 
+    def knows(self, kid: str) -> bool:
+        """Whether ``kid`` is a currently loaded verification key (no I/O)."""
+        return kid in self._keys
+
     def jwks(self) -> dict[str, Any]:
         return {"keys": [k.public_jwk for k in self._keys.values()]}
 

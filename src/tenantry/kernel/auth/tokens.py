@@ -27,10 +27,18 @@ class TokenError(Exception):
 REQUIRED = ["exp", "iat", "iss", "aud", "sub", "tenant_id", "jti"]
 
 
+#: Verified tokens kept in memory (bounded): the signature check and claim validation run
+#: once per token, not once per request. A hit still re-checks expiry; the tenant's status
+#: is checked per request by the middleware, and a key retired past its grace period can
+#: only have signed tokens that have expired already.
+VERIFIED_CACHE_SIZE = 10_000
+
+
 class TokenService:
     def __init__(self, keyring: Keyring, settings: AuthSettings) -> None:
         self.keyring = keyring
         self.settings = settings
+        self._verified: dict[str, tuple[Principal, float, str]] = {}
 
     async def issue(
         self,
@@ -60,6 +68,19 @@ class TokenService:
         return token, ttl
 
     async def verify(self, token: str) -> Principal:
+        hit = self._verified.get(token)
+        if hit is not None:
+            principal, exp, kid = hit
+            if time.time() < exp + self.settings.leeway_s and self.keyring.knows(kid):
+                return principal
+            del self._verified[token]  # expired, or its key was withdrawn: verify afresh
+        principal, exp, kid = await self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # oldest first (insertion order)
+        self._verified[token] = (principal, exp, kid)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float, str]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -94,7 +115,7 @@ class TokenService:
         scope = claims.get("scope") or ""
         if not isinstance(roles, list) or not isinstance(scope, str):
             raise TokenError("invalid token: bad roles or scope")
-        return Principal(
+        principal = Principal(
             subject=str(claims["sub"]),
             tenant_id=tenant_id,
             kind=str(claims.get("kind", "user")),
@@ -102,3 +123,4 @@ class TokenService:
             scopes=frozenset(scope.split()),
             token_id=str(claims["jti"]),
         )
+        return principal, float(claims["exp"]), kid
