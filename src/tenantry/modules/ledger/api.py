@@ -386,9 +386,8 @@ class LedgerModule(Module):
 
     def setup(self, platform: Platform) -> None:
         # Publishing is off until the outbox takes a batch in one statement: one outbox
-        # round trip per transaction would multiply a 1,000-item batch's round trips by ~500,
-        # and the test suite's ~1,500 events backlog the shared relay. Turning it on is
-        # ``LedgerService(store, outbox_publisher(platform.dispatcher))``.
+        # round trip per transaction would add ~1,000 round trips to a 1,000-item batch.
+        # Turning it on is ``LedgerService(store, outbox_publisher(platform.dispatcher))``.
         service = LedgerService(SqlLedgerStore(platform.db))
         self.service = service
         platform.services["ledger"] = service
