@@ -9,7 +9,8 @@
     request); the hot-account case (every transfer out of one account), also for pgbench;
 (c) GET /accounts/{id}/balance against a bare Starlette + asyncpg handler reading the same row;
 (d) POST /transactions/batch with 100 and 1,000 transfers per request (and hot, 100);
-then py-spy (when installed) samples the server under (b) to show what limits it.
+then py-spy (when installed) samples the server under (b) to show what limits it, and (e) the
+same server on uvloop shows what the event loop costs.
 Every phase is bounded in time (the whole run stays under 4 minutes). Uses its own database,
 dropped at the end.
 """
@@ -586,6 +587,38 @@ def main() -> None:
                 SECONDS,
                 lambda: wrk(base + f"{API}/transactions", lua, 16, SECONDS - 1),
             )
+        # The same server on uvloop (`tenantry serve` runs uvicorn inside asyncio.run, so it
+        # gets the pure-Python asyncio loop): how much of the cost is the event loop.
+        port2 = free_port()
+        launch = (
+            "import sys, asyncio, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy());"
+            f" sys.argv = ['tenantry', 'serve', '--port', '{port2}'];"
+            " from tenantry.cli import main; main()"
+        )
+        with process(
+            [sys.executable, "-c", launch],
+            {"DATABASE_URL": url},
+            f"http://127.0.0.1:{port2}/healthz",
+        ) as srv2:
+            base2 = f"http://127.0.0.1:{port2}"
+            tok2 = token(base2)
+            for label, path, script in (
+                ("POST /transactions", f"{API}/transactions", transfer_lua(tok2, hot=False)),
+                ("GET balance", f"{API}/accounts/{account_id(N + 1)}/balance", get_lua(tok2)),
+            ):
+                u = timed_wrk(srv2.pid, base2 + path, script, 16, SECONDS)
+                rows.append(
+                    [
+                        f"(e) {label}, server on uvloop ({u['errors']:.0f} errors)",
+                        16,
+                        f"{u['rps']:.0f}",
+                        f"{u['p50']:.1f}",
+                        f"{u['p95']:.1f}",
+                        f"{u['p99']:.1f}",
+                        "-",
+                        f"{u['cpu_ms']:.2f}",
+                    ]
+                )
         n, ok = asyncio.run(check_books(url))
         notes.append(f"{n} transactions posted in total; books balanced: {ok}")
     finally:

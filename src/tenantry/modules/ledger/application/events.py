@@ -1,8 +1,9 @@
 """Integration events built from posted transactions.
 
-The dispatcher and transactional outbox are being built elsewhere; when they land, posting
-publishes with one call inside the same unit of work (``LedgerService.publish``), e.g.
-``await dispatcher.publish(uow, transaction_posted(p))`` for each posted transaction.
+Posting publishes them inside its own unit of work through ``LedgerService.publish``;
+``api.outbox_publisher(dispatcher)`` connects it to the transactional outbox, so a rolled-back
+posting publishes nothing and a committed one is delivered (see api.py for why it is not on
+by default yet).
 """
 
 from __future__ import annotations

@@ -1,0 +1,63 @@
+"""With the outbox publisher, posting writes ledger.TransactionPosted.v1 in the same
+transaction: one event per posted transaction, none for a refused one."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.context import tenant_scope
+from tenantry.modules.ledger.api import outbox_publisher
+from tenantry.modules.ledger.application.errors import RuleBroken
+from tenantry.modules.ledger.application.services import LedgerService
+from tenantry.modules.ledger.domain.model import Direction, Draft, Entry
+from tenantry.modules.ledger.infrastructure.repository import SqlLedgerStore
+from tests.conftest import MakeTenant
+from tests.ledger.conftest import Ledger
+
+
+async def outbox(platform: Platform, ledger: Ledger) -> list[Any]:
+    t = ledger.tenant.tenant
+    async with platform.db.admin_connection(t.server, t.database, as_owner=False) as conn:
+        return list(
+            await conn.fetch(
+                f'SELECT payload FROM "{t.schema}".outbox'
+                " WHERE tenant_id = $1 AND name = 'ledger.TransactionPosted.v1'",
+                t.id,
+            )
+        )
+
+
+async def test_posted_transactions_reach_the_outbox(
+    client: httpx.AsyncClient, make_tenant: MakeTenant, platform: Platform
+) -> None:
+    ledger = Ledger(client, await make_tenant())
+    a = await ledger.account("asset")
+    strict = await ledger.account("liability")
+    service = LedgerService(SqlLedgerStore(platform.db), outbox_publisher(platform.dispatcher))
+    a_id, s_id = uuid.UUID(a["id"]), uuid.UUID(strict["id"])
+    with tenant_scope(ledger.tenant.tenant):
+        ok = await service.post_one(
+            "e1",
+            Draft("", {}, (Entry(a_id, Direction.DEBIT, 25), Entry(s_id, Direction.CREDIT, 25))),
+        )
+        with pytest.raises(RuleBroken):
+            await service.post_one(
+                "e2",
+                Draft(
+                    "", {}, (Entry(s_id, Direction.DEBIT, 99), Entry(a_id, Direction.CREDIT, 99))
+                ),
+            )
+    rows = await outbox(platform, ledger)
+    assert len(rows) == 1  # the refused posting published nothing
+    payload = rows[0]["payload"]
+    assert ok.transaction is not None
+    assert payload["transaction_id"] == ok.transaction["id"]
+    assert [(e["account_code"], e["direction"], e["amount"]) for e in payload["entries"]] == [
+        (a["code"], "debit", 25),
+        (strict["code"], "credit", 25),
+    ]
