@@ -75,7 +75,8 @@ def server(database_url: str, extra_env: dict[str, str] | None = None) -> Iterat
                 break
             except OSError:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"server died: {proc.stderr.read() if proc.stderr else ''}")
+                    died = proc.stderr.read() if proc.stderr else ""
+                    raise RuntimeError(f"server died: {died}") from None
                 time.sleep(0.1)
         yield base
     finally:
@@ -108,7 +109,8 @@ def wrk(url: str, lua: str, connections: int, seconds: int, threads: int = 1) ->
 
 def table(title: str, header: list[str], rows: list[list[object]]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
-    line = lambda r: "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
+    def line(r: list[object]) -> str:
+        return "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)) + " |"
     out = [f"\n{title}\n", line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(r) for r in rows]
     return "\n".join(out)
