@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 from uuid import UUID
 
+from tenantry.capabilities import audit
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.tenancy.catalog import TenantCatalog
@@ -72,7 +73,15 @@ class SqlIdentityRepository:
 
     async def add_membership(self, tenant: Tenant, user_id: UUID, roles: list[str]) -> bool:
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
-            return await uow.fetchval(sql.INSERT_MEMBERSHIP, tenant.id, user_id, roles) is not None
+            added = await uow.fetchval(sql.INSERT_MEMBERSHIP, tenant.id, user_id, roles)
+            if added is not None:
+                await audit.record(
+                    uow,
+                    action="identity.member.add",
+                    resource=f"user:{user_id}",
+                    after={"roles": sorted(roles)},
+                )
+            return added is not None
 
     async def members(self, tenant: Tenant, after: str | None, limit: int) -> list[Member]:
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
@@ -84,7 +93,16 @@ class SqlIdentityRepository:
 
     async def set_member_status(self, tenant: Tenant, user_id: UUID, status: str) -> bool:
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
-            return await uow.fetchval(sql.SET_MEMBER_STATUS, user_id, status) is not None
+            old = await uow.fetchval(sql.SET_MEMBER_STATUS, user_id, status)
+            if old is not None:
+                await audit.record(
+                    uow,
+                    action="identity.member.status",
+                    resource=f"user:{user_id}",
+                    before={"status": old},
+                    after={"status": status},
+                )
+            return old is not None
 
     async def create_client(
         self, tenant: Tenant, client_id: str, secret_hash: str, name: str, roles: list[str]
@@ -93,7 +111,13 @@ class SqlIdentityRepository:
             r = await uow.fetchrow(
                 sql.INSERT_CLIENT, tenant.id, uuid.uuid4(), client_id, secret_hash, name, roles
             )
-        assert r is not None
+            assert r is not None
+            await audit.record(
+                uow,
+                action="identity.client.create",
+                resource=f"client:{client_id}",
+                after={"name": name, "roles": sorted(roles)},
+            )
         return _client(r)
 
     async def clients(self, tenant: Tenant) -> list[ApiClient]:
@@ -102,7 +126,16 @@ class SqlIdentityRepository:
 
     async def set_client_status(self, tenant: Tenant, id_: UUID, status: str) -> bool:
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
-            return await uow.fetchval(sql.SET_CLIENT_STATUS, id_, status) is not None
+            old = await uow.fetchval(sql.SET_CLIENT_STATUS, id_, status)
+            if old is not None:
+                await audit.record(
+                    uow,
+                    action="identity.client.status",
+                    resource=f"client:{id_}",
+                    before={"status": old},
+                    after={"status": status},
+                )
+            return old is not None
 
     async def my_tenants(self, user_id: UUID) -> list[dict[str, Any]]:
         async with self.db.platform_unit_of_work() as uow:

@@ -35,7 +35,9 @@ WHERE ($1::text IS NULL OR lower(u.email) > $1)
 ORDER BY lower(u.email) LIMIT $2
 """
 SET_MEMBER_STATUS = """
-UPDATE tenantry.memberships SET status = $2 WHERE user_id = $1 RETURNING user_id
+UPDATE tenantry.memberships m SET status = $2
+FROM (SELECT user_id, status FROM tenantry.memberships WHERE user_id = $1 FOR UPDATE) old
+WHERE m.user_id = old.user_id RETURNING old.status
 """
 INSERT_CLIENT = """
 INSERT INTO tenantry.api_clients (tenant_id, id, client_id, secret_hash, name, roles)
@@ -46,7 +48,11 @@ LIST_CLIENTS = """
 SELECT id, client_id, name, roles, status, created_at FROM tenantry.api_clients
 ORDER BY created_at, id
 """
-SET_CLIENT_STATUS = "UPDATE tenantry.api_clients SET status = $2 WHERE id = $1 RETURNING id"
+SET_CLIENT_STATUS = """
+UPDATE tenantry.api_clients c SET status = $2
+FROM (SELECT id, status FROM tenantry.api_clients WHERE id = $1 FOR UPDATE) old
+WHERE c.id = old.id RETURNING old.status
+"""
 MY_TENANTS = """
 SELECT t.id, t.slug, t.name, m.roles
 FROM tenantry.memberships m JOIN tenantry.tenants t ON t.id = m.tenant_id

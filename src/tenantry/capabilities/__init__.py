@@ -1,0 +1,1 @@
+"""Shared capabilities: services every module uses (authz, audit, rate limits, plans, flags)."""
