@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-from tenantry.capabilities import audit
+from tenantry.capabilities import audit, authz
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.tenancy.catalog import TenantCatalog
@@ -57,6 +57,41 @@ class SqlIdentityRepository:
     async def roles(self, tenant: Tenant) -> list[dict[str, Any]]:
         async with self.db.tenant_unit_of_work(tenant) as uow:
             return [dict(r) for r in await uow.fetch(sql.LIST_ROLES)]
+
+    async def save_role(
+        self, tenant: Tenant, name: str, actions: list[str], description: str, *, create: bool
+    ) -> bool:
+        """Create (False if it exists) or replace (False if missing) a role; audited, and
+        every process's authorization cache for the tenant is dropped on commit."""
+        async with self.db.tenant_unit_of_work(tenant) as uow:
+            before = await uow.fetchrow(sql.SELECT_ROLE, name)
+            if create:
+                done = await uow.fetchval(sql.INSERT_ROLE, tenant.id, name, actions, description)
+            else:
+                done = await uow.fetchval(sql.UPDATE_ROLE, name, actions, description)
+            if done is None:
+                return False
+            await audit.record(
+                uow,
+                action="identity.role.create" if create else "identity.role.update",
+                resource=f"role:{name}",
+                before=dict(before) if before else None,
+                after={"name": name, "actions": actions, "description": description},
+            )
+            await authz.notify_change(uow)
+        return True
+
+    async def delete_role(self, tenant: Tenant, name: str) -> bool:
+        async with self.db.tenant_unit_of_work(tenant) as uow:
+            before = await uow.fetchrow(sql.SELECT_ROLE, name)
+            if before is None:
+                return False
+            await uow.execute(sql.DELETE_ROLE, name)
+            await audit.record(
+                uow, action="identity.role.delete", resource=f"role:{name}", before=dict(before)
+            )
+            await authz.notify_change(uow)
+        return True
 
     async def user_id_by_email(self, email: str) -> UUID | None:
         async with self.db.platform_unit_of_work() as uow:

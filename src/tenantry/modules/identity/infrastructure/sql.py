@@ -59,3 +59,10 @@ FROM tenantry.memberships m JOIN tenantry.tenants t ON t.id = m.tenant_id
 WHERE m.user_id = $1 AND m.status = 'active' AND t.status = 'active'
 ORDER BY t.slug
 """
+SELECT_ROLE = "SELECT name, actions, description FROM roles WHERE name = $1"
+INSERT_ROLE = """
+INSERT INTO roles (tenant_id, name, actions, description) VALUES ($1, $2, $3, $4)
+ON CONFLICT (tenant_id, name) DO NOTHING RETURNING name
+"""
+UPDATE_ROLE = "UPDATE roles SET actions = $2, description = $3 WHERE name = $1 RETURNING name"
+DELETE_ROLE = "DELETE FROM roles WHERE name = $1 RETURNING name"
