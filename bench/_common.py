@@ -65,8 +65,13 @@ def server(database_url: str, extra_env: dict[str, str] | None = None) -> Iterat
     port = free_port()
     exe = str(Path(sys.executable).with_name("tenantry"))
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
-    proc = subprocess.Popen([exe, "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [exe, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -75,8 +80,8 @@ def server(database_url: str, extra_env: dict[str, str] | None = None) -> Iterat
                 break
             except OSError:
                 if proc.poll() is not None:
-                    died = proc.stderr.read() if proc.stderr else ""
-                    raise RuntimeError(f"server died: {died}") from None
+                    why = proc.stderr.read() if proc.stderr else ""
+                    raise RuntimeError(f"server died: {why}") from None
                 time.sleep(0.1)
         yield base
     finally:
@@ -96,9 +101,24 @@ def wrk(url: str, lua: str, connections: int, seconds: int, threads: int = 1) ->
         script = f.name
     try:
         out = subprocess.run(
-            ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
-             "--timeout", "10s", "-s", script, url],
-            capture_output=True, text=True, timeout=seconds + 60, check=True,
+            [
+                "wrk",
+                "-t",
+                str(threads),
+                "-c",
+                str(connections),
+                "-d",
+                f"{seconds}s",
+                "--timeout",
+                "10s",
+                "-s",
+                script,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
         ).stdout
     finally:
         os.unlink(script)
@@ -109,8 +129,10 @@ def wrk(url: str, lua: str, connections: int, seconds: int, threads: int = 1) ->
 
 def table(title: str, header: list[str], rows: list[list[object]]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+
     def line(r: list[object]) -> str:
         return "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)) + " |"
+
     out = [f"\n{title}\n", line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(r) for r in rows]
     return "\n".join(out)

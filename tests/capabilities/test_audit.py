@@ -15,7 +15,7 @@ from tenantry.kernel.config import Settings
 from tenantry.kernel.db.rls import tenant_tables
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
-from tests.capabilities.conftest import cli
+from tests.capabilities.cli import cli
 from tests.conftest import MakeTenant
 
 
@@ -148,17 +148,35 @@ async def test_events_api_for_tenant_admins(
             json={"email": f"u{i}@{a.tenant.slug}.test", "password": "long-enough-pw", "roles": []},
         )
         assert r.status_code == 201, r.text
-    r = await client.get("/api/v1/audit/events?limit=2&action=identity.member.add", headers=a.auth)
+    flt = '{"filters":[{"field":"action","op":"eq","value":"identity.member.add"}]}'
+    r = await client.get("/api/v1/audit/events", params={"limit": 2, "filter": flt}, headers=a.auth)
     assert r.status_code == 200, r.text
     body = r.json()
     assert len(body["items"]) == 2
     assert body["items"][0]["request_id"] == "req-2"
     assert body["items"][0]["after"] == {"roles": []}
     r2 = await client.get(
-        f"/api/v1/audit/events?limit=2&action=identity.member.add&cursor={body['next_cursor']}",
+        "/api/v1/audit/events",
+        params={"limit": 2, "filter": flt, "cursor": body["next_cursor"]},
         headers=a.auth,
     )
     seen = [e["request_id"] for e in r2.json()["items"]]
     assert seen[0] == "req-0"
-    assert (await client.get("/api/v1/audit/events?cursor=x", headers=a.auth)).status_code == 422
+    r3 = await client.post(
+        "/api/v1/audit/events/search",
+        headers=a.auth,
+        json={
+            "filters": [
+                {"field": "request_id", "op": "in", "value": ["req-0", "req-1"]},
+                {"field": "action", "op": "startswith", "value": "identity."},
+            ],
+            "sort": {"field": "occurred_at", "dir": "asc"},
+        },
+    )
+    assert r3.status_code == 200, r3.text
+    assert [e["request_id"] for e in r3.json()["items"]] == ["req-0", "req-1"]
+    bad_filter = '{"filters":[{"field":"tenant_id","op":"eq","value":"x"}]}'
+    bad = await client.get("/api/v1/audit/events", params={"filter": bad_filter}, headers=a.auth)
+    assert bad.status_code == 422
+    assert (await client.get("/api/v1/audit/events?cursor=x", headers=a.auth)).status_code == 400
     assert (await client.get("/api/v1/audit/events")).status_code == 401

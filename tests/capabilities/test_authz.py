@@ -189,7 +189,10 @@ async def test_every_decision_is_audited(
     assert (await client.get("/api/v1/identity/users", headers=t.auth)).status_code == 200
     buffer: AuditBuffer = platform.services["audit.buffer"]
     await buffer.flush()
-    r = await client.get("/api/v1/audit/events?action=authz.decision&limit=20", headers=t.auth)
+    flt = '{"filters":[{"field":"action","op":"eq","value":"authz.decision"}]}'
+    r = await client.get(
+        "/api/v1/audit/events", params={"filter": flt, "limit": 20}, headers=t.auth
+    )
     items = r.json()["items"]
     outcomes = {(e["outcome"], e["details"]["action"], e["details"]["policy"]) for e in items}
     assert ("deny", "identity:admin", "default:deny") in outcomes

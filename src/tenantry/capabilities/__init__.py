@@ -1,1 +1,4 @@
-"""Shared capabilities: services every module uses (authz, audit, rate limits, plans, flags)."""
+"""Shared capabilities every module uses (filtering, pagination, ...).
+
+Capabilities may import the kernel, never a module (import-linter enforces both directions).
+"""

@@ -103,6 +103,13 @@ class TenancySettings(BaseModel):
     catalog_ttl_s: float = Field(default=5.0, ge=0, le=3600)
 
 
+class SecuritySettings(BaseModel):
+    #: Signs pagination cursors (and other short-lived tokens, each with a derived key).
+    #: Unset: a random secret is generated once by ``tenantry migrate`` and kept in the
+    #: platform database, so every process of the deployment agrees.
+    secret_key: str | None = Field(default=None, min_length=32, repr=False)
+
+
 class ModulesSettings(BaseModel):
     disabled: list[str] = Field(default_factory=list)
 
@@ -127,6 +134,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tenancy: TenancySettings = Field(default_factory=TenancySettings)
     modules: ModulesSettings = Field(default_factory=ModulesSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tenantry.kernel.auth.keys import Keyring
+from tenantry.kernel.auth.secrets import PlatformSecrets
 from tenantry.kernel.auth.tokens import TokenService
 from tenantry.kernel.config import Settings
 from tenantry.kernel.db.bootstrap import ensure_database, ensure_roles
@@ -65,6 +66,8 @@ class Platform:
         grace = settings.auth.access_token_ttl_s + settings.auth.leeway_s
         self.keyring = Keyring(self.db, grace)
         self.tokens = TokenService(self.keyring, settings.auth)
+        #: The platform secret and keys derived from it (``await secrets.derive(purpose)``).
+        self.secrets = PlatformSecrets(self.db, settings.security.secret_key)
         self.routers: list[tuple[APIRouter, str]] = []
         self.provision_hooks: list[ProvisionHook] = []
         self.permissions: dict[str, str] = {PLATFORM_ADMIN: "operate the whole platform"}
@@ -125,6 +128,7 @@ class Platform:
         report = await self.migrator.migrate_all(tenants, progress)
         if report.ok:
             await self.keyring.ensure_key(self.settings.auth.algorithm)
+            await self.secrets.ensure()
         return report
 
     async def check(self) -> list[str]:

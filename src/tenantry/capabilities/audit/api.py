@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
 from tenantry.capabilities.audit.buffer import AuditBuffer
 from tenantry.capabilities.audit.context import RequestMetaMiddleware
-from tenantry.capabilities.audit.log import AuditLog
-from tenantry.kernel.errors import ValidationFailed
+from tenantry.capabilities.audit.log import EVENT_FIELDS, AuditLog
+from tenantry.capabilities.pagination import ListQuery, list_query, search_query
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
@@ -24,45 +23,22 @@ _log = logging.getLogger(__name__)
 READ = "audit:read"
 
 
-def _out(r: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **r,
-        "id": str(r["id"]),
-        "occurred_at": r["occurred_at"].isoformat(),
-    }
-
-
 def build_router(log: AuditLog) -> APIRouter:
     router = APIRouter(tags=["audit"])
 
-    @router.get("/events", summary="The tenant's audit records, newest first")
+    @router.get("/events", summary="The tenant's audit records (filter, sort, keyset pages)")
     async def events(
         _: Annotated[Principal, Depends(require(READ))],
-        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-        cursor: Annotated[str | None, Query(max_length=30)] = None,
-        action: Annotated[str | None, Query(max_length=200)] = None,
-        actor: Annotated[str | None, Query(max_length=200)] = None,
-        outcome: Annotated[str | None, Query(max_length=20)] = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        q: Annotated[ListQuery, Depends(list_query(EVENT_FIELDS))],
     ) -> dict[str, Any]:
-        before_seq = None
-        if cursor is not None:
-            if not cursor.isdigit():
-                raise ValidationFailed("invalid cursor", errors=[{"field": "cursor"}])
-            before_seq = int(cursor)
-        rows = await log.events(
-            require_tenant(),
-            before_seq=before_seq,
-            limit=limit + 1,
-            action=action,
-            actor=actor,
-            outcome=outcome,
-            since=since,
-            until=until,
-        )
-        nxt = str(rows[limit - 1]["seq"]) if len(rows) > limit else None
-        return {"items": [_out(r) for r in rows[:limit]], "next_cursor": nxt}
+        return await log.query(require_tenant(), q)
+
+    @router.post("/events/search", summary="The same query with the filter document in the body")
+    async def search(
+        _: Annotated[Principal, Depends(require(READ))],
+        q: Annotated[ListQuery, Depends(search_query(EVENT_FIELDS))],
+    ) -> dict[str, Any]:
+        return await log.query(require_tenant(), q)
 
     return router
 

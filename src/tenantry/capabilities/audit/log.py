@@ -25,6 +25,8 @@ from typing import Any
 
 from tenantry.capabilities.audit import chain
 from tenantry.capabilities.audit.context import current_meta
+from tenantry.capabilities.filtering import FieldSet, fields
+from tenantry.capabilities.pagination import ListQuery
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.tenancy.context import Principal, current_principal
@@ -45,6 +47,29 @@ SELECT_HEAD = "SELECT seq, hash FROM {s}.audit_heads WHERE tenant_id = $1"
 SELECT_CHAIN = """
 SELECT * FROM {s}.audit_events WHERE seq > $1 ORDER BY seq LIMIT $2
 """
+#: The query endpoint's base: the filter engine appends WHERE / ORDER BY / LIMIT.
+QUERY_EVENTS = """
+SELECT e.seq, e.id, e.occurred_at, e.actor, e.actor_kind, e.client, e.ip, e.action,
+       e.resource, e.outcome, e.request_id, e.trace_id, e.before, e.after, e.details
+FROM {s}.audit_events e
+"""
+EVENT_FIELDS = FieldSet(
+    "audit.events",
+    id=fields.bigint("seq", "e.seq"),
+    fields=[
+        fields.datetime("occurred_at", "e.occurred_at", sortable=True),
+        fields.text("action", "e.action", sortable=True),
+        fields.text("actor", "e.actor", nullable=True),
+        fields.enum("actor_kind", "e.actor_kind", ["user", "client"], nullable=True),
+        fields.text("client", "e.client", nullable=True),
+        fields.text("ip", "e.ip", nullable=True),
+        fields.text("resource", "e.resource", nullable=True),
+        fields.text("outcome", "e.outcome"),
+        fields.text("request_id", "e.request_id", nullable=True),
+        fields.text("trace_id", "e.trace_id", nullable=True),
+    ],
+    default_sort="-occurred_at",
+)
 LIST_EVENTS = """
 SELECT seq, id, occurred_at, actor, actor_kind, client, ip, action, resource, outcome,
        request_id, trace_id, before, after, details
@@ -195,6 +220,11 @@ class AuditLog:
             )
         return [dict(r) for r in rows]
 
+    async def query(self, tenant: Tenant, q: ListQuery) -> dict[str, Any]:
+        """One page of the filter-engine query (``{"items", "next_cursor"}``)."""
+        async with self.db.tenant_unit_of_work(tenant) as uow:
+            return await q.fetch_page(uow, sql(QUERY_EVENTS, tenant.schema), serialize=_json)
+
     async def rows(self, tenant: Tenant, batch: int = 5000) -> AsyncIterator[Mapping[str, Any]]:
         last = 0
         while True:
@@ -230,3 +260,7 @@ class AuditLog:
                     await ensure_rls(conn, [schema], app_role)
                 made += n
         return made
+
+
+def _json(r: Any) -> dict[str, Any]:
+    return {**dict(r), "id": str(r["id"]), "occurred_at": r["occurred_at"].isoformat()}
