@@ -10,6 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Form, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from tenantry.capabilities import entitlements
 from tenantry.capabilities.pagination import ListQuery, list_query, search_query
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.errors import BadRequest, Unauthorized
@@ -140,7 +141,14 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
             return {"items": []}
         return {"items": await service.repo.my_tenants(UUID(p.subject))}
 
-    @router.post("/users", status_code=201)
+    async def active_members() -> int:
+        return await service.repo.member_count(require_tenant())
+
+    @router.post(
+        "/users",
+        status_code=201,
+        dependencies=[Depends(entitlements.require("max_users", usage=active_members))],
+    )
     async def create_user(
         body: NewUser, _: Annotated[Principal, Depends(require(ADMIN))]
     ) -> dict[str, Any]:

@@ -131,6 +131,10 @@ class SqlIdentityRepository:
         ]
         return members, query.next_cursor(rows)
 
+    async def member_count(self, tenant: Tenant) -> int:
+        async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
+            return int(await uow.fetchval(sql.COUNT_MEMBERS))
+
     async def set_member_status(self, tenant: Tenant, user_id: UUID, status: str) -> bool:
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
             old = await uow.fetchval(sql.SET_MEMBER_STATUS, user_id, status)

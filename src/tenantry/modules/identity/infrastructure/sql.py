@@ -78,3 +78,4 @@ ON CONFLICT (tenant_id, name) DO NOTHING RETURNING name
 """
 UPDATE_ROLE = "UPDATE roles SET actions = $2, description = $3 WHERE name = $1 RETURNING name"
 DELETE_ROLE = "DELETE FROM roles WHERE name = $1 RETURNING name"
+COUNT_MEMBERS = "SELECT count(*) FROM tenantry.memberships WHERE status = 'active'"
