@@ -154,6 +154,14 @@ class Plans:
             return self.plans.get("free") or next(iter(self.plans.values()))
         return plan
 
+    def cached(self, tenant: Tenant) -> Plan:
+        """Without I/O: the tenant's resolved plan if cached (overrides included), else the
+        plan named in the catalog."""
+        hit = self._cache.get(tenant.id)
+        if hit is not None and hit[1].name == tenant.plan:
+            return hit[1]
+        return self.base(tenant.plan)
+
     async def for_tenant(self, tenant: Tenant) -> Plan:
         hit = self._cache.get(tenant.id)
         now = time.monotonic()
