@@ -5,6 +5,7 @@ that shares no code with the engine."""
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -155,7 +156,7 @@ def evaluate(node: dict[str, Any], row: dict[str, Any]) -> bool:
     name, op, value = node["field"], node["op"], node.get("value", True)
     v = row[_KEYS.get(name, name)]
     if op == "is_null":
-        return (v is None) == value
+        return bool((v is None) == value)
     if v is None:
         return op in ("ne", "nin")
     if op in ("in", "nin"):
@@ -204,3 +205,24 @@ def reference_order(rows: list[dict[str, Any]], sort: list[tuple[str, bool]]) ->
         return 0
 
     return [r["id"] for r in sorted(rows, key=cmp_to_key(cmp))]
+
+
+_TOKEN = re.compile(
+    r"\s+|\(|\)|,|<>|<=|>=|=|<|>"
+    r"|\$\d+::(text|int4|int8|numeric|bool|uuid|date|timestamptz)(\[\])?"
+    r"|AND|OR|NOT|IS|NULLS|NULL|DISTINCT|FROM|ANY|ALL|BETWEEN|LIKE|ILIKE|TRUE|FALSE"
+    r"|ASC|DESC|LAST|FIRST"
+)
+
+
+def only_whitelisted_sql(sql: str) -> bool:
+    """Nothing but declared expressions, keywords, operators and typed $n placeholders."""
+    for f in sorted(ITEMS.by_name.values(), key=lambda f: -len(f.sql)):
+        sql = sql.replace(f.sql, " ")
+    pos = 0
+    while pos < len(sql):
+        m = _TOKEN.match(sql, pos)
+        if m is None:
+            return False
+        pos = m.end()
+    return True

@@ -89,7 +89,8 @@ def test_nesting_offset_and_negation_guards() -> None:
 
 
 def test_empty_documents_filter_nothing() -> None:
-    for doc in (None, {}, [], {"filters": []}, {"sort": "qty"}):
+    docs: list[Any] = [None, {}, [], {"filters": []}, {"sort": "qty"}]
+    for doc in docs:
         assert sql_of(doc) == ("TRUE", [])
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tenantry.capabilities.filtering import compile_document
 from tenantry.kernel.errors import ValidationFailed
-from tests.capabilities.conftest import ITEMS, SCHEMA, matches
+from tests.capabilities.conftest import ITEMS, SCHEMA, matches, only_whitelisted_sql
 from tests.capabilities.strategies import any_documents, valid_documents
 
 ItemsDb = tuple[asyncpg.Connection, list[dict[str, Any]]]
@@ -90,12 +90,11 @@ async def test_sql_equals_reference(items_db: ItemsDb, doc: dict[str, Any]) -> N
 @given(doc=any_documents)
 async def test_any_document_is_a_422_or_valid_sql(items_db: ItemsDb, doc: Any) -> None:
     conn, rows = items_db
+    failure: ValidationFailed | None = None
     try:
         got = await ids_where(conn, doc)
     except ValidationFailed as exc:
         failure = exc
-    else:
-        failure = None
     if failure is not None:
         assert failure.status == 422
         assert failure.errors
@@ -109,3 +108,14 @@ async def test_any_document_is_a_422_or_valid_sql(items_db: ItemsDb, doc: Any) -
 def test_junk_text_never_crashes_the_parser(junk: str) -> None:
     with contextlib.suppress(ValidationFailed):
         compile_document(ITEMS, {"filters": [{"field": junk, "op": junk, "value": junk}]})
+
+
+@settings(max_examples=200, deadline=None)
+@given(doc=any_documents)
+def test_client_text_never_reaches_the_sql(doc: Any) -> None:
+    try:
+        compiled = compile_document(ITEMS, doc, offset=3)
+    except ValidationFailed:
+        return
+    assert only_whitelisted_sql(compiled.sql), compiled.sql
+    assert not only_whitelisted_sql(compiled.sql + " 'x'")  # the checker has teeth

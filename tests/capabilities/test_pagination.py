@@ -26,6 +26,7 @@ from tests.capabilities.conftest import (
     SELECT_ITEMS,
     make_rows,
     matches,
+    only_whitelisted_sql,
     reference_order,
     row_args,
 )
@@ -51,6 +52,9 @@ async def walk(
         q = ListQuery.parse(
             ITEMS, signer, document=doc, sort=sort, limit=limit, cursor=cursor, scope="t1"
         )
+        compiled = q.compile()
+        assert only_whitelisted_sql(compiled.where), compiled.where
+        assert only_whitelisted_sql(compiled.order_by), compiled.order_by
         page = await q.fetch_page(conn, SELECT_ITEMS)
         assert len(page["items"]) <= limit
         seen += [r["id"] for r in page["items"]]
@@ -159,6 +163,22 @@ def test_limit_bounds(signer: CursorSigner) -> None:
         ListQuery.parse(ITEMS, signer, document={"sort": "qty"}, sort="qty")
 
 
+def test_cursors_carry_stored_values_clients_could_not_send(signer: CursorSigner) -> None:
+    """A sort value longer than a filter string may be, or an enum value the list does not
+    declare (added later in the database), still makes a working cursor."""
+    rows = [
+        {"id": uuid.uuid4(), "name": "x" * 1500, "status": "archived"},
+        {"id": uuid.uuid4(), "name": "y", "status": "new"},
+    ]
+    for sort in ("name", "-status"):
+        q = ListQuery.parse(ITEMS, signer, sort=sort, limit=1, scope="t1")
+        cursor = q.page(rows)["next_cursor"]
+        assert cursor is not None
+        again = ListQuery.parse(ITEMS, signer, sort=sort, limit=1, scope="t1", cursor=cursor)
+        assert again.cursor_values is not None
+        assert again.cursor_values[0] in ("x" * 1500, "archived")
+
+
 def test_rows_without_the_sort_key_fail_loudly(signer: CursorSigner) -> None:
     q = ListQuery.parse(ITEMS, signer, sort="qty", limit=1)
     with pytest.raises(RuntimeError, match="sort columns"):
@@ -200,3 +220,22 @@ async def test_walk_is_stable_under_concurrent_inserts(
     assert inserted, "the writer did not run during the walk"
     assert set(seen) - before, "no concurrent insert landed in a later page"
     await conn.execute("DELETE FROM cap_test.items WHERE id = ANY($1::uuid[])", list(inserted))
+
+
+async def test_keyset_page_is_served_by_an_index(items_db: ItemsDb, signer: CursorSigner) -> None:
+    """With an index on (sort column, id), a page after a cursor is an index range scan: no
+    sort, no scan of the earlier rows (the row-comparison form of the predicate)."""
+    conn, _ = items_db
+    q = ListQuery.parse(ITEMS, signer, sort="-at", limit=5, scope="t1")
+    cursor = (await q.fetch_page(conn, SELECT_ITEMS))["next_cursor"]
+    q = ListQuery.parse(ITEMS, signer, sort="-at", limit=5, scope="t1", cursor=cursor)
+    text, args = q.render(SELECT_ITEMS)
+    assert "(i.at), (i.id)) < (" in text
+    async with conn.transaction():
+        await conn.execute("CREATE INDEX items_at_id ON cap_test.items (at, id)")
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + text, *args))
+        await conn.execute("DROP INDEX cap_test.items_at_id")
+    assert "Index Scan Backward using items_at_id" in plan, plan
+    assert "Sort" not in plan, plan
+    assert "Index Cond" in plan, plan

@@ -114,6 +114,18 @@ class Field:
             raise ValueError(f"expected one of {list(self.values)}")
         return parsed
 
+    def parse_stored(self, value: Any) -> Any:
+        """Parse a value that came from the database (a cursor's sort key): the type is
+        checked, but not the limits put on client input (text length, enum membership)."""
+        if self.type in _TEXTUAL:
+            if not isinstance(value, str):
+                raise ValueError("expected a string")
+            return value
+        return PARSERS[self.type](value)
+
+
+_TEXTUAL = frozenset({FieldType.TEXT, FieldType.ENUM, FieldType.JSON_TEXT})
+
 
 def _make(
     name: str,

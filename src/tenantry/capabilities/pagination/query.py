@@ -23,6 +23,7 @@ from tenantry.capabilities.filtering.document import (
     DEFAULT_LIMITS,
     Limits,
     Node,
+    canonical,
     fail,
     parse_filter,
     parse_sort,
@@ -85,9 +86,8 @@ class ListQuery:
         self.limit = limit
         self.scope = scope
         self.cursor_values = cursor_values
-        plain = self.compile(0, with_cursor=False)
         digest = hashlib.sha256(
-            orjson.dumps([plain.where, plain.order_by, plain.params], default=str)
+            orjson.dumps([canonical(filter_), [k.spec for k in self.sort]], default=str)
         ).digest()
         self.fingerprint = base64.urlsafe_b64encode(digest[:9]).decode()
 
@@ -137,19 +137,19 @@ class ListQuery:
                 values.append(None)
                 continue
             try:
-                values.append(k.field.parse(v))
+                values.append(k.field.parse_stored(v))
             except ValueError:
                 raise invalid("malformed") from None
         return values
 
     # -- SQL ---------------------------------------------------------------------------------
-    def compile(self, offset: int = 0, *, with_cursor: bool = True) -> CompiledList:
+    def compile(self, offset: int = 0) -> CompiledList:
         """WHERE (filter AND after-cursor), ORDER BY, LIMIT and the params from ``$offset+1``."""
         params = Params(offset)
         parts: list[str] = []
         if self.filter is not None:
             parts.append(compile_node(self.filter, params))
-        if with_cursor and self.cursor_values is not None:
+        if self.cursor_values is not None:
             parts.append(after(self.sort, self.cursor_values, params))
         where = " AND ".join(parts) if parts else "TRUE"
         return CompiledList(where, order_by(self.sort), self.limit + 1, params.values)
