@@ -28,6 +28,7 @@ class AuditBuffer:
         self._size = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Lock()  # a flush returns only when what it took is written
         self.dropped = 0
 
     def add(self, tenant: Tenant, e: Event) -> None:
@@ -41,6 +42,10 @@ class AuditBuffer:
             self._wake.set()
 
     async def flush(self) -> int:
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         pending, self._pending, self._size = self._pending, {}, 0
         written = 0
         for tenant, events in pending.values():
