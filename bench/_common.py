@@ -20,7 +20,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from tenantry.kernel.config import Settings, load_settings
 from tenantry.kernel.db.dsn import with_database
+from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.model import IsolationMode, Tenant
+from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 
 WRK_DONE = """
 done = function(summary, latency, requests)
@@ -136,3 +140,31 @@ def table(title: str, header: list[str], rows: list[list[object]]) -> str:
     out = [f"\n{title}\n", line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(r) for r in rows]
     return "\n".join(out)
+
+
+# -- a migrated platform with a bench tenant (cache and observability benches) ----------------
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/tenantry_bench"
+
+
+def bench_settings(**overrides: object) -> Settings:
+    os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
+    return load_settings(None, **overrides)
+
+
+async def bench_platform(settings: Settings) -> tuple[Platform, Tenant]:
+    platform = Platform.build(settings)
+    report = await platform.prepare()
+    assert report.ok, report.failed
+    tenant = await platform.catalog.by_slug("bench")
+    if tenant is None:
+        res = await platform.provisioner.create(
+            ProvisionRequest(
+                "bench",
+                "Bench",
+                IsolationMode.SHARED,
+                "free",
+                options={"admin_email": "bench@bench.test", "admin_password": "bench-password"},
+            )
+        )
+        tenant = res.tenant
+    return platform, tenant

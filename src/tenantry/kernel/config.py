@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from tenantry.kernel.errors import ConfigError
+from tenantry.kernel.observability.settings import ObservabilitySettings, SloSettings
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -116,6 +117,8 @@ class ModulesSettings(BaseModel):
 
 class LoggingSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: ``json`` (one object per line) or ``console`` (human-readable, for dev).
+    format: Literal["json", "console"] = "json"
 
 
 class Settings(BaseSettings):
@@ -136,6 +139,8 @@ class Settings(BaseSettings):
     modules: ModulesSettings = Field(default_factory=ModulesSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    slo: SloSettings = Field(default_factory=SloSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -27,9 +27,16 @@ from tenantry.kernel.db.migrations import (
     load_migrations,
 )
 from tenantry.kernel.db.rls import raise_if_unsafe, self_check
+from tenantry.kernel.jobs.runner import JobRunner, JobsSettings
+from tenantry.kernel.messaging.runtime import MIGRATIONS as MESSAGING_MIGRATIONS
+from tenantry.kernel.messaging.runtime import Messaging, load_messaging_settings
+from tenantry.kernel.messaging.saga import SagaRunner
 from tenantry.kernel.modules import Module, discover, order
+from tenantry.kernel.observability.hub import OBSERVABILITY_MIGRATIONS, Observability
 from tenantry.kernel.tenancy.catalog import TenantCatalog
+from tenantry.kernel.tenancy.onboarding import attach as attach_onboarding
 from tenantry.kernel.tenancy.provisioning import Provisioner, ProvisionHook
+from tenantry.kernel.tenancy.routes import build_router as build_platform_router
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -48,6 +55,7 @@ class Authorizer(Protocol):
 
 _log = logging.getLogger(__name__)
 KERNEL_MIGRATIONS = "tenantry.kernel.db.sql"
+JOBS_MIGRATIONS = "tenantry.kernel.jobs.migrations"
 #: Platform-wide operations (tenant onboarding, error and SLO views). Only tokens of the
 #: operator tenant (``tenancy.operator_tenant``) can carry it, whatever their roles say.
 PLATFORM_ADMIN = "platform:admin"
@@ -59,10 +67,26 @@ class Platform:
         self.modules = order(modules)
         self.db = Database(settings.database, admin_url)
         migrations: list[Migration] = load_migrations("kernel", KERNEL_MIGRATIONS)
+        migrations += load_migrations("observability", OBSERVABILITY_MIGRATIONS)
+        migrations += load_migrations("messaging", MESSAGING_MIGRATIONS)
+        migrations += load_migrations("jobs", JOBS_MIGRATIONS)
         for m in self.modules:
             migrations += load_migrations(m.name, m.migrations)
-        self.migrator = Migrator(self.db, migrations, ["kernel", *(m.name for m in self.modules)])
+        self.migrator = Migrator(
+            self.db,
+            migrations,
+            ["kernel", "observability", "messaging", "jobs", *(m.name for m in self.modules)],
+        )
         self.catalog = TenantCatalog(self.db, settings.tenancy.catalog_ttl_s)
+        #: Dispatcher (send/publish), outbox relay, broker: see kernel/messaging.
+        self.messaging = Messaging(
+            self.db, self.catalog, load_messaging_settings(settings.module_settings("messaging"))
+        )
+        self.dispatcher = self.messaging.dispatcher
+        #: Background jobs and schedules; modules register handlers in ``setup``.
+        self.jobs = JobRunner(
+            self.db, self.catalog, JobsSettings(**settings.module_settings("jobs"))
+        )
         grace = settings.auth.access_token_ttl_s + settings.auth.leeway_s
         self.keyring = Keyring(self.db, grace)
         self.tokens = TokenService(self.keyring, settings.auth)
@@ -78,6 +102,10 @@ class Platform:
         #: The permission decider ``require()`` delegates to (set by the authz capability);
         #: None: the token's scopes decide.
         self.authorizer: Authorizer | None = None
+        #: Called (never raising) with (request, exc) for every unhandled HTTP exception.
+        self.unhandled_hooks: list[Any] = []
+        #: Logs, metrics, traces, error tracking, SLOs (kernel/observability).
+        self.observability = Observability(self)
         for m in self.modules:
             for action in m.permissions:
                 if action in self.permissions:
@@ -86,7 +114,13 @@ class Platform:
             for role, actions in m.default_roles.items():
                 self.default_roles.setdefault(role, []).extend(actions)
             m.setup(self)
+        self.messaging.configure_routes(
+            settings.module_settings("dispatch"), [m.name for m in self.modules]
+        )
         self.provisioner = Provisioner(self.db, self.migrator, self.catalog, self.provision_hooks)
+        self.sagas = SagaRunner(self.db, self.messaging.settings.saga_stale_s)
+        self.onboarding = attach_onboarding(self.provisioner, self.dispatcher, self.sagas)
+        self.include_router(build_platform_router(self), "platform")
         self._started = False
 
     # -- wiring helpers for modules ---------------------------------------------------------
@@ -149,15 +183,20 @@ class Platform:
     async def start(self, *, listen: bool = True) -> None:
         if self._started:
             return
+        await self.observability.start()  # first: tracing hooks before pools open
         raise_if_unsafe(await self.check())
         await self.keyring.load()
         if listen:
             await self.catalog.listen()
         for m in self.modules:
             await m.startup(self)
+        if self.messaging.settings.relay_in_process:
+            await self.messaging.start_relay()
         self._started = True
 
     async def close(self) -> None:
+        await self.messaging.close()
+        await self.observability.close()
         for m in reversed(self.modules):
             await m.shutdown(self)
         await self.catalog.close()

@@ -19,6 +19,7 @@ import asyncpg
 from tenantry.kernel.db.bootstrap import create_tenant_database, drop_tenant_database, ensure_roles
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.migrations import Migrator, Store
+from tenantry.kernel.db.rls import tenant_tables
 from tenantry.kernel.db.sql import queries as q
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.errors import Conflict, ValidationFailed
@@ -64,8 +65,26 @@ class Provisioner:
         self.migrator = migrator
         self.catalog = catalog
         self.hooks = list(hooks)
+        #: The onboarding saga, when the platform attaches one (see kernel/tenancy/onboarding).
+        self.onboarding: Callable[[ProvisionRequest], Awaitable[ProvisionResult]] | None = None
 
     async def create(self, req: ProvisionRequest) -> ProvisionResult:
+        """Create a tenant, all-or-nothing. With the onboarding saga attached (the platform
+        does), the steps below run as a persisted saga that survives a crash."""
+        if self.onboarding is not None:
+            return await self.onboarding(req)
+        tenant = await self.insert_record(req, uuid.uuid4())
+        try:
+            await self.make_storage(tenant)
+            outputs = await self.run_hooks(tenant, req.options)
+            await self.activate(tenant)
+        except BaseException:
+            await self._undo(tenant, True)
+            raise
+        return await self.result(tenant, outputs)
+
+    # -- the steps (also the onboarding saga's; each idempotent) -----------------------------
+    def validate(self, req: ProvisionRequest) -> IsolationMode:
         try:
             validate_slug(req.slug)
         except ValueError as exc:
@@ -75,70 +94,115 @@ class Provisioner:
         if not req.name.strip():
             raise ValidationFailed("name must not be empty", errors=[{"field": "name"}])
         self.db.server_url(req.server)  # unknown server: clear error before anything is written
-        mode = IsolationMode(req.isolation)
-        tenant_id = uuid.uuid4()
+        return IsolationMode(req.isolation)
+
+    async def insert_record(self, req: ProvisionRequest, tenant_id: uuid.UUID) -> Tenant:
+        """The catalog row, as ``provisioning`` (invisible to requests until activated)."""
+        mode = self.validate(req)
         database = database_for(req.slug) if mode is IsolationMode.DATABASE else None
         schema = schema_for(req.slug, mode)
         async with self.db.admin_connection() as conn:
-            try:
-                await conn.execute(
-                    q.INSERT_TENANT,
-                    tenant_id,
-                    req.slug,
-                    req.name.strip(),
-                    mode.value,
-                    req.plan,
-                    req.server,
-                    database,
-                    schema,
-                )
-            except asyncpg.UniqueViolationError:
-                raise Conflict(f"a tenant with slug {req.slug!r} already exists") from None
             row = await conn.fetchrow(q.SELECT_TENANT_BY_ID, tenant_id)
+            if row is None:
+                try:
+                    await conn.execute(
+                        q.INSERT_TENANT,
+                        tenant_id,
+                        req.slug,
+                        req.name.strip(),
+                        mode.value,
+                        req.plan,
+                        req.server,
+                        database,
+                        schema,
+                    )
+                except asyncpg.UniqueViolationError:
+                    raise Conflict(f"a tenant with slug {req.slug!r} already exists") from None
+                row = await conn.fetchrow(q.SELECT_TENANT_BY_ID, tenant_id)
         assert row is not None
-        tenant = tenant_from_row(row)
-        storage_made = False
-        try:
-            if mode is IsolationMode.SCHEMA:
-                storage_made = True
-                await self.migrator.migrate_store(Store.for_tenant(tenant))
-            elif mode is IsolationMode.DATABASE:
-                assert database is not None
-                async with self.db.admin_connection(req.server, "postgres", as_owner=False) as c:
-                    await ensure_roles(c, self.db.settings)
-                    storage_made = True
-                    await create_tenant_database(c, database, self.db.settings)
-                await self.migrator.migrate_store(Store.for_tenant(tenant))
-            outputs: dict[str, Any] = {}
-            async with self.db.tenant_unit_of_work(tenant) as uow:
-                for hook in self.hooks:
-                    out = await hook(uow, tenant, req.options)
-                    if out:
-                        outputs.update(out)
-            async with self.db.admin_connection() as conn:
-                await conn.execute(q.SET_TENANT_STATUS, tenant_id, TenantStatus.ACTIVE.value)
-                await conn.execute(q.NOTIFY_CATALOG, str(tenant_id))
-        except BaseException:
-            await self._undo(tenant, storage_made)
-            raise
-        self.catalog.invalidate(tenant_id)
-        active = await self.catalog.get(tenant_id)
+        return tenant_from_row(row)
+
+    async def tenant(self, tenant_id: uuid.UUID) -> Tenant | None:
+        async with self.db.admin_connection() as conn:
+            row = await conn.fetchrow(q.SELECT_TENANT_BY_ID, tenant_id)
+        return tenant_from_row(row) if row else None
+
+    async def make_storage(self, tenant: Tenant) -> None:
+        """Nothing for shared; a migrated schema, or a migrated database."""
+        if tenant.isolation is IsolationMode.SCHEMA:
+            await self.migrator.migrate_store(Store.for_tenant(tenant))
+        elif tenant.isolation is IsolationMode.DATABASE:
+            assert tenant.database is not None
+            async with self.db.admin_connection(tenant.server, "postgres", as_owner=False) as c:
+                await ensure_roles(c, self.db.settings)
+                await create_tenant_database(c, tenant.database, self.db.settings)
+            await self.migrator.migrate_store(Store.for_tenant(tenant))
+
+    async def run_hooks(self, tenant: Tenant, options: dict[str, Any]) -> dict[str, Any]:
+        """Module hooks (roles, the admin user...) in one unit of work of the new tenant."""
+        outputs: dict[str, Any] = {}
+        async with self.db.tenant_unit_of_work(tenant) as uow:
+            for hook in self.hooks:
+                out = await hook(uow, tenant, options)
+                if out:
+                    outputs.update(out)
+        return outputs
+
+    async def activate(self, tenant: Tenant, status: TenantStatus = TenantStatus.ACTIVE) -> None:
+        async with self.db.admin_connection() as conn:
+            await conn.execute(q.SET_TENANT_STATUS, tenant.id, status.value)
+            await conn.execute(q.NOTIFY_CATALOG, str(tenant.id))
+        self.catalog.invalidate(tenant.id)
+
+    async def result(self, tenant: Tenant, outputs: dict[str, Any]) -> ProvisionResult:
+        self.catalog.invalidate(tenant.id)
+        active = await self.catalog.get(tenant.id)
         assert active is not None
         return ProvisionResult(active, outputs)
 
+    async def drop_storage(self, tenant: Tenant) -> None:
+        """Undo ``make_storage`` and every row written since: drop the schema or database;
+        in the shared schema, delete the tenant's rows from every tenant-owned table (in the
+        tenant's own unit of work, so RLS confines the delete to it)."""
+        if tenant.isolation is IsolationMode.SCHEMA:
+            async with self.db.admin_connection() as conn:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{tenant.schema}" CASCADE')
+        elif tenant.database:
+            async with self.db.admin_connection(tenant.server, "postgres", as_owner=False) as c:
+                await drop_tenant_database(c, tenant.database)
+        else:
+            await self.purge_rows(tenant)
+
+    async def purge_rows(self, tenant: Tenant) -> None:
+        async with self.db.admin_connection(as_owner=False) as conn:
+            tables = [t.qualified for t in await tenant_tables(conn, [tenant.schema])]
+        remaining = [f'"{t.split(".")[0]}"."{t.split(".")[1]}"' for t in tables]
+        for _ in range(len(remaining) + 1):  # foreign keys: retry until children are gone
+            if not remaining:
+                return
+            failed = []
+            async with self.db.tenant_unit_of_work(tenant) as uow:
+                for table in remaining:
+                    try:
+                        async with uow.savepoint():
+                            await uow.execute(f"DELETE FROM {table}")
+                    except asyncpg.ForeignKeyViolationError:
+                        failed.append(table)
+            remaining = failed
+        raise RuntimeError(f"could not purge {remaining} for tenant {tenant.slug}")
+
+    async def delete_record(self, tenant_id: uuid.UUID) -> None:
+        async with self.db.admin_connection() as conn:
+            await conn.execute(q.DELETE_TENANT, tenant_id)
+            await conn.execute(q.NOTIFY_CATALOG, str(tenant_id))
+        self.catalog.invalidate(tenant_id)
+
     async def _undo(self, tenant: Tenant, storage_made: bool) -> None:
         with contextlib.suppress(asyncpg.PostgresError, OSError):
-            if storage_made and tenant.isolation is IsolationMode.SCHEMA:
-                async with self.db.admin_connection() as conn:
-                    await conn.execute(f'DROP SCHEMA IF EXISTS "{tenant.schema}" CASCADE')
-            if storage_made and tenant.database:
-                async with self.db.admin_connection(tenant.server, "postgres", as_owner=False) as c:
-                    await drop_tenant_database(c, tenant.database)
+            if storage_made:
+                await self.drop_storage(tenant)
         with contextlib.suppress(asyncpg.PostgresError, OSError):
-            async with self.db.admin_connection() as conn:
-                await conn.execute(q.DELETE_TENANT, tenant.id)
-                await conn.execute(q.NOTIFY_CATALOG, str(tenant.id))
-        self.catalog.invalidate(tenant.id)
+            await self.delete_record(tenant.id)
 
     async def set_status(self, slug: str, status: TenantStatus) -> Tenant:
         tenant = await self.catalog.by_slug(slug)

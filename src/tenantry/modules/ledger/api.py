@@ -11,18 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from tenantry.capabilities.filtering import FieldSet
+from tenantry.capabilities.pagination import MAX_LIMIT, ListQuery, list_query
+from tenantry.capabilities.pagination.http import cursor_signer, parse_filter_param
 from tenantry.kernel.errors import BadRequest, ValidationFailed
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
-from tenantry.kernel.tenancy.context import Principal
+from tenantry.kernel.tenancy.context import Principal, current_tenant
 from tenantry.modules.ledger.application.errors import (
     IdempotencyKeyInvalid,
     IdempotencyKeyMissing,
@@ -43,10 +46,12 @@ from tenantry.modules.ledger.domain.model import (
     Entry,
     LedgerError,
 )
-from tenantry.modules.ledger.infrastructure.listing import (
-    MAX_LIMIT,
-    ListRequest,
-    parse_filter_param,
+from tenantry.modules.ledger.infrastructure.lists import (
+    ACCOUNT_FIELDS,
+    ENTRY_FIELDS,
+    TRANSACTION_FIELDS,
+    Extras,
+    split_extras,
 )
 from tenantry.modules.ledger.infrastructure.repository import SqlLedgerStore
 
@@ -93,13 +98,6 @@ class BatchIn(Strict):
 
 class ReverseIn(Strict):
     description: str | None = Field(default=None, max_length=500)
-
-
-class SearchIn(Strict):
-    filters: list[dict[str, Any]] = Field(default_factory=list, max_length=20)
-    sort: str | None = Field(default=None, max_length=64)
-    limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
-    cursor: str | None = Field(default=None, max_length=500)
 
 
 _BATCH_ITEM = TypeAdapter(BatchItemIn)
@@ -160,16 +158,72 @@ def _allowed(action: str) -> Callable[..., Awaitable[Principal]]:
 
 CanRead = Annotated[Principal, Depends(_allowed(READ))]
 CanWrite = Annotated[Principal, Depends(_allowed(WRITE))]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(max_length=500)]
-Filter = Annotated[
-    str | None, Query(max_length=4000, description='{"filters":[{"field","op","value"}]}')
+
+
+def _scope() -> str:
+    tenant = current_tenant()
+    return str(tenant.id) if tenant else "-"
+
+
+Listed = tuple[ListQuery, Extras]
+
+
+def _ledger_list(fieldset: FieldSet, *, account_filter: bool = False) -> Any:
+    """``list_query`` plus the ledger-only conditions (account_id, metadata.<key>)."""
+
+    async def dependency(
+        request: Request,
+        filter_: Annotated[
+            str | None, Query(alias="filter", max_length=16_384, description="filter document")
+        ] = None,
+        sort: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+        cursor: Annotated[str | None, Query(max_length=2000)] = None,
+    ) -> Listed:
+        doc, extras = split_extras(parse_filter_param(filter_), account_filter=account_filter)
+        q = ListQuery.parse(
+            fieldset,
+            await cursor_signer(request),
+            document=doc,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+            scope=_scope(),
+        )
+        return q, extras
+
+    return dependency
+
+
+def _ledger_search(fieldset: FieldSet, *, account_filter: bool = False) -> Any:
+    """The same for ``POST .../search`` (document, limit and cursor in the body)."""
+
+    async def dependency(
+        request: Request, body: Annotated[dict[str, Any] | None, Body()] = None
+    ) -> Listed:
+        doc = dict(body or {})
+        limit, cursor = doc.pop("limit", 50), doc.pop("cursor", None)
+        doc, extras = split_extras(doc, account_filter=account_filter)
+        q = ListQuery.parse(
+            fieldset,
+            await cursor_signer(request),
+            document=doc,
+            limit=limit,
+            cursor=cursor,
+            scope=_scope(),
+        )
+        return q, extras
+
+    return dependency
+
+
+AccountList = Annotated[Listed, Depends(_ledger_list(ACCOUNT_FIELDS))]
+AccountSearch = Annotated[Listed, Depends(_ledger_search(ACCOUNT_FIELDS))]
+TransactionList = Annotated[Listed, Depends(_ledger_list(TRANSACTION_FIELDS, account_filter=True))]
+TransactionSearch = Annotated[
+    Listed, Depends(_ledger_search(TRANSACTION_FIELDS, account_filter=True))
 ]
-Sort = Annotated[str | None, Query(max_length=64)]
-
-
-def _list(filter_: str | None, sort: str | None, limit: int, cursor: str | None) -> ListRequest:
-    return ListRequest(parse_filter_param(filter_), sort, limit, cursor)
+EntryList = Annotated[ListQuery, Depends(list_query(ENTRY_FIELDS))]
 
 
 def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
@@ -191,20 +245,13 @@ def build_router(service: LedgerService) -> APIRouter:
         return JsonResponse(row, status_code=201)
 
     @router.get("/accounts")
-    async def list_accounts(
-        _: CanRead,
-        filter: Filter = None,
-        sort: Sort = None,
-        limit: Limit = 50,
-        cursor: Cursor = None,
-    ) -> JsonResponse:
-        items, nxt = await store.list_accounts(_list(filter, sort, limit, cursor))
+    async def list_accounts(_: CanRead, q: AccountList) -> JsonResponse:
+        items, nxt = await store.list_accounts(*q)
         return JsonResponse({"items": items, "next_cursor": nxt})
 
     @router.post("/accounts/search")
-    async def search_accounts(body: SearchIn, _: CanRead) -> JsonResponse:
-        q = ListRequest(body.filters, body.sort, body.limit, body.cursor)
-        items, nxt = await store.list_accounts(q)
+    async def search_accounts(_: CanRead, q: AccountSearch) -> JsonResponse:
+        items, nxt = await store.list_accounts(*q)
         return JsonResponse({"items": items, "next_cursor": nxt})
 
     @router.get("/accounts/{account_id}")
@@ -222,15 +269,8 @@ def build_router(service: LedgerService) -> APIRouter:
         return JsonResponse(await service.balance(account_id, as_of))
 
     @router.get("/accounts/{account_id}/entries")
-    async def entries(
-        account_id: UUID,
-        _: CanRead,
-        filter: Filter = None,
-        sort: Annotated[Literal["entry_no", "-entry_no"] | None, Query()] = None,
-        limit: Limit = 50,
-        cursor: Cursor = None,
-    ) -> JsonResponse:
-        items, nxt = await service.statement(account_id, _list(filter, sort, limit, cursor))
+    async def entries(account_id: UUID, _: CanRead, q: EntryList) -> JsonResponse:
+        items, nxt = await service.statement(account_id, q)
         return JsonResponse({"items": items, "next_cursor": nxt})
 
     # -- transactions -----------------------------------------------------------------------
@@ -285,20 +325,13 @@ def build_router(service: LedgerService) -> APIRouter:
         )
 
     @router.get("/transactions")
-    async def list_transactions(
-        _: CanRead,
-        filter: Filter = None,
-        sort: Sort = None,
-        limit: Limit = 50,
-        cursor: Cursor = None,
-    ) -> JsonResponse:
-        items, nxt = await store.list_transactions(_list(filter, sort, limit, cursor))
+    async def list_transactions(_: CanRead, q: TransactionList) -> JsonResponse:
+        items, nxt = await store.list_transactions(*q)
         return JsonResponse({"items": items, "next_cursor": nxt})
 
     @router.post("/transactions/search")
-    async def search_transactions(body: SearchIn, _: CanRead) -> JsonResponse:
-        q = ListRequest(body.filters, body.sort, body.limit, body.cursor)
-        items, nxt = await store.list_transactions(q)
+    async def search_transactions(_: CanRead, q: TransactionSearch) -> JsonResponse:
+        items, nxt = await store.list_transactions(*q)
         return JsonResponse({"items": items, "next_cursor": nxt})
 
     @router.get("/transactions/{transaction_id}")

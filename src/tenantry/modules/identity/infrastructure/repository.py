@@ -119,9 +119,7 @@ class SqlIdentityRepository:
                 )
             return added is not None
 
-    async def members(
-        self, tenant: Tenant, query: ListQuery
-    ) -> tuple[list[Member], str | None]:
+    async def members(self, tenant: Tenant, query: ListQuery) -> tuple[list[Member], str | None]:
         text, args = query.render(sql.LIST_MEMBERS)
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
             rows = await uow.fetch(text, *args)

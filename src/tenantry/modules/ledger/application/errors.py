@@ -8,13 +8,6 @@ from tenantry.kernel.errors import BadRequest, Conflict, NotFound, ValidationFai
 from tenantry.modules.ledger.domain.model import LedgerError
 
 
-class InvalidQuery(ValidationFailed):
-    type_slug, title = "ledger-invalid-query", "Invalid list query"
-
-    def __init__(self, detail: str, field: str) -> None:
-        super().__init__(detail, errors=[{"field": field, "in": "query", "message": detail}])
-
-
 class AccountNotFound(NotFound):
     type_slug, title = "ledger-account-not-found", "Account not found"
 

@@ -11,9 +11,9 @@ from uuid import UUID
 import asyncpg
 import orjson
 
+from tenantry.capabilities.pagination import ListQuery
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.uow import UnitOfWork
-from tenantry.modules.ledger.application.errors import InvalidQuery
 from tenantry.modules.ledger.application.ports import KeyClaim, Locked, StoredKey
 from tenantry.modules.ledger.domain.currency import MINOR_UNITS
 from tenantry.modules.ledger.domain.model import (
@@ -25,50 +25,11 @@ from tenantry.modules.ledger.domain.model import (
     Posted,
 )
 from tenantry.modules.ledger.infrastructure import sql
-from tenantry.modules.ledger.infrastructure.listing import (
-    MAX_LIMIT,
-    Column,
-    ListRequest,
-    ListSpec,
-    _bool,
-    _int,
-    _text,
-    _ts,
-    _uuid,
-    compile_list,
-    next_cursor,
-)
-
-ACCOUNTS = ListSpec(
-    select=f"SELECT {sql.ACCOUNT_COLUMNS} FROM ledger_accounts x",
-    columns={
-        "code": Column("x.code", _text, "text", sortable=True),
-        "name": Column("x.name", _text, "text"),
-        "type": Column("x.type", _text, "text"),
-        "currency": Column("x.currency", _text, "text"),
-        "status": Column("x.status", _text, "text"),
-        "allow_negative": Column("x.allow_negative", _bool, "boolean"),
-        "created_at": Column("x.created_at", _ts, "timestamptz", sortable=True),
-    },
-    default_sort="created_at",
-)
-
-TRANSACTIONS = ListSpec(
-    select=f"SELECT {sql.transaction_columns('x')} FROM ledger_transactions x",
-    columns={
-        "posted_at": Column("x.posted_at", _ts, "timestamptz", sortable=True),
-        "amount": Column("x.amount", _int, "numeric", sortable=True),
-        "description": Column("x.description", _text, "text"),
-        "reverses": Column("x.reverses", _uuid, "uuid"),
-        "account_id": Column(
-            "",
-            _uuid,
-            "uuid",
-            template="EXISTS (SELECT 1 FROM ledger_entries f WHERE f.transaction_id = x.id"
-            " AND f.account_id {op} {p})",
-        ),
-    },
-    default_sort="-posted_at",
+from tenantry.modules.ledger.infrastructure.lists import (
+    LIST_ACCOUNTS,
+    LIST_TRANSACTIONS,
+    STATEMENT,
+    Extras,
 )
 
 
@@ -269,50 +230,31 @@ class SqlLedgerStore:
             rows = await uow.fetch(sql.TRANSACTIONS_BY_ID, [transaction_id])
         return transaction_view(rows[0]) if rows else None
 
-    async def list_accounts(self, query: ListRequest) -> tuple[list[dict[str, Any]], str | None]:
-        text, params, sort_name, _ = compile_list(ACCOUNTS, query)
+    async def list_accounts(
+        self, query: ListQuery, extras: Extras
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        text, args = query.render(LIST_ACCOUNTS, extras.metadata)
         async with self.db.unit_of_work(readonly=True) as uow:
-            rows = await uow.fetch(text, *params)
-        return [account_view(r) for r in rows[: query.limit]], next_cursor(
-            rows, query.limit, sort_name
-        )
+            rows = await uow.fetch(text, *args)
+        return [account_view(r) for r in rows[: query.limit]], query.next_cursor(rows)
 
     async def list_transactions(
-        self, query: ListRequest
+        self, query: ListQuery, extras: Extras
     ) -> tuple[list[dict[str, Any]], str | None]:
-        text, params, sort_name, _ = compile_list(TRANSACTIONS, query)
+        text, args = query.render(LIST_TRANSACTIONS, extras.account_id, extras.metadata)
         async with self.db.unit_of_work(readonly=True) as uow:
-            rows = await uow.fetch(text, *params)
-        return [transaction_view(r) for r in rows[: query.limit]], next_cursor(
-            rows, query.limit, sort_name
-        )
+            rows = await uow.fetch(text, *args)
+        return [transaction_view(r) for r in rows[: query.limit]], query.next_cursor(rows)
 
     async def statement(
-        self, account_id: UUID, query: ListRequest
+        self, account_id: UUID, query: ListQuery
     ) -> tuple[list[dict[str, Any]], str | None] | None:
-        """An account's entries with the running balance, keyset-paginated on entry_no."""
-        desc = (query.sort or "entry_no").startswith("-")
-        after: int | None = None
-        if query.cursor:
-            try:
-                after = int(query.cursor)
-            except ValueError:
-                raise InvalidQuery("invalid cursor", "cursor") from None
-        bounds: dict[str, datetime | None] = {"gte": None, "lte": None}
-        for f in query.filters:
-            if f.get("field") == "posted_at" and f.get("op") in bounds:
-                bounds[str(f["op"])] = _ts(f.get("value"))
+        """An account's entries with the running balance (keyset on entry_no)."""
+        text, args = query.render(STATEMENT, account_id)
         async with self.db.unit_of_work(readonly=True) as uow:
             if await uow.fetchval(sql.ACCOUNT_EXISTS, account_id) is None:
                 return None
-            rows = await uow.fetch(
-                sql.STATEMENT_DESC if desc else sql.STATEMENT_ASC,
-                account_id,
-                after,
-                bounds["gte"],
-                bounds["lte"],
-                min(query.limit, MAX_LIMIT) + 1,
-            )
+            rows = await uow.fetch(text, *args)
         items = [
             {
                 "entry_no": r["entry_no"],
@@ -325,5 +267,4 @@ class SqlLedgerStore:
             }
             for r in rows[: query.limit]
         ]
-        nxt = str(rows[query.limit - 1]["entry_no"]) if len(rows) > query.limit else None
-        return items, nxt
+        return items, query.next_cursor(rows)

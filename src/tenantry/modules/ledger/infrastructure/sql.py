@@ -139,20 +139,4 @@ SELECT e.account_id, e.direction, e.amount
 FROM ledger_entries e WHERE e.transaction_id = $1 ORDER BY e.seq
 """
 
-REVERSAL_OF = "SELECT id FROM ledger_transactions WHERE reverses = $1"
-
 ACCOUNT_EXISTS = "SELECT 1 FROM ledger_accounts WHERE id = $1"
-
-STATEMENT = """
-SELECT e.entry_no, e.transaction_id, t.description, e.posted_at, e.direction, e.amount,
-       e.balance_after
-FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
-WHERE e.account_id = $1 AND ($2::bigint IS NULL OR e.entry_no {cmp} $2)
-  AND ($3::timestamptz IS NULL OR e.posted_at >= $3)
-  AND ($4::timestamptz IS NULL OR e.posted_at <= $4)
-ORDER BY e.entry_no {dir} LIMIT $5
-"""
-STATEMENT_ASC = STATEMENT.format(cmp=">", dir="ASC")
-STATEMENT_DESC = STATEMENT.format(cmp="<", dir="DESC")
-
-PURGE_KEYS = "DELETE FROM ledger_idempotency_keys WHERE created_at < now() - $1::interval"

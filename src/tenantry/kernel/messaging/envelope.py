@@ -1,0 +1,145 @@
+"""Messages on the wire: the envelope, its headers, and the one codec both transports use.
+
+A message type is a pydantic model with a ``message_name`` ClassVar such as
+``ledger.TransactionPosted.v1``: the owner module, the type, the version. The body on the
+wire is the JSON of ``model_dump(mode="json")``; the in-process transport encodes and decodes
+through the same two functions, so moving an edge between transports changes no behaviour.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Protocol, runtime_checkable
+from uuid import UUID
+
+import orjson
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[A-Za-z][A-Za-z0-9_]*\.v[0-9]+$")
+
+
+@runtime_checkable
+class Message(Protocol):
+    message_name: ClassVar[str]
+
+    def model_dump(self, *, mode: str = ...) -> dict[str, Any]: ...
+
+
+def name_of(message: type[Any] | Any) -> str:
+    name = getattr(message, "message_name", None)
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise TypeError(
+            f"{message!r} has no valid message_name ('<module>.<Type>.v<N>', e.g. "
+            "'ledger.TransactionPosted.v1')"
+        )
+    return name
+
+
+def owner_of(name: str) -> str:
+    """The module that declares a message: the first part of its name."""
+    return name.split(".", 1)[0]
+
+
+def new_traceparent(trace_id: str | None = None) -> str:
+    """A W3C trace context ``traceparent``: a new span in ``trace_id`` (or a new trace)."""
+    tid = trace_id or os.urandom(16).hex()
+    return f"00-{tid}-{os.urandom(8).hex()}-01"
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    if traceparent and len(traceparent) == 55 and traceparent[2] == "-":
+        return traceparent[3:35]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Headers:
+    """What travels with every message (AMQP headers on the bus, a jsonb column in the
+    outbox): the tenant, the correlation and causation ids, the W3C trace context."""
+
+    tenant_id: UUID | None
+    correlation_id: str
+    causation_id: str | None
+    traceparent: str
+
+    def as_dict(self) -> dict[str, str]:
+        out = {"correlation_id": self.correlation_id, "traceparent": self.traceparent}
+        if self.tenant_id is not None:
+            out["tenant_id"] = str(self.tenant_id)
+        if self.causation_id is not None:
+            out["causation_id"] = self.causation_id
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Headers:
+        tid = d.get("tenant_id")
+        return cls(
+            tenant_id=UUID(str(tid)) if tid else None,
+            correlation_id=str(d.get("correlation_id") or uuid.uuid4()),
+            causation_id=str(d["causation_id"]) if d.get("causation_id") else None,
+            traceparent=str(d.get("traceparent") or new_traceparent()),
+        )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Envelope:
+    message_id: UUID
+    name: str
+    kind: str  # "event" | "command"
+    payload: dict[str, Any]
+    headers: Headers
+    target: str | None = None  # one consumer only (commands, replays); None: every subscriber
+    attempts: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def body(self) -> bytes:
+        return orjson.dumps(self.payload)
+
+    def retarget(self, target: str | None) -> Envelope:
+        return replace(self, target=target)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContext:
+    """What a handler knows about the message it handles."""
+
+    message_id: UUID
+    name: str
+    headers: Headers
+    consumer: str
+
+
+#: The message being handled (so publishing from a handler carries causation/correlation).
+current_message: ContextVar[MessageContext | None] = ContextVar("tenantry_message", default=None)
+
+
+def child_headers(tenant_id: UUID | None) -> Headers:
+    """Headers of a message published now: caused by the message being handled, if any."""
+    parent = current_message.get()
+    if parent is None:
+        return Headers(tenant_id, str(uuid.uuid4()), None, new_traceparent())
+    return Headers(
+        tenant_id,
+        parent.headers.correlation_id,
+        str(parent.message_id),
+        new_traceparent(trace_id_of(parent.headers.traceparent)),
+    )
+
+
+def encode(message: Any) -> dict[str, Any]:
+    data: dict[str, Any] = message.model_dump(mode="json")
+    return data
+
+
+def decode(message_type: type[Any], payload: dict[str, Any] | bytes) -> Any:
+    if isinstance(payload, bytes | bytearray | memoryview):
+        payload = orjson.loads(payload)
+    return message_type.model_validate(payload)
+
+
+def wire_roundtrip(message_type: type[Any], message: Any) -> Any:
+    """Exactly what the bus does to a message: to JSON bytes and back."""
+    return decode(message_type, orjson.dumps(encode(message)))

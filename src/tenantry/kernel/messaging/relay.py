@@ -1,0 +1,279 @@
+"""The outbox relay: delivers what units of work wrote to the outbox.
+
+Wake-up: ``LISTEN tenantry_outbox`` on the main database and on every database-mode tenant's
+database (each publish notifies with its tenant id, on commit), plus a polling fallback every
+``poll_interval_s`` over every tenant, so a lost notification only delays a message.
+
+**Role and scope.** The relay runs as the ordinary application role (no BYPASSRLS) and claims
+rows *per tenant*, inside that tenant's unit of work (``app.tenant_id`` set, the tenant's
+search_path and database): RLS applies to the relay exactly as to a request, and the relay
+needs no privilege the app does not already have. It learns which tenants to look at from
+the tenant catalog (readable by the app role) and from the notifications' payloads. The
+price is one claim query per tenant per poll; the gain is that a relay bug cannot mix
+tenants' messages, and it covers shared, schema and database tenants by one code path.
+
+Claiming: ``FOR UPDATE SKIP LOCKED`` in the claim transaction, held while the batch is
+delivered, so several relays run side by side and none ever reads "ids after the last one
+seen" (bigserial ids commit out of order). Delivered rows are marked (and pruned after
+``retention_s``); a failed row gets ``attempts + 1`` and ``available_at`` pushed back
+exponentially, and after ``max_attempts`` moves to ``outbox_dead``. Tenants are drained
+round-robin one batch at a time and a failing row only delays itself, so one tenant's
+poison message never blocks another tenant's (or the same tenant's later) messages.
+
+In-process consumers of a batch run in one transaction per consumer, each message in a
+savepoint with its inbox row: one slow round trip per batch instead of per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from uuid import UUID
+
+import asyncpg
+
+from tenantry.kernel.db.database import Database
+from tenantry.kernel.messaging import queries as q
+from tenantry.kernel.messaging.config import MessagingSettings
+from tenantry.kernel.messaging.dispatcher import Dispatcher, envelope_from_row
+from tenantry.kernel.messaging.envelope import Envelope
+from tenantry.kernel.tenancy.catalog import TenantCatalog
+from tenantry.kernel.tenancy.context import tenant_scope
+from tenantry.kernel.tenancy.model import Tenant, TenantStatus
+
+_log = logging.getLogger(__name__)
+CHANNEL = "tenantry_outbox"
+TRANSIENT = "bus unavailable: "
+
+
+class BusPublisher(Protocol):
+    async def publish(self, env: Envelope, consumers: list[str]) -> None:
+        """Publish with a broker confirm; raise if the broker did not take it."""
+
+
+@dataclass
+class RelayStats:
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    batches: int = 0
+    lags_ms: list[float] = field(default_factory=list)
+
+
+def backoff(attempts: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: base * 2^attempts (capped), times 0.5..1."""
+    return float(min(cap, base * (2.0**attempts)) * (0.5 + random.random() / 2))
+
+
+class Relay:
+    def __init__(
+        self,
+        db: Database,
+        catalog: TenantCatalog,
+        dispatcher: Dispatcher,
+        settings: MessagingSettings,
+        bus: BusPublisher | None = None,
+    ) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.dispatcher = dispatcher
+        self.settings = settings
+        self.bus = bus
+        self.stats = RelayStats()
+        self.record_lag = False
+        self._wake = asyncio.Event()
+        self._woken: set[UUID] = set()
+        self._listeners: dict[tuple[str, str | None], asyncpg.Connection] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._last_prune = 0.0
+        #: Test hook: called before each batch is delivered.
+        self.before_batch: Callable[[Tenant, int], Awaitable[None]] | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._stopping = False
+        await self._listen(None)
+        self._task = asyncio.create_task(self._run(), name="tenantry-outbox-relay")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            task, self._task = self._task, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for conn in list(self._listeners.values()):
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+                await conn.close(timeout=2)
+        self._listeners.clear()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def _on_notify(self, _c: Any, _pid: int, _ch: str, payload: object) -> None:
+        with contextlib.suppress(ValueError):
+            self._woken.add(UUID(str(payload)))
+        self._wake.set()
+
+    async def _listen(self, tenant: Tenant | None) -> None:
+        key = (tenant.server, tenant.database) if tenant else ("default", None)
+        conn = self._listeners.get(key)
+        if conn is not None and not conn.is_closed():
+            return
+        try:
+            conn = await asyncpg.connect(self.db.app_dsn(key[0], key[1]))
+            await conn.add_listener(CHANNEL, self._on_notify)
+        except (OSError, asyncpg.PostgresError) as exc:
+            _log.warning("relay cannot LISTEN on %s/%s: %s (polling only)", *key, exc)
+            return
+        self._listeners[key] = conn
+
+    # -- the loop ---------------------------------------------------------------------------
+    async def _run(self) -> None:
+        next_poll = 0.0
+        while not self._stopping:
+            try:
+                tenants: list[Tenant] = []
+                if time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + self.settings.poll_interval_s
+                    tenants = await self._all_tenants()
+                    for t in tenants:
+                        if t.database:
+                            await self._listen(t)
+                woken, self._woken = self._woken, set()
+                self._wake.clear()
+                for tid in woken:
+                    found = await self.catalog.get(tid)
+                    if found is not None and all(found.id != x.id for x in tenants):
+                        tenants.append(found)
+                if tenants:
+                    await self.drain(tenants)
+                    await self._maybe_prune(tenants)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(
+                        self._wake.wait(), max(0.0, next_poll - time.monotonic())
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("outbox relay round failed; retrying")
+                await asyncio.sleep(min(1.0, self.settings.poll_interval_s))
+
+    async def _all_tenants(self) -> list[Tenant]:
+        return [t for t in await self.catalog.all() if t.status is not TenantStatus.PROVISIONING]
+
+    async def drain(self, tenants: list[Tenant]) -> int:
+        """Deliver everything due for ``tenants``, one batch per tenant per round."""
+        total = 0
+        pending = list(tenants)
+        while pending and not self._stopping:
+            still = []
+            for t in pending:
+                try:
+                    n = await self.run_batch(t)
+                except (OSError, asyncpg.PostgresError) as exc:
+                    _log.warning("relay: tenant %s store unavailable: %s", t.slug, exc)
+                    continue
+                total += n
+                if n >= self.settings.batch_size:
+                    still.append(t)
+            pending = still
+        return total
+
+    async def run_batch(self, tenant: Tenant) -> int:
+        """Claim and deliver one batch of ``tenant``'s due messages; return how many."""
+        s = self.settings
+        with tenant_scope(tenant):
+            async with self.db.tenant_unit_of_work(tenant) as claim:
+                rows = await claim.fetch(q.CLAIM_OUTBOX, s.batch_size)
+                if not rows:
+                    return 0
+                if self.before_batch is not None:
+                    await self.before_batch(tenant, len(rows))
+                envs = [envelope_from_row(r) for r in rows]
+                failed = await self._deliver(tenant, envs)
+                ok_ids = [r["id"] for r, e in zip(rows, envs, strict=True) if e not in failed]
+                if ok_ids:
+                    await claim.execute(q.MARK_DELIVERED, ok_ids)
+                for row, env in zip(rows, envs, strict=True):
+                    error = failed.get(env)
+                    if error is None:
+                        continue
+                    if error.startswith(TRANSIENT):
+                        delay = backoff(0, s.backoff_base_s, s.backoff_max_s)
+                        await claim.execute(q.RETRY_TRANSIENT, row["id"], error, delay)
+                        self.stats.retried += 1
+                    elif env.attempts + 1 >= s.max_attempts:
+                        await claim.execute(q.MOVE_TO_DEAD, row["id"], error)
+                        self.stats.dead += 1
+                        _log.error("message %s (%s) is dead: %s", env.message_id, env.name, error)
+                    else:
+                        delay = backoff(env.attempts, s.backoff_base_s, s.backoff_max_s)
+                        await claim.execute(q.RETRY_LATER, row["id"], error, delay)
+                        self.stats.retried += 1
+        self.stats.delivered += len(ok_ids)
+        self.stats.batches += 1
+        if self.record_lag:
+            now = time.time()
+            for r, e in zip(rows, envs, strict=True):
+                if e not in failed:
+                    self.stats.lags_ms.append((now - r["created_at"].timestamp()) * 1000)
+        return len(rows)
+
+    async def _deliver(self, tenant: Tenant, envs: list[Envelope]) -> dict[Envelope, str]:
+        failed: dict[Envelope, str] = {}
+        by_consumer: dict[str, list[Envelope]] = {}
+        for env in envs:
+            for consumer in self.dispatcher.local_consumers(env):
+                by_consumer.setdefault(consumer, []).append(env)
+        for consumer, batch in by_consumer.items():
+            errors: dict[Envelope, str] = {}
+            try:
+                async with self.db.tenant_unit_of_work(tenant) as uow:
+                    for env in batch:
+                        try:
+                            async with uow.savepoint():
+                                await self.dispatcher.deliver(uow, env, consumer)
+                        except (OSError, asyncpg.InterfaceError):
+                            raise
+                        except Exception as exc:
+                            errors[env] = f"{consumer}: {type(exc).__name__}: {exc}"
+            except Exception as exc:
+                errors = {e: f"{consumer}: {type(exc).__name__}: {exc}" for e in batch}
+            for env, why in errors.items():
+                failed.setdefault(env, why)
+        for env in envs:
+            if env in failed:
+                continue
+            consumers = self.dispatcher.bus_consumers(env)
+            if not consumers:
+                continue
+            if self.bus is None:
+                failed[env] = TRANSIENT + "bus edge but no broker connection in this relay"
+                continue
+            try:
+                await asyncio.wait_for(self.bus.publish(env, consumers), 10)
+            except Exception as exc:
+                # The broker, not the message: retried without counting an attempt.
+                failed[env] = f"{TRANSIENT}{type(exc).__name__}: {exc}"
+        return failed
+
+    async def _maybe_prune(self, tenants: list[Tenant]) -> None:
+        if time.monotonic() - self._last_prune < 60:
+            return
+        self._last_prune = time.monotonic()
+        for t in tenants:
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                async with self.db.tenant_unit_of_work(t) as uow:
+                    await uow.execute(q.PRUNE_DELIVERED, self.settings.retention_s)

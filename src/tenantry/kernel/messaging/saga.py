@@ -1,0 +1,202 @@
+"""Sagas: persisted state machines of steps (action + compensation + timeout).
+
+A run is recorded in ``tenantry.sagas`` before the first step and after every step, so a
+crashed process leaves a row saying exactly where it stopped; ``resume_stale`` (run by the
+worker and at start-up) picks rows whose heartbeat stopped, with ``SKIP LOCKED`` so two
+processes never run the same saga, and carries on: forward from the step that was running,
+or on with the compensations.
+
+On a failure (an exception, or a step exceeding its timeout) the compensations of the failed
+step and of every completed step run in reverse order. Actions and compensations must
+therefore be idempotent, and a compensation must tolerate an action that ran partly or not
+at all. The saga's ``data`` (JSON) is what steps hand to each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from tenantry.kernel.db.database import Database
+from tenantry.kernel.messaging import queries as q
+
+SagaData = dict[str, Any]
+Action = Callable[[SagaData], Awaitable[SagaData | None]]
+Compensation = Callable[[SagaData], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    action: Action
+    compensation: Compensation | None = None
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class SagaDefinition:
+    kind: str
+    steps: Sequence[Step]
+
+
+class SagaFailed(Exception):
+    """A saga failed and was compensated; ``__cause__`` is the step's error."""
+
+    def __init__(self, saga_id: UUID, step: str, error: str) -> None:
+        super().__init__(f"saga {saga_id} failed at step {step!r}: {error}")
+        self.saga_id = saga_id
+        self.step = step
+        self.error = error
+
+
+class SagaStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def list(self, limit: int = 50) -> list[dict[str, Any]]:
+        async with self.db.platform_unit_of_work() as uow:
+            return [dict(r) for r in await uow.fetch(q.SAGA_LIST, limit)]
+
+    async def get(self, saga_id: UUID) -> dict[str, Any] | None:
+        async with self.db.platform_unit_of_work() as uow:
+            row = await uow.fetchrow(q.SAGA_GET, saga_id)
+        return dict(row) if row else None
+
+
+def persisted(data: SagaData) -> SagaData:
+    """What is written to the database: keys starting with ``_`` (secrets, in-memory results)
+    stay in memory."""
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+def _log_entry(step: str, event: str, error: str | None = None) -> list[dict[str, Any]]:
+    entry: dict[str, Any] = {"step": step, "event": event, "at": datetime.now(UTC).isoformat()}
+    if error:
+        entry["error"] = error
+    return [entry]
+
+
+class SagaRunner:
+    def __init__(self, db: Database, stale_s: float = 30.0) -> None:
+        self.db = db
+        self.stale_s = stale_s
+        self.definitions: dict[str, SagaDefinition] = {}
+        self.owner = f"{os.uname().nodename}:{os.getpid()}"
+        #: Test hook, awaited before each action/compensation: ``(saga kind, "do:step")``.
+        self.inject: Callable[[str, str], Awaitable[None]] | None = None
+
+    def define(self, definition: SagaDefinition) -> None:
+        self.definitions[definition.kind] = definition
+
+    async def _save(
+        self,
+        sid: UUID,
+        status: str,
+        step: int,
+        data: SagaData,
+        log: list[dict[str, Any]],
+        error: str | None,
+    ) -> None:
+        async with self.db.platform_unit_of_work() as uow:
+            await uow.execute(q.SAGA_SAVE, sid, status, step, persisted(data), log, error)
+
+    async def start(self, kind: str, data: SagaData, saga_id: UUID | None = None) -> SagaData:
+        """Run a new saga to its end; return its data, or raise SagaFailed (compensated)."""
+        sid = saga_id or uuid.uuid4()
+        async with self.db.platform_unit_of_work() as uow:
+            await uow.execute(q.SAGA_INSERT, sid, kind, persisted(data), self.owner)
+        return await self._run(sid, kind, "running", 0, dict(data))
+
+    async def _beat(self, sid: UUID) -> None:
+        while True:
+            await asyncio.sleep(max(0.2, self.stale_s / 3))
+            with contextlib.suppress(Exception):
+                async with self.db.platform_unit_of_work() as uow:
+                    await uow.execute(q.SAGA_BEAT, sid)
+
+    async def _run(self, sid: UUID, kind: str, status: str, step: int, data: SagaData) -> SagaData:
+        definition = self.definitions[kind]
+        steps = definition.steps
+        beat = asyncio.create_task(self._beat(sid))
+        try:
+            if status == "running":
+                while step < len(steps):
+                    s = steps[step]
+                    await self._save(
+                        sid, "running", step, data, _log_entry(s.name, "started"), None
+                    )
+                    try:
+                        if self.inject is not None:
+                            await self.inject(kind, f"do:{s.name}")
+                        out = await asyncio.wait_for(s.action(data), s.timeout_s)
+                    except Exception as exc:
+                        error = (
+                            f"timed out after {s.timeout_s}s"
+                            if isinstance(exc, TimeoutError)
+                            else f"{type(exc).__name__}: {exc}"
+                        )
+                        # Compensate the failed step too: it may have half-happened.
+                        await self._save(
+                            sid,
+                            "compensating",
+                            step + 1,
+                            data,
+                            _log_entry(s.name, "failed", error),
+                            error,
+                        )
+                        await self._compensate(sid, kind, step + 1, data, error)
+                        raise SagaFailed(sid, s.name, error) from exc
+                    if out:
+                        data.update(out)
+                    step += 1
+                    await self._save(sid, "running", step, data, _log_entry(s.name, "done"), None)
+                await self._save(sid, "completed", step, data, _log_entry("*", "completed"), None)
+                return data
+            row = await SagaStore(self.db).get(sid)
+            error = (row or {}).get("error") or "resumed compensation"
+            await self._compensate(sid, kind, step, data, error)
+            raise SagaFailed(sid, steps[max(0, step - 1)].name, error)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    async def _compensate(
+        self, sid: UUID, kind: str, remaining: int, data: SagaData, error: str
+    ) -> None:
+        steps = self.definitions[kind].steps
+        while remaining > 0:
+            s = steps[remaining - 1]
+            if s.compensation is not None:
+                if self.inject is not None:
+                    await self.inject(kind, f"undo:{s.name}")
+                await asyncio.wait_for(s.compensation(data), max(s.timeout_s, 30.0))
+            remaining -= 1
+            await self._save(
+                sid, "compensating", remaining, data, _log_entry(s.name, "compensated"), error
+            )
+        await self._save(sid, "failed", 0, data, _log_entry("*", "failed"), error)
+
+    async def resume_stale(self) -> list[tuple[UUID, str]]:
+        """Carry on every saga whose process died; returns (id, final status) pairs."""
+        done: list[tuple[UUID, str]] = []
+        while True:
+            async with self.db.platform_unit_of_work() as uow:
+                row = await uow.fetchrow(q.SAGA_CLAIM_STALE, self.stale_s)
+                if row is None:
+                    return done
+                await uow.execute(q.SAGA_TAKE, row["id"], self.owner)
+            if row["kind"] not in self.definitions:
+                continue
+            try:
+                await self._run(row["id"], row["kind"], row["status"], row["step"], row["data"])
+                done.append((row["id"], "completed"))
+            except SagaFailed:
+                done.append((row["id"], "failed"))

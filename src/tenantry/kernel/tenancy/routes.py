@@ -1,0 +1,69 @@
+"""Platform routes (``/api/v1/platform``): tenant onboarding for platform admins (members of
+the operator tenant holding ``platform:admin``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from tenantry.kernel.http.deps import require
+from tenantry.kernel.tenancy.context import Principal
+from tenantry.kernel.tenancy.model import IsolationMode
+from tenantry.kernel.tenancy.provisioning import ProvisionRequest
+
+if TYPE_CHECKING:
+    from tenantry.kernel.platform import Platform
+
+
+class NewTenant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slug: str = Field(max_length=40)
+    name: str = Field(max_length=200)
+    isolation: IsolationMode = IsolationMode.SHARED
+    plan: str | None = Field(default=None, max_length=50)
+    server: str = Field(default="default", max_length=63)
+    admin_email: str | None = Field(default=None, max_length=320)
+    admin_password: str | None = Field(default=None, max_length=1024)
+
+
+#: Same value as ``kernel.platform.PLATFORM_ADMIN`` (module-level: FastAPI resolves the
+#: route's annotations from module globals).
+PLATFORM_ADMIN = "platform:admin"
+
+
+def build_router(platform: Platform) -> APIRouter:
+    router = APIRouter(tags=["platform"])
+
+    @router.post("/tenants", status_code=201, summary="Onboard a tenant (the onboarding saga)")
+    async def create_tenant(
+        body: NewTenant, _: Annotated[Principal, Depends(require(PLATFORM_ADMIN))]
+    ) -> dict[str, Any]:
+        options = {
+            k: v
+            for k, v in (("admin_email", body.admin_email), ("admin_password", body.admin_password))
+            if v
+        }
+        res = await platform.provisioner.create(
+            ProvisionRequest(
+                body.slug,
+                body.name,
+                body.isolation,
+                body.plan or platform.settings.tenancy.default_plan,
+                body.server,
+                options,
+            )
+        )
+        t = res.tenant
+        return {
+            "id": str(t.id),
+            "slug": t.slug,
+            "name": t.name,
+            "isolation": t.isolation.value,
+            "status": t.status.value,
+            "plan": t.plan,
+            **{k: v for k, v in res.outputs.items() if k in ("admin_email", "admin_password")},
+        }
+
+    return router

@@ -1,0 +1,1 @@
+"""Reporting: per-tenant daily summaries built from the ledger's events."""

@@ -1,0 +1,54 @@
+"""Reporting's startup object and routes (``/api/v1/reporting``)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, ClassVar
+
+from fastapi import APIRouter, Depends, Query
+
+from tenantry.kernel.errors import ValidationFailed
+from tenantry.kernel.http.deps import require
+from tenantry.kernel.modules import Module
+from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.context import Principal
+from tenantry.modules.ledger.contracts import TransactionPosted
+from tenantry.modules.reporting.application.handlers import Reporting
+from tenantry.modules.reporting.infrastructure.repository import SqlSummaryStore
+
+READ = "reporting:read"
+MAX_DAYS = 366
+
+
+def build_router(platform: Platform, reporting: Reporting) -> APIRouter:
+    router = APIRouter(tags=["reporting"])
+
+    @router.get("/daily", summary="Daily volume and count per account and currency")
+    async def daily(
+        _: Annotated[Principal, Depends(require(READ))],
+        from_: Annotated[date, Query(alias="from")],
+        to: Annotated[date, Query()],
+    ) -> dict[str, Any]:
+        if to < from_:
+            raise ValidationFailed("'to' is before 'from'", errors=[{"field": "to"}])
+        if (to - from_).days >= MAX_DAYS:
+            raise ValidationFailed(f"at most {MAX_DAYS} days", errors=[{"field": "to"}])
+        async with platform.db.unit_of_work(readonly=True) as uow:
+            items = await reporting.daily(uow, from_, to)
+        return {"from": from_.isoformat(), "to": to.isoformat(), "items": items}
+
+    return router
+
+
+class ReportingModule(Module):
+    name: ClassVar[str] = "reporting"
+    migrations: ClassVar[str | None] = "tenantry.modules.reporting.migrations"
+    permissions: ClassVar[dict[str, str]] = {READ: "read reports"}
+
+    def setup(self, platform: Platform) -> None:
+        reporting = Reporting(SqlSummaryStore())
+        platform.dispatcher.subscribe(self.name, TransactionPosted, reporting.on_transaction_posted)
+        platform.include_router(build_router(platform, reporting), self.name)
+
+
+module = ReportingModule()

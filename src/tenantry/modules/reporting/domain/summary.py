@@ -1,0 +1,57 @@
+"""Folding a posted transaction into daily summary deltas: per (day, account, currency) the
+debit and credit volume (minor units) and the number of entries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Literal, Protocol
+from uuid import UUID
+
+
+class Entry(Protocol):
+    @property
+    def account_id(self) -> UUID: ...
+    @property
+    def account_code(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def direction(self) -> Literal["debit", "credit"]: ...
+    @property
+    def amount(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    day: date
+    account_id: UUID
+    account_code: str
+    currency: str
+    debit: int
+    credit: int
+    count: int
+
+
+def day_of(posted_at: datetime) -> date:
+    """The UTC calendar day (naive timestamps are taken as UTC)."""
+    if posted_at.tzinfo is None:
+        posted_at = posted_at.replace(tzinfo=UTC)
+    return posted_at.astimezone(UTC).date()
+
+
+def deltas(posted_at: datetime, entries: list[Entry]) -> list[Delta]:
+    day = day_of(posted_at)
+    acc: dict[tuple[UUID, str], list[int]] = {}
+    codes: dict[UUID, str] = {}
+    for e in entries:
+        if e.amount < 0:
+            raise ValueError("entry amounts are non-negative minor units")
+        slot = acc.setdefault((e.account_id, e.currency), [0, 0, 0])
+        slot[0 if e.direction == "debit" else 1] += e.amount
+        slot[2] += 1
+        codes[e.account_id] = e.account_code
+    return [
+        Delta(day, aid, codes[aid], cur, d, c, n)
+        for (aid, cur), (d, c, n) in sorted(acc.items(), key=lambda kv: (str(kv[0][0]), kv[0][1]))
+    ]

@@ -1,0 +1,281 @@
+"""Crash tests: SIGKILL the worker (relay + consumers) mid-stream and restart it; drop the
+broker connections mid-stream. Every event is folded exactly once, none is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aio_pika
+import pytest
+
+from tenantry.kernel.config import Settings
+from tenantry.kernel.messaging.rabbitmq import RabbitBus
+from tenantry.kernel.messaging.routing import Routes, Transport
+from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.context import tenant_scope
+from tenantry.kernel.tenancy.model import Tenant
+from tenantry.modules.ledger.contracts import PostedEntry, TransactionPosted
+from tests.conftest import MakeTenant
+from tests.messaging.conftest import AMQP_URL, PREFIX, eventually, require_rabbit
+
+N = 300
+
+
+def event(account: uuid.UUID, i: int) -> TransactionPosted:
+    return TransactionPosted(
+        transaction_id=uuid.uuid4(),
+        posted_at=datetime(2026, 6, 1, 12, tzinfo=UTC),
+        description=f"crash {i}",
+        entries=[
+            PostedEntry(
+                account_id=account, account_code="1000", currency="EUR", direction="debit", amount=1
+            ),
+            PostedEntry(
+                account_id=uuid.uuid4(),
+                account_code="4000",
+                currency="EUR",
+                direction="credit",
+                amount=1,
+            ),
+        ],
+    )
+
+
+async def publish_many(platform: Platform, tenant: Tenant, account: uuid.UUID) -> None:
+    with tenant_scope(tenant):
+        for start in range(0, N, 50):
+            async with platform.db.unit_of_work() as uow:
+                for i in range(start, start + 50):
+                    await platform.dispatcher.publish(uow, event(account, i))
+
+
+async def folded(platform: Platform, tenant: Tenant, account: uuid.UUID) -> int:
+    async with platform.db.admin_connection(as_owner=False) as conn:
+        n = await conn.fetchval(
+            f'SELECT coalesce(sum(entries), 0) FROM "{tenant.schema}".reporting_daily'
+            " WHERE tenant_id = $1 AND account_id = $2",
+            tenant.id,
+            account,
+        )
+    return int(n)
+
+
+async def pending(platform: Platform, tenant: Tenant) -> int:
+    async with platform.db.tenant_unit_of_work(tenant) as uow:
+        return int(
+            await uow.fetchval(
+                "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND name = $1",
+                TransactionPosted.message_name,
+            )
+        )
+
+
+@pytest.fixture
+async def relay_paused(probed: Platform) -> AsyncIterator[Platform]:
+    """The session relay stopped, so only the process under test delivers."""
+    await probed.messaging.relay.stop()
+    try:
+        yield probed
+    finally:
+        await probed.messaging.start_relay()
+
+
+def write_config(path: Path, settings: Settings, prefix: str, mode: str) -> Path:
+    d = settings.database
+    path.write_text(
+        f"""
+[database]
+url = "{d.url}"
+app_user = "{d.app_user}"
+app_password = "{d.app_password}"
+owner_role = "{d.owner_role}"
+pool_max = 6
+
+[messaging]
+amqp_url = "{AMQP_URL}"
+amqp_prefix = "{prefix}"
+poll_interval_s = 1.0
+batch_size = 25
+
+[dispatch]
+"ledger -> reporting" = "{mode}"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def start_worker(config: Path) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).with_name("tenantry")
+    return subprocess.Popen(
+        [str(exe), "--config", str(config), "worker"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TENANTRY_CONFIG": str(config)},
+    )
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+async def drop_broker_objects(prefix: str) -> None:
+    conn = await aio_pika.connect(AMQP_URL)
+    try:
+        ch = await conn.channel()
+        await ch.queue_delete(f"{prefix}.reporting")
+        await ch.exchange_delete(f"{prefix}.ledger")
+    finally:
+        await conn.close()
+
+
+async def test_worker_sigkill_mid_stream_then_restart(
+    relay_paused: Platform,
+    make_tenant: MakeTenant,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """`tenantry worker` (relay + bus consumer) killed with SIGKILL mid-stream, restarted."""
+    platform = relay_paused
+    mode = "bus"
+    await require_rabbit()
+    prefix = f"{PREFIX}-crash-{mode}"
+    config = write_config(tmp_path / "worker.toml", settings, prefix, mode)
+    tenant = (await make_tenant("shared")).tenant
+    account = uuid.uuid4()
+    await publish_many(platform, tenant, account)
+    proc = start_worker(config)
+    try:
+        deadline = time.monotonic() + 60
+        while (n := await folded(platform, tenant, account)) < 25:
+            assert proc.poll() is None, "worker exited"
+            assert time.monotonic() < deadline, "worker delivered nothing"
+            await asyncio.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        at_kill = await folded(platform, tenant, account)
+        assert n <= at_kill
+        proc = start_worker(config)
+
+        async def all_folded() -> bool:
+            return await pending(platform, tenant) == 0 and (
+                await folded(platform, tenant, account) >= N
+            )
+
+        await eventually(all_folded, within=60, interval=0.1)
+        await asyncio.sleep(1.0)  # let any duplicate redelivery land (it must have no effect)
+        assert await folded(platform, tenant, account) == N
+        assert at_kill < N, "the stream finished before the kill; the test proved nothing"
+    finally:
+        stop(proc)
+        await drop_broker_objects(prefix)
+
+
+def close_connections(prefix: str) -> int:
+    """Force-close this run's broker connections (names carry the prefix), as a broker
+    restart would, without touching anyone else's."""
+    out = subprocess.run(
+        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    closed = 0
+    for line in out.splitlines():
+        if (
+            f'"connection_name","{prefix}' in line
+            or f"connection_name,{prefix}" in line
+            or (prefix in line)
+        ):
+            pid = line.split("\t", 1)[0].strip()
+            subprocess.run(
+                ["rabbitmqctl", "close_connection", pid, "test: forced drop"],
+                capture_output=True,
+                check=False,
+            )
+            closed += 1
+    return closed
+
+
+async def test_broker_connections_dropped_mid_stream(
+    relay_paused: Platform, make_tenant: MakeTenant
+) -> None:
+    platform = relay_paused
+    await require_rabbit()
+    saved = dict(platform.dispatcher.routes.edges)
+    platform.dispatcher.routes.edges[("ledger", "reporting")] = Transport.BUS
+    consumer = RabbitBus(
+        platform.messaging.settings, platform.dispatcher, platform.catalog, role="drop-worker"
+    )
+    tenant = (await make_tenant("schema")).tenant
+    account = uuid.uuid4()
+    try:
+        await consumer.consume(["reporting"])
+        await publish_many(platform, tenant, account)
+        await platform.messaging.start_relay()
+        deadline = time.monotonic() + 30
+        while await folded(platform, tenant, account) < 25:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        closed = close_connections(PREFIX)
+        assert closed >= 2  # the relay's publisher and the consumer
+
+        async def all_folded() -> bool:
+            return await pending(platform, tenant) == 0 and (
+                await folded(platform, tenant, account) >= N
+            )
+
+        await eventually(all_folded, within=60, interval=0.1)
+        await asyncio.sleep(1.0)
+        assert await folded(platform, tenant, account) == N
+    finally:
+        await platform.messaging.relay.stop()
+        await consumer.close()
+        platform.dispatcher.routes = Routes(saved)
+
+
+async def test_relay_dies_after_handling_before_marking(
+    relay_paused: Platform, make_tenant: MakeTenant
+) -> None:
+    """In-process edge: the relay dies after its consumers committed but before it marked the
+    rows delivered (its claim transaction is lost); the next relay redelivers the batch and
+    the inbox makes the second delivery a no-op."""
+    from tenantry.kernel.messaging.relay import Relay
+
+    platform = relay_paused
+    tenant = (await make_tenant("schema")).tenant
+    account = uuid.uuid4()
+    await publish_many(platform, tenant, account)
+    m = platform.messaging
+    doomed = Relay(platform.db, platform.catalog, m.dispatcher, m.settings)
+    original = doomed._deliver
+
+    async def deliver_then_die(t: Tenant, envs: list[object]) -> dict[object, str]:
+        await original(t, envs)  # type: ignore[arg-type]
+        raise ConnectionResetError("relay process died")
+
+    doomed._deliver = deliver_then_die  # type: ignore[assignment,method-assign]
+    with pytest.raises(ConnectionResetError):
+        await doomed.run_batch(tenant)
+    handled_once = await folded(platform, tenant, account)
+    assert 0 < handled_once < N
+    assert await pending(platform, tenant) == N  # nothing marked: the claim rolled back
+    fresh = Relay(platform.db, platform.catalog, m.dispatcher, m.settings)
+    await fresh.drain([tenant])
+    assert await pending(platform, tenant) == 0
+    assert await folded(platform, tenant, account) == N
