@@ -81,6 +81,7 @@ async def main(n: int) -> None:
             }
     finally:
         await pg_l1.close()
+        await pg_nol1.close()
         await redis.aclose()
         await platform.close()
     base = results["redis-py GET (raw bytes)"]

@@ -1,6 +1,9 @@
 """Filter compile time for a 20-condition document, with baselines from the same run.
 
-    .venv/bin/python bench/filtering.py [--iterations N]
+    .venv/bin/python -m bench.filtering [--iterations N]
+
+(as a module: ``python bench/filtering.py`` puts bench/ first on sys.path, where
+``bench/token.py`` shadows the standard library's ``token`` module.)
 
 Rows (p50 / p99 per document, microseconds):
 - ``json parse only``: orjson.loads of the document (the floor any engine pays);

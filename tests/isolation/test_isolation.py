@@ -191,8 +191,8 @@ async def test_pooled_connection_carries_no_tenant(
     platform: Platform, make_tenant: MakeTenant
 ) -> None:
     a = await make_tenant()
-    pool = await asyncpg.create_pool(platform.db.app_dsn(), min_size=1, max_size=1)
-    assert pool is not None
+    # The platform's own pool configuration (no session reset on release), one connection.
+    pool = await platform.db.new_pool("default", None, min_size=1, max_size=1)
     try:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(UnitOfWork.SET_TENANT, str(a.tenant.id), a.tenant.schema)

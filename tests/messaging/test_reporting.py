@@ -89,10 +89,10 @@ async def test_daily_summary_from_posted_events(
     assert len(rows) == 4  # one debit account + three credit accounts, no USD of tenant B
     assert await daily(client, a, "2026-04-03", "2026-04-03") == []
 
-    async def folded_b() -> bool:  # B's event is delivered on its own schedule
+    async def b_folded() -> bool:  # B's event is delivered on its own schedule
         return bool(await daily(client, b, "2026-04-02", "2026-04-02"))
 
-    await eventually(folded_b)
+    await eventually(b_folded)
     b_rows = await daily(client, b, "2026-04-02", "2026-04-02")
     assert {r["currency"] for r in b_rows} == {"USD"}
 

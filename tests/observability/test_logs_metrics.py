@@ -6,6 +6,7 @@ import io
 
 import httpx
 import orjson
+import pytest
 import structlog
 
 from tenantry.kernel.observability import logs
@@ -85,3 +86,26 @@ async def test_metrics_endpoint_has_route_templates_and_plans_never_tenant_ids(
         "tenantry_export_queue_depth",
     ):
         assert f"# TYPE {name.removesuffix('_total')}" in body, name
+
+
+async def test_job_logs_carry_job_fields_and_failures_are_captured(platform: Platform) -> None:
+    out = io.StringIO()
+    logs.configure("json", "INFO", out)
+    captured: list[tuple[BaseException, dict[str, object]]] = []
+    try:
+        async with logs.job_context("export", on_error=lambda e, c: captured.append((e, c)), n=3):
+            pass
+        with pytest.raises(RuntimeError):
+            async with logs.job_context("export", on_error=lambda e, c: captured.append((e, c))):
+                raise RuntimeError("disk full")
+    finally:
+        structlog.reset_defaults()
+    lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    done = next(x for x in lines if x["event"] == "job done")
+    assert done["job"] == "export"
+    assert done["n"] == 3
+    assert "duration_ms" in done
+    failed = next(x for x in lines if x["event"] == "job failed")
+    assert failed["level"] == "error"
+    assert failed["error"] == "RuntimeError"
+    assert [c for _, c in captured] == [{"job": "export"}]

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -108,7 +108,19 @@ class SecuritySettings(BaseModel):
     #: Signs pagination cursors (and other short-lived tokens, each with a derived key).
     #: Unset: a random secret is generated once by ``tenantry migrate`` and kept in the
     #: platform database, so every process of the deployment agrees.
-    secret_key: str | None = Field(default=None, min_length=32, repr=False)
+    secret_key: SecretStr | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _long_enough(cls, data: Any) -> Any:
+        # Checked on the whole table so that the error message never echoes the secret.
+        if isinstance(data, dict):
+            key = data.get("secret_key")
+            if isinstance(key, SecretStr):
+                key = key.get_secret_value()
+            if key is not None and (not isinstance(key, str) or len(key) < 32):
+                raise ValueError("secret_key must be a string of at least 32 characters")
+        return data
 
 
 class ModulesSettings(BaseModel):

@@ -91,7 +91,8 @@ class Platform:
         self.keyring = Keyring(self.db, grace)
         self.tokens = TokenService(self.keyring, settings.auth)
         #: The platform secret and keys derived from it (``await secrets.derive(purpose)``).
-        self.secrets = PlatformSecrets(self.db, settings.security.secret_key)
+        secret = settings.security.secret_key
+        self.secrets = PlatformSecrets(self.db, secret.get_secret_value() if secret else None)
         self.routers: list[tuple[APIRouter, str]] = []
         self.provision_hooks: list[ProvisionHook] = []
         self.permissions: dict[str, str] = {PLATFORM_ADMIN: "operate the whole platform"}

@@ -140,19 +140,27 @@ async def write_parquet(
     return done
 
 
-def _cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, datetime):
-        return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    return str(v)
+def _pdf_cell(c: Column, width: int) -> Callable[[Any], str]:
+    """A formatter of one column's values to exactly ``width`` characters (``~`` = cut)."""
+    right = c.type in ("int", "float", "numeric")
+    blank = " " * width
+    conv: Callable[[Any], str]
+    if c.type == "timestamptz":  # asyncpg gives UTC datetimes: "YYYY-MM-DD HH:MM:SS"
+        conv = lambda v: v.astimezone(UTC).isoformat(" ")[:19]  # noqa: E731
+    elif c.type == "text":
+        conv = lambda v: v.replace("\n", " ").replace("\r", " ")  # noqa: E731
+    else:
+        conv = str
 
+    def cell(v: Any) -> str:
+        if v is None:
+            return blank
+        text = conv(v)
+        if len(text) > width:
+            return text[: max(0, width - 1)] + "~"
+        return text.rjust(width) if right else text.ljust(width)
 
-def _fit(text: str, width: int, right: bool) -> str:
-    text = text.replace("\n", " ").replace("\r", " ")
-    if len(text) > width:
-        text = text[: max(0, width - 1)] + "~"
-    return text.rjust(width) if right else text.ljust(width)
+    return cell
 
 
 async def write_pdf(
@@ -164,8 +172,12 @@ async def write_pdf(
     progress: Progress,
     title: str,
 ) -> int:
+    from reportlab import rl_config
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.pdfgen.canvas import Canvas
+
+    # Compressed page streams as binary, not ASCII85 (a third of the time, 25 % bigger).
+    rl_config.useA85 = 0
 
     font, size, leading, margin = "Courier", 7.0, PDF_LEADING, PDF_MARGIN
     page_w, page_h = landscape(A4)
@@ -176,8 +188,8 @@ async def write_pdf(
     if sum(widths) > avail:  # shrink proportionally, keep at least 4 characters
         scale = avail / sum(widths)
         widths = [max(4, int(w * scale)) for w in widths]
-    right = [c.type in ("int", "float", "numeric") for c in columns]
-    header = " ".join(_fit(c.name, w, False) for c, w in zip(columns, widths, strict=True))
+    cells = [_pdf_cell(c, w) for c, w in zip(columns, widths, strict=True)]
+    header = " ".join(c.name[:w].ljust(w) for c, w in zip(columns, widths, strict=True))
     rule = "-" * min(line_chars, len(header))
     per_page = pdf_rows_per_page()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -204,8 +216,10 @@ async def write_pdf(
     cur = await uow.cursor(sql, *params)
     while batch := await cur.fetch(BATCH):
         for rec in batch:
-            line = " ".join(_fit(_cell(rec[j]), w, right[j]) for j, w in enumerate(widths))
-            lines.append(line.encode("latin-1", "replace").decode("latin-1"))
+            line = " ".join([f(v) for f, v in zip(cells, rec, strict=False)])
+            if not line.isascii():  # the standard PDF fonts cover Latin-1 only
+                line = line.encode("latin-1", "replace").decode("latin-1")
+            lines.append(line)
             if len(lines) >= per_page:
                 flush_page()
         done += len(batch)

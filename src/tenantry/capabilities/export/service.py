@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -255,7 +255,7 @@ class ExportService:
             exp = int(min(time.time() + self.settings.link_ttl_s, row["expires_at"].timestamp()))
             token = links.sign(self.link_key, tenant.id, row["id"], exp)
             out["download_url"] = f"/api/v1/exports/{row['id']}/download?token={token}"
-            out["download_url_expires_at"] = datetime.fromtimestamp(exp).astimezone().isoformat()
+            out["download_url_expires_at"] = datetime.fromtimestamp(exp, UTC).isoformat()
         return out
 
     async def file_of(self, export_id: UUID) -> tuple[str, str, str]:
@@ -329,8 +329,10 @@ class ExportService:
             size = await self.storage.commit(staging, key)
         finally:
             staging.unlink(missing_ok=True)
-        await self._exec(q.MARK_SUCCEEDED, eid, total, size, key, self.settings.retention_s)
-        await self._notice(eid, row["notify"], "succeeded")
+        if await self._exec(q.MARK_SUCCEEDED, eid, total, size, key, self.settings.retention_s):
+            await self._notice(eid, row["notify"], "succeeded")
+        else:  # cancelled while its file was being published: do not keep the file
+            await self.storage.delete(key)
 
     async def on_failed(self, ctx: JobContext, error: str) -> None:
         eid = UUID(ctx.payload["export_id"])

@@ -44,7 +44,8 @@ SET_PROGRESS = "UPDATE exports SET rows_done = $2 WHERE id = $1 AND status = 'ru
 MARK_SUCCEEDED = """
 UPDATE exports SET status = 'succeeded', rows_done = $2, bytes = $3, file_key = $4,
     finished_at = now(), expires_at = now() + make_interval(secs => $5)
-WHERE id = $1
+WHERE id = $1 AND status = 'running'
+RETURNING id
 """
 
 MARK_FINISHED = """

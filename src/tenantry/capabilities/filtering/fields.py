@@ -65,6 +65,7 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _JSON_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,63}$")
 _SQL_TYPE = re.compile(r'^[A-Za-z_][A-Za-z0-9_."]*(\[\])?$')
 RESERVED = frozenset({"tenant_id"})
+_TENANT_ID = re.compile(r"\btenant_id\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ class Field:
     def __post_init__(self) -> None:
         if not _NAME.match(self.name) or self.name.split(".")[0] in RESERVED:
             raise ValueError(f"invalid or reserved field name {self.name!r}")
-        if self.name in RESERVED or "tenant_id" in self.expr:
+        if self.name in RESERVED or _TENANT_ID.search(self.expr):
             raise ValueError(f"field {self.name!r}: tenant scoping is not a filterable field")
         unknown = self.ops - ALL_OPS
         if unknown:

@@ -87,7 +87,7 @@ def parse_numeric(value: Any) -> Decimal:
             raise ValueError("a number has at most 100 characters")
     elif kind is float:
         value = repr(value)
-    elif kind is not int:
+    elif kind is not int and kind is not Decimal:
         raise ValueError("expected a number")
     try:
         d = Decimal(value)

@@ -12,7 +12,8 @@ produce the same object. Unparseable JSON is a 400, an invalid document a 422, a
 the tenant in context.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: FastAPI reads the dependencies' annotations,
+# which refer to per-list descriptions (closure variables) that only exist at definition time.
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -22,7 +23,7 @@ from fastapi import Body, Query, Request
 
 from tenantry.capabilities.filtering.document import DEFAULT_LIMITS, Limits
 from tenantry.capabilities.filtering.fields import FieldSet
-from tenantry.capabilities.pagination.cursor import MAX_CURSOR, CursorSigner
+from tenantry.capabilities.pagination.cursor import CursorSigner
 from tenantry.capabilities.pagination.query import DEFAULT_LIMIT, MAX_LIMIT, ListQuery
 from tenantry.kernel.errors import BadRequest
 from tenantry.kernel.tenancy.context import current_tenant
@@ -43,34 +44,59 @@ def _scope() -> str:
     return str(tenant.id) if tenant else "-"
 
 
-def parse_filter_param(raw: str | None) -> Any:
-    if raw is None or raw.strip() == "":
-        return None
+def parse_json(raw: str | bytes, where: str = "filter") -> Any:
+    """JSON (through orjson, so numbers are floats: decimals beyond 15 significant digits
+    belong in strings); a 400 problem when it is not JSON."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadRequest(
-            "the filter parameter is not valid JSON",
-            errors=[{"field": "filter", "message": "not valid JSON"}],
+            f"the {where} is not valid JSON",
+            errors=[{"field": where, "message": "not valid JSON"}],
         ) from None
+
+
+def parse_filter_param(raw: str | None) -> Any:
+    if raw is None or raw.strip() == "":
+        return None
+    return parse_json(raw)
+
+
+def describe(fieldset: FieldSet) -> tuple[str, str]:
+    """OpenAPI descriptions of the ``filter`` and ``sort`` parameters of a list."""
+    lines = [
+        f"`{f.name}` ({f.type.value}): {', '.join(sorted(f.ops))}"
+        for f in fieldset.by_name.values()
+        if f.ops and (f is not fieldset.id or f.sortable)
+    ]
+    filter_doc = (
+        'JSON filter document, e.g. {"filters": [{"field": ..., "op": ..., "value": ...}]} '
+        "with and/or/not nesting. Fields and ops: " + "; ".join(lines)
+    )
+    sortable = [f.name for f in fieldset.by_name.values() if f.sortable or f is fieldset.id]
+    sort_doc = (
+        f"comma-separated, '-' for descending; sortable: {', '.join(sortable)}; "
+        f"default: {fieldset.default_sort or fieldset.id.name}"
+    )
+    return filter_doc, sort_doc
 
 
 def list_query(
     fieldset: FieldSet, *, limits: Limits = DEFAULT_LIMITS
 ) -> Callable[..., Awaitable[ListQuery]]:
     """Dependency for ``GET`` list routes (query-string parameters)."""
+    filter_doc, sort_doc = describe(fieldset)
 
     async def dependency(
         request: Request,
         filter_: Annotated[
             str | None,
-            Query(alias="filter", max_length=MAX_FILTER, description="JSON filter document"),
+            Query(alias="filter", max_length=MAX_FILTER, description=filter_doc),
         ] = None,
-        sort: Annotated[
-            str | None, Query(max_length=200, description="field,-other (- = descending)")
-        ] = None,
+        sort: Annotated[str | None, Query(max_length=200, description=sort_doc)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-        cursor: Annotated[str | None, Query(max_length=MAX_CURSOR)] = None,
+        # no max_length here: an overlong cursor is a malformed one, a 400 like the others
+        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     ) -> ListQuery:
         return ListQuery.parse(
             fieldset,

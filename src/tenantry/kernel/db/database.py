@@ -42,6 +42,10 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         hook(conn)
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Pool reset hook: nothing to reset (see ``Database.new_pool``)."""
+
+
 class Database:
     """Pools and admin connections for every server the platform uses."""
 
@@ -86,18 +90,39 @@ class Database:
             if pool is None:
                 s = self.settings
                 main = key[1] == self.main_database and server == "default"
-                pool = await asyncpg.create_pool(
-                    self.app_dsn(server, key[1]),
+                pool = await self.new_pool(
+                    server,
+                    key[1],
                     min_size=s.pool_min if main else 0,
                     max_size=s.pool_max if main else max(2, s.pool_max // 4),
-                    init=init_connection,
-                    server_settings={
-                        "application_name": "tenantry",
-                        "statement_timeout": str(s.statement_timeout_ms),
-                    },
                 )
-                assert pool is not None
                 self._pools[key] = pool
+        return pool
+
+    async def new_pool(
+        self, server: str, database: str | None, *, min_size: int, max_size: int
+    ) -> Pool:
+        """An application-role pool as units of work use it (tests use it with one connection).
+
+        No session reset on release: asyncpg's default (``RESET ALL; CLOSE ALL; UNLISTEN *;
+        pg_advisory_unlock_all()``) costs a round trip per unit of work, and buys nothing here,
+        because every setting the platform makes is transaction-local (``set_config(...,
+        true)``) and pooled connections never LISTEN, hold cursors or session locks. asyncpg
+        still rolls back a transaction left open before our (empty) reset runs.
+        """
+        s = self.settings
+        pool = await asyncpg.create_pool(
+            self.app_dsn(server, database),
+            min_size=min_size,
+            max_size=max_size,
+            init=init_connection,
+            reset=_keep_session,
+            server_settings={
+                "application_name": "tenantry",
+                "statement_timeout": str(s.statement_timeout_ms),
+            },
+        )
+        assert pool is not None
         return pool
 
     async def close(self) -> None:

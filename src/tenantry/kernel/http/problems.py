@@ -121,12 +121,15 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
             hook(request, exc)
         except Exception:
             _log.warning("unhandled-error hook %r failed", hook, exc_info=True)
+    rid = _rid(request)
     return problem_response(
         500,
         "internal-error",
         "Internal server error",
         "an unexpected error occurred; quote the request id to support",
-        request_id=_rid(request),
+        request_id=rid,
+        # This handler runs outside the request-context middleware, which adds it elsewhere.
+        headers={"X-Request-Id": rid} if rid else None,
     )
 
 

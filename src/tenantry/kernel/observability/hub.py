@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from tenantry.kernel.observability import metrics, tracing
+from tenantry.kernel.observability import logs, metrics, tracing
 from tenantry.kernel.observability.api import build_router
 from tenantry.kernel.observability.errors import ErrorTracker
 from tenantry.kernel.observability.middleware import ObservabilityMiddleware, route_template
@@ -91,6 +91,7 @@ class Observability:
             asyncio.create_task(
                 self._loop(self.maintenance, self.settings.maintenance_interval_s, True)
             ),
+            asyncio.create_task(self._flush_logs()),
         ]
 
     async def close(self) -> None:
@@ -104,21 +105,37 @@ class Observability:
             with contextlib.suppress(Exception):
                 await self.flush()
         await self.errors.flush()
+        logs.flush()
         with contextlib.suppress(ValueError):
             metrics.POOLS.databases.remove(self.platform.db)
+
+    @staticmethod
+    async def _flush_logs() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            logs.flush()
 
     async def _loop(self, job: Job, interval: float, run_first: bool) -> None:
         if not run_first:
             await asyncio.sleep(interval)
+        name = getattr(job, "__name__", "job")
         while True:
             try:
-                await job()
+                if run_first:  # maintenance: one structured log line per run
+                    async with logs.job_context(name, on_error=self._job_error):
+                        await job()
+                else:
+                    await job()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                _log.warning("background job %s failed", getattr(job, "__name__", job))
-                self.errors.capture_exception(exc, {"job": getattr(job, "__name__", "?")}, "job")
+                if not run_first:
+                    self._job_error(exc, {"job": name})
             await asyncio.sleep(interval)
+
+    def _job_error(self, exc: BaseException, context: dict[str, Any]) -> None:
+        _log.warning("background job %s failed: %s", context.get("job"), type(exc).__name__)
+        self.errors.capture_exception(exc, context, "job")
 
     async def flush(self) -> None:
         """Write buffered request minutes and spans (called by the flusher task)."""
@@ -149,5 +166,4 @@ class Observability:
             out["request_minutes_deleted"] = int(status.split()[-1])
         for name, job in self.maintenance_jobs.items():
             out[name] = await job()
-        _log.info("maintenance done: %s", out)
         return out

@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any, TextIO
 
 import orjson
@@ -56,6 +56,33 @@ def _trace(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
 _format_exc = structlog.processors.format_exc_info
 
 
+class BufferedBytesLogger:
+    """Writes rendered lines to a buffered binary stream without a flush (a syscall) per
+    line; ``flush()`` runs every second from the observability flusher and at shutdown.
+    Measured: the per-line flush of structlog's BytesLogger dominated the request log cost on
+    the loaded bench box."""
+
+    def __init__(self, stream: Any) -> None:
+        self._write = stream.write
+        self.flush = stream.flush
+
+    def msg(self, message: bytes) -> None:
+        self._write(message + b"\n")
+
+    log = debug = info = warn = warning = msg
+    err = error = critical = exception = fatal = msg
+
+
+_buffered: list[BufferedBytesLogger] = []
+
+
+def flush() -> None:
+    """Flush buffered JSON log lines (called every second and at shutdown)."""
+    for b in _buffered:
+        with suppress(OSError, ValueError):
+            b.flush()
+
+
 def _exc_info(logger: WrappedLogger, name: str, event: EventDict) -> EventDict:
     return _format_exc(logger, name, event) if "exc_info" in event else event
 
@@ -76,6 +103,8 @@ def configure(fmt: str = "json", level: str = "INFO", stream: TextIO | None = No
     ]
     console = fmt == "console"
     binary = not console and stream is None
+    buffered = BufferedBytesLogger(sys.stdout.buffer)
+    _buffered[:] = [buffered] if binary else []
     renderer: Processor = (
         structlog.dev.ConsoleRenderer(colors=False)
         if console
@@ -84,11 +113,7 @@ def configure(fmt: str = "json", level: str = "INFO", stream: TextIO | None = No
     structlog.configure(
         processors=[*shared, _exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=(
-            structlog.BytesLoggerFactory(sys.stdout.buffer)
-            if binary
-            else structlog.PrintLoggerFactory(out)
-        ),
+        logger_factory=((lambda *_: buffered) if binary else structlog.PrintLoggerFactory(out)),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(out)

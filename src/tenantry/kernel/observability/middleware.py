@@ -86,9 +86,7 @@ class ObservabilityMiddleware:
             await send(message)
 
         ctx = tracing.extract(carrier) if carrier else None
-        with tracing.tracer().start_as_current_span(
-            method, context=ctx, kind=tracing.SpanKind.SERVER
-        ) as span:
+        with tracing.server_span(method, ctx) as span:
             sc = span.get_span_context()
             fields: dict[str, Any] = {"request_id": state.get("request_id")}
             if sc.is_valid:

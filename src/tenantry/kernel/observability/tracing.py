@@ -12,6 +12,7 @@ task writes in batches, never on the request path.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, MutableMapping
@@ -26,7 +27,14 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, TraceIdRatioBased
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceFlags,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from tenantry.kernel.db.database import CONNECTION_HOOKS
@@ -41,6 +49,46 @@ _log = logging.getLogger("tenantry.tracing")
 _PROPAGATOR = TraceContextTextMapPropagator()
 _provider: TracerProvider | None = None
 _tracer: Any = None
+_recording = False
+_bits = random.getrandbits
+
+
+def recording() -> bool:
+    """Whether spans are recorded (an exporter or the span store is configured)."""
+    return _recording
+
+
+class _IdsOnlySpan:
+    """Context manager for a non-recording span with fresh ids (continuing the parent's trace
+    id): what the SDK does with a sampler that drops everything, at a fraction of the cost."""
+
+    __slots__ = ("_token", "span")
+
+    def __init__(self, parent: otel_context.Context | None) -> None:
+        trace_id = 0
+        flags = TraceFlags(0)
+        if parent is not None:
+            psc = trace.get_current_span(parent).get_span_context()
+            if psc.is_valid:
+                trace_id, flags = psc.trace_id, psc.trace_flags
+        self.span = NonRecordingSpan(
+            SpanContext(trace_id or _bits(128) or 1, _bits(64) or 1, False, trace_flags=flags)
+        )
+        self._token: object = None
+
+    def __enter__(self) -> Span:
+        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(self, *exc: object) -> None:
+        otel_context.detach(self._token)  # type: ignore[arg-type]
+
+
+def server_span(name: str, parent: otel_context.Context | None) -> Any:
+    """The HTTP server span: recorded when something consumes spans, else ids only."""
+    if _recording:
+        return tracer().start_as_current_span(name, context=parent, kind=SpanKind.SERVER)
+    return _IdsOnlySpan(parent)
 
 
 def tracer() -> trace.Tracer:
@@ -144,10 +192,11 @@ def _sampler(settings: TracingSettings) -> Sampler:
 
 def setup(settings: TracingSettings) -> PgSpanBuffer | None:
     """Install the process's tracer provider (once) with the configured exporters."""
-    global _provider, _tracer
+    global _provider, _tracer, _recording
     if not settings.enabled:
         return None
     sampler = _sampler(settings)
+    _recording = _recording or sampler is not ALWAYS_OFF
     if _provider is None:
         _provider = TracerProvider(
             resource=Resource.create({"service.name": settings.service_name}),

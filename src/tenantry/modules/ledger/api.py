@@ -46,6 +46,7 @@ from tenantry.modules.ledger.domain.model import (
     Entry,
     LedgerError,
 )
+from tenantry.modules.ledger.infrastructure.export_sources import register_export_sources
 from tenantry.modules.ledger.infrastructure.lists import (
     ACCOUNT_FIELDS,
     ENTRY_FIELDS,
@@ -369,6 +370,7 @@ class LedgerModule(Module):
         self.service = service
         platform.services["ledger"] = service
         platform.include_router(build_router(service), self.name)
+        register_export_sources(platform)
 
 
 module = LedgerModule()

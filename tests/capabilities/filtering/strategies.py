@@ -7,7 +7,14 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.capabilities.conftest import BASE_AT, BASE_DAY, ITEMS, REFS, STATUSES, TEXT_ALPHABET
+from tests.capabilities.filtering.conftest import (
+    BASE_AT,
+    BASE_DAY,
+    ITEMS,
+    REFS,
+    STATUSES,
+    TEXT_ALPHABET,
+)
 
 _text = st.text(alphabet=TEXT_ALPHABET, max_size=4)
 SCALARS: dict[str, st.SearchStrategy[Any]] = {

@@ -21,7 +21,7 @@ from tenantry.capabilities.filtering.fields import ALL_OPS
 from tenantry.capabilities.pagination import CursorSigner
 from tenantry.kernel.platform import Platform
 
-SCHEMA = "cap_test"
+SCHEMA = "filtering_test"
 TEXT_ALPHABET = "aB%_\\ "
 REFS = [uuid.UUID(int=i) for i in (1, 2, 3)]
 STATUSES = ["new", "open", "closed"]
@@ -100,7 +100,7 @@ def row_args(r: dict[str, Any]) -> tuple[Any, ...]:
 
 @pytest.fixture(scope="session")
 async def items_db(platform: Platform) -> AsyncIterator[tuple[asyncpg.Connection, list[Any]]]:
-    """(owner connection, rows) for table cap_test.items, 120 rows."""
+    """(owner connection, rows) for table filtering_test.items, 120 rows."""
     rows = make_rows(120)
     async with platform.db.admin_connection() as conn:
         await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")

@@ -17,7 +17,7 @@ from tenantry.capabilities.filtering import (
     parse_sort,
 )
 from tenantry.kernel.errors import ValidationFailed
-from tests.capabilities.conftest import ITEMS
+from tests.capabilities.filtering.conftest import ITEMS
 
 
 def sql_of(doc: Any, offset: int = 0) -> tuple[str, list[Any]]:
@@ -214,3 +214,4 @@ def test_declarations_are_checked() -> None:
     with pytest.raises(ValueError, match="twice"):
         FieldSet("x", id=fields.uuid("id", "t.id"), fields=[fields.text("a", "t.a")] * 2)
     assert fields.json_text("m.a.b", "t.m", "a", "b").expr == "t.m->'a'->>'b'"
+    assert fields.uuid("parent", "t.parent_tenant_id").expr  # another column is fine

@@ -36,6 +36,10 @@ async def test_configured_secret_wins(platform: Platform) -> None:
 
 
 def test_short_configured_secret_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"security\.secret_key"):
-        load_settings(None, security={"secret_key": "too short"})
+    with pytest.raises(ConfigError, match="secret_key must be") as exc:
+        load_settings(None, security={"secret_key": "too-short-secret"})
+    assert "too-short-secret" not in str(exc.value)
     assert load_settings(None).security.secret_key is None
+    settings = load_settings(None, security={"secret_key": "k" * 32})
+    assert settings.security.secret_key is not None
+    assert "k" * 32 not in repr(settings)

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from tenantry.capabilities.filtering import compile_document
 from tenantry.kernel.errors import ValidationFailed
-from tests.capabilities.conftest import ITEMS, SCHEMA, matches, only_whitelisted_sql
-from tests.capabilities.strategies import any_documents, valid_documents
+from tests.capabilities.filtering.conftest import ITEMS, SCHEMA, matches, only_whitelisted_sql
+from tests.capabilities.filtering.strategies import any_documents, valid_documents
 
 ItemsDb = tuple[asyncpg.Connection, list[dict[str, Any]]]
 PROPERTY = settings(

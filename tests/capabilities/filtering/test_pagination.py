@@ -16,13 +16,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tenantry.capabilities.filtering import FieldSet, fields
 from tenantry.capabilities.pagination import CursorSigner, ListQuery
+from tenantry.kernel.db.rls import ensure_rls
 from tenantry.kernel.errors import BadRequest, ValidationFailed
 from tenantry.kernel.platform import Platform
-from tests.capabilities.conftest import (
+from tests.capabilities.filtering.conftest import (
     BASE_AT,
     INSERT,
     ITEMS,
+    SCHEMA,
     SELECT_ITEMS,
     make_rows,
     matches,
@@ -30,7 +33,7 @@ from tests.capabilities.conftest import (
     reference_order,
     row_args,
 )
-from tests.capabilities.strategies import valid_documents
+from tests.capabilities.filtering.strategies import valid_documents
 
 ItemsDb = tuple[asyncpg.Connection, list[dict[str, Any]]]
 SORTABLE = sorted(n for n, f in ITEMS.by_name.items() if f.sortable)
@@ -219,7 +222,7 @@ async def test_walk_is_stable_under_concurrent_inserts(
     assert before <= set(seen), "a pre-existing row was missed"
     assert inserted, "the writer did not run during the walk"
     assert set(seen) - before, "no concurrent insert landed in a later page"
-    await conn.execute("DELETE FROM cap_test.items WHERE id = ANY($1::uuid[])", list(inserted))
+    await conn.execute(f"DELETE FROM {SCHEMA}.items WHERE id = ANY($1::uuid[])", inserted)
 
 
 async def test_keyset_page_is_served_by_an_index(items_db: ItemsDb, signer: CursorSigner) -> None:
@@ -232,10 +235,70 @@ async def test_keyset_page_is_served_by_an_index(items_db: ItemsDb, signer: Curs
     text, args = q.render(SELECT_ITEMS)
     assert "(i.at), (i.id)) < (" in text
     async with conn.transaction():
-        await conn.execute("CREATE INDEX items_at_id ON cap_test.items (at, id)")
+        await conn.execute(f"CREATE INDEX items_at_id ON {SCHEMA}.items (at, id)")
         await conn.execute("SET LOCAL enable_seqscan = off")
         plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + text, *args))
-        await conn.execute("DROP INDEX cap_test.items_at_id")
+        await conn.execute(f"DROP INDEX {SCHEMA}.items_at_id")
     assert "Index Scan Backward using items_at_id" in plan, plan
     assert "Sort" not in plan, plan
     assert "Index Cond" in plan, plan
+
+
+# a managed schema name (tenant_*), so ensure_rls treats it as a tenant store; it is created
+# and dropped in one rolled-back transaction
+RLS_SCHEMA = "tenant_filtering_rls_probe"
+ORDERS = FieldSet(
+    "test.orders",
+    id=fields.uuid("id", "o.id"),
+    fields=[fields.datetime("at", "o.at", sortable=True)],
+    default_sort="-at",
+)
+
+
+async def test_keyset_page_under_rls_is_one_index_range(
+    platform: Platform, signer: CursorSigner
+) -> None:
+    """The hot list query as the app role under the tenant policy (RESTRICTIVE + app_access,
+    from the kernel's ensure_rls): with an index (tenant_id, at, id), the tenant qual and the
+    keyset row comparison are both index conditions; no sort, no filter over other rows."""
+    app = platform.settings.database.app_user
+    async with platform.db.admin_connection() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            await conn.execute(
+                f"""CREATE SCHEMA {RLS_SCHEMA};
+                CREATE TABLE {RLS_SCHEMA}.orders (tenant_id uuid NOT NULL, id uuid NOT NULL,
+                    at timestamptz NOT NULL, PRIMARY KEY (tenant_id, id));
+                CREATE INDEX orders_page ON {RLS_SCHEMA}.orders (tenant_id, at, id);
+                INSERT INTO {RLS_SCHEMA}.orders
+                SELECT t::uuid, gen_random_uuid(), now() - make_interval(secs => i)
+                FROM generate_series(1, 3000) i,
+                     unnest(ARRAY['00000000-0000-0000-0000-00000000000a',
+                                  '00000000-0000-0000-0000-00000000000b']) t;
+                GRANT USAGE ON SCHEMA {RLS_SCHEMA} TO "{app}";
+                ANALYZE {RLS_SCHEMA}.orders"""
+            )
+            assert await ensure_rls(conn, [RLS_SCHEMA], app)
+            await conn.execute(f'SET LOCAL ROLE "{app}"')
+            await conn.execute(
+                "SELECT set_config('app.tenant_id', '00000000-0000-0000-0000-00000000000a', true)"
+            )
+            select = f"SELECT o.id, o.at FROM {RLS_SCHEMA}.orders o"
+            q = ListQuery.parse(ORDERS, signer, limit=20, scope="a")
+            first = await q.fetch_page(conn, select)
+            assert len(first["items"]) == 20
+            q = ListQuery.parse(ORDERS, signer, limit=20, scope="a", cursor=first["next_cursor"])
+            text, args = q.render(select)
+            page = await conn.fetch(text, *args)
+            assert len(page) == 21
+            assert not {r["id"] for r in page} & {r["id"] for r in first["items"]}
+            plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + text, *args))
+        finally:
+            await tx.rollback()
+    assert "Scan Backward using orders_page" in plan, plan  # an index (only) scan
+    assert "Sort" not in plan, plan
+    assert "Filter" not in plan, plan
+    cond = next(line for line in plan.splitlines() if "Index Cond" in line)
+    assert "tenant_id = " in cond, plan  # "(InitPlan 1).col1" or "$0" by version
+    assert "ROW(at, id) < ROW(" in cond, plan
