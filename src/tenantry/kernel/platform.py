@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tenantry.kernel.auth.keys import Keyring
 from tenantry.kernel.auth.secrets import PlatformSecrets
@@ -40,6 +40,18 @@ from tenantry.kernel.tenancy.routes import build_router as build_platform_router
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
+
+    from tenantry.kernel.tenancy.context import Principal
+
+
+class Authorizer(Protocol):
+    """Decides whether ``principal`` may do ``action`` (on ``resource``); deny by default.
+    Returns (allowed, reason) where reason names the deciding policy or the refusal."""
+
+    async def authorize(
+        self, principal: Principal, action: str, resource: Any = None
+    ) -> tuple[bool, str]: ...
+
 
 _log = logging.getLogger(__name__)
 KERNEL_MIGRATIONS = "tenantry.kernel.db.sql"
@@ -88,6 +100,9 @@ class Platform:
         self.services: dict[str, Any] = {}
         #: Extra ASGI middleware (outermost last): ``(factory, kwargs)``; see add_middleware.
         self.middleware: list[tuple[Any, dict[str, Any]]] = []
+        #: The permission decider ``require()`` delegates to (set by the authz capability);
+        #: None: the token's scopes decide.
+        self.authorizer: Authorizer | None = None
         #: Called (never raising) with (request, exc) for every unhandled HTTP exception.
         self.unhandled_hooks: list[Any] = []
         #: Logs, metrics, traces, error tracking, SLOs (kernel/observability).
@@ -115,6 +130,10 @@ class Platform:
 
     def on_provision(self, hook: ProvisionHook) -> None:
         self.provision_hooks.append(hook)
+
+    def set_authorizer(self, authorizer: Authorizer) -> None:
+        """Route every ``require()`` permission check through ``authorizer``."""
+        self.authorizer = authorizer
 
     def add_middleware(self, factory: Any, **kwargs: Any) -> None:
         """Add a pure ASGI middleware; it runs inside the request-context middleware, so the

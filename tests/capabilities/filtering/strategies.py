@@ -76,7 +76,7 @@ valid_documents = st.lists(nodes, max_size=3).map(lambda xs: {"filters": xs})
 json_junk = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers()
+    | st.integers(-(2**63), 2**63 - 1)  # orjson (the encoder) stops at 64 bits
     | st.floats()
     | st.text(max_size=6)
     | st.sampled_from(["eq", "in", "and", "or", "not", "qty", "name", "at", "tenant_id"]),

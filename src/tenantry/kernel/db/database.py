@@ -147,7 +147,7 @@ class Database:
         pool = await self.pool(tenant.server, tenant.database)
         async with pool.acquire() as conn, conn.transaction(isolation=isolation, readonly=readonly):
             await conn.execute(UnitOfWork.SET_TENANT, str(tenant.id), tenant.schema)
-            yield UnitOfWork(conn, tenant, current_principal())
+            yield UnitOfWork(conn, tenant, current_principal(), db=self)
 
     @contextlib.asynccontextmanager
     async def tenant_unit_of_work(self, tenant: Tenant) -> AsyncIterator[UnitOfWork]:
@@ -155,7 +155,7 @@ class Database:
         pool = await self.pool(tenant.server, tenant.database)
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(UnitOfWork.SET_TENANT, str(tenant.id), tenant.schema)
-            yield UnitOfWork(conn, tenant, None)
+            yield UnitOfWork(conn, tenant, None, db=self)
 
     @contextlib.asynccontextmanager
     async def platform_unit_of_work(
@@ -172,7 +172,9 @@ class Database:
                 await conn.execute(UnitOfWork.SET_PLATFORM, PLATFORM_SCHEMA)
             else:
                 await conn.execute(UnitOfWork.SET_TENANT, str(as_tenant.id), PLATFORM_SCHEMA)
-            yield UnitOfWork(conn, as_tenant, current_principal() if as_tenant else None)
+            yield UnitOfWork(
+                conn, as_tenant, current_principal() if as_tenant else None, platform=True, db=self
+            )
 
     @contextlib.asynccontextmanager
     async def admin_connection(

@@ -1,6 +1,7 @@
 """Row-level security: applying the tenant policies, and the start-up self-check.
 
-A tenant-owned table is any table in a platform-managed schema (``tenantry``,
+A tenant-owned table is any table (partitioned tables and each of their partitions included) in
+a platform-managed schema (``tenantry``,
 ``tenant_shared``, ``tenant_*``, in the main database or a tenant's own database) that has a
 ``tenant_id`` column. Migrations do not write policies by hand: after a store is migrated,
 ``ensure_rls`` gives every tenant-owned table that lacks it RLS ENABLED + FORCED, a RESTRICTIVE
@@ -33,7 +34,8 @@ SELECT n.nspname AS schema, c.relname AS table,
        EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid
                AND p.polname = 'tenant_isolation' AND NOT p.polpermissive) AS has_policy,
        EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid
-               AND p.polname = 'app_access' AND p.polpermissive) AS has_grant_policy
+               AND p.polname = 'app_access' AND p.polpermissive) AS has_grant_policy,
+       c.relispartition AS partition
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p')
@@ -69,6 +71,9 @@ class TableState:
     owner: str
     has_policy: bool
     has_grant_policy: bool
+    #: A partition of a partitioned table: queries through the parent use the parent's
+    #: policies, but a partition can be named directly, so it carries its own as well.
+    partition: bool = False
 
     @property
     def qualified(self) -> str:

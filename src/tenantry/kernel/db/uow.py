@@ -31,14 +31,25 @@ class UnitOfWork:
         " set_config('app.scope', 'platform', true)"
     )
 
-    __slots__ = ("_conn", "principal", "tenant")
+    __slots__ = ("_conn", "db", "platform", "principal", "tenant")
 
     def __init__(
-        self, conn: Connection, tenant: Tenant | None, principal: Principal | None
+        self,
+        conn: Connection,
+        tenant: Tenant | None,
+        principal: Principal | None,
+        *,
+        platform: bool = False,
+        db: Any = None,
     ) -> None:
         self._conn = conn
+        #: The Database that opened this unit of work (to open another in the same platform).
+        self.db = db
         self.tenant = tenant
         self.principal = principal
+        #: True for a transaction on the platform schema of the main database (not the
+        #: tenant's own store): capabilities writing tenant-store rows need to know.
+        self.platform = platform
 
     @property
     def tenant_id(self) -> UUID:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
 
 from tenantry.kernel.errors import Forbidden, Unauthorized
 from tenantry.kernel.tenancy.context import Principal, current_principal
@@ -15,12 +17,22 @@ def principal() -> Principal:
     return p
 
 
-def require(action: str) -> Callable[[], Principal]:
-    """Dependency: the caller must hold ``action`` (deny by default)."""
+def require(action: str) -> Callable[[Request], Awaitable[Principal]]:
+    """Dependency: the caller must hold ``action`` (deny by default).
 
-    def dependency() -> Principal:
+    With an authorizer registered on the platform (``Platform.set_authorizer``, done by the
+    authz capability) the decision is its own; otherwise the token's scopes decide.
+    """
+
+    async def dependency(request: Request) -> Principal:
         p = principal()
-        if not p.can(action):
+        platform = getattr(request.app.state, "platform", None)
+        authorizer = getattr(platform, "authorizer", None)
+        if authorizer is not None:
+            allowed, _reason = await authorizer.authorize(p, action)
+        else:
+            allowed = p.can(action)
+        if not allowed:
             raise Forbidden(f"this requires the permission {action!r}", required=action)
         return p
 

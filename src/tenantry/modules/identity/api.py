@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from tenantry.capabilities import entitlements
 from tenantry.capabilities.pagination import ListQuery, list_query, search_query
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.errors import BadRequest, Unauthorized
@@ -41,6 +43,15 @@ class NewUser(Strict):
     email: str = Field(max_length=320)
     password: str | None = Field(default=None, max_length=1024)
     roles: list[str] = Field(default_factory=list, max_length=50)
+
+
+class RoleBody(Strict):
+    actions: list[str] = Field(default_factory=list, max_length=200)
+    description: str = Field(default="", max_length=500)
+
+
+class NewRole(RoleBody):
+    name: str = Field(max_length=63)
 
 
 class NewClient(Strict):
@@ -81,7 +92,7 @@ def _basic_auth(request: Request) -> tuple[str, str] | None:
     return user, pw
 
 
-def build_router(service: IdentityService) -> APIRouter:
+def build_router(service: IdentityService, permissions: Mapping[str, str]) -> APIRouter:
     router = APIRouter(tags=["identity"])
 
     @router.post("/token", summary="OAuth2 token endpoint (password, client_credentials)")
@@ -130,7 +141,14 @@ def build_router(service: IdentityService) -> APIRouter:
             return {"items": []}
         return {"items": await service.repo.my_tenants(UUID(p.subject))}
 
-    @router.post("/users", status_code=201)
+    async def active_members() -> int:
+        return await service.repo.member_count(require_tenant())
+
+    @router.post(
+        "/users",
+        status_code=201,
+        dependencies=[Depends(entitlements.require("max_users", usage=active_members))],
+    )
     async def create_user(
         body: NewUser, _: Annotated[Principal, Depends(require(ADMIN))]
     ) -> dict[str, Any]:
@@ -196,11 +214,38 @@ def build_router(service: IdentityService) -> APIRouter:
     async def list_roles(_: Annotated[Principal, Depends(require(ADMIN))]) -> dict[str, Any]:
         return {"items": await service.repo.roles(require_tenant())}
 
+    @router.post("/roles", status_code=201)
+    async def create_role(
+        body: NewRole, _: Annotated[Principal, Depends(require(ADMIN))]
+    ) -> dict[str, Any]:
+        await service.save_role(
+            require_tenant(), body.name, body.actions, body.description, permissions, create=True
+        )
+        return {
+            "name": body.name,
+            "actions": sorted(set(body.actions)),
+            "description": body.description,
+        }
+
+    @router.put("/roles/{name}")
+    async def replace_role(
+        name: str, body: RoleBody, _: Annotated[Principal, Depends(require(ADMIN))]
+    ) -> dict[str, Any]:
+        await service.save_role(
+            require_tenant(), name, body.actions, body.description, permissions, create=False
+        )
+        return {"name": name, "actions": sorted(set(body.actions)), "description": body.description}
+
+    @router.delete("/roles/{name}", status_code=204)
+    async def delete_role(name: str, _: Annotated[Principal, Depends(require(ADMIN))]) -> None:
+        await service.delete_role(require_tenant(), name)
+
     return router
 
 
 class IdentityModule(Module):
     name: ClassVar[str] = "identity"
+    depends_on: ClassVar[tuple[str, ...]] = ("audit",)
     migrations: ClassVar[str | None] = "tenantry.modules.identity.migrations"
     permissions: ClassVar[dict[str, str]] = {
         ADMIN: "manage the tenant's users, API clients and roles"
@@ -221,7 +266,7 @@ class IdentityModule(Module):
         )
         self.service = service
         platform.services["identity"] = service
-        platform.include_router(build_router(service), self.name)
+        platform.include_router(build_router(service, platform.permissions), self.name)
 
         async def seed(uow: UnitOfWork, tenant: Tenant, options: dict[str, Any]) -> dict[str, Any]:
             return await service.seed_tenant(uow, tenant, options, platform.default_roles)

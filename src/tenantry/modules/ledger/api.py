@@ -155,15 +155,10 @@ def _posted_response(outcome: Outcome) -> JsonResponse:
     return JsonResponse(outcome.transaction, status_code=outcome.status, headers=headers)
 
 
-def _allowed(action: str) -> Callable[[], Awaitable[Principal]]:
-    """``require(action)`` as an async dependency (no thread-pool hop)."""
-    check = require(action)
-
-    async def dependency() -> Principal:
-        return check()
-
-    dependency.__name__ = check.__name__
-    return dependency
+def _allowed(action: str) -> Callable[..., Awaitable[Principal]]:
+    """``require(action)``: already an async dependency (no thread-pool hop); it asks the
+    platform's authorizer (the authz capability) when one is registered."""
+    return require(action)
 
 
 CanRead = Annotated[Principal, Depends(_allowed(READ))]

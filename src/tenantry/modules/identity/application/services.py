@@ -53,6 +53,11 @@ class IdentityRepository(Protocol):
     async def set_client_status(self, tenant: Tenant, id_: UUID, status: str) -> bool: ...
     async def my_tenants(self, user_id: UUID) -> list[dict[str, Any]]: ...
     async def roles(self, tenant: Tenant) -> list[dict[str, Any]]: ...
+    async def member_count(self, tenant: Tenant) -> int: ...
+    async def save_role(
+        self, tenant: Tenant, name: str, actions: list[str], description: str, *, create: bool
+    ) -> bool: ...
+    async def delete_role(self, tenant: Tenant, name: str) -> bool: ...
 
 
 class TokenIssuer(Protocol):
@@ -219,6 +224,43 @@ class IdentityService:
     async def set_client_status(self, tenant: Tenant, id_: UUID, status: str) -> None:
         if not await self.repo.set_client_status(tenant, id_, status):
             raise NotFound("no such API client in this tenant")
+
+    # -- roles ------------------------------------------------------------------------------
+    async def save_role(
+        self,
+        tenant: Tenant,
+        name: str,
+        actions: list[str],
+        description: str,
+        known: Any,
+        *,
+        create: bool,
+    ) -> None:
+        """Create or replace a role; ``known``: the declared permissions (actions may also be
+        ``*`` or ``module:*``). The ``admin`` role cannot be changed (no lock-out)."""
+        try:
+            (name,) = check_role_names([name])
+        except DomainError as exc:
+            raise _invalid(exc) from None
+        if name == ADMIN_ROLE:
+            raise Conflict("the admin role cannot be changed")
+        bad = [a for a in actions if not (a == "*" or a.endswith(":*") or a in known)]
+        if bad:
+            raise ValidationFailed(
+                f"unknown actions: {', '.join(bad)}",
+                errors=[{"field": "actions", "message": f"unknown action {a!r}"} for a in bad],
+            )
+        actions = sorted(set(actions))
+        if not await self.repo.save_role(tenant, name, actions, description, create=create):
+            if create:
+                raise Conflict(f"a role named {name!r} already exists")
+            raise NotFound(f"no role named {name!r}")
+
+    async def delete_role(self, tenant: Tenant, name: str) -> None:
+        if name == ADMIN_ROLE:
+            raise Conflict("the admin role cannot be deleted")
+        if not await self.repo.delete_role(tenant, name):
+            raise NotFound(f"no role named {name!r}")
 
     # -- provisioning -----------------------------------------------------------------------
     async def seed_tenant(

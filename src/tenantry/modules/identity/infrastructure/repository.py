@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 from uuid import UUID
 
+from tenantry.capabilities import audit, authz
 from tenantry.capabilities.pagination import ListQuery
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.uow import UnitOfWork
@@ -58,6 +59,41 @@ class SqlIdentityRepository:
         async with self.db.tenant_unit_of_work(tenant) as uow:
             return [dict(r) for r in await uow.fetch(sql.LIST_ROLES)]
 
+    async def save_role(
+        self, tenant: Tenant, name: str, actions: list[str], description: str, *, create: bool
+    ) -> bool:
+        """Create (False if it exists) or replace (False if missing) a role; audited, and
+        every process's authorization cache for the tenant is dropped on commit."""
+        async with self.db.tenant_unit_of_work(tenant) as uow:
+            before = await uow.fetchrow(sql.SELECT_ROLE, name)
+            if create:
+                done = await uow.fetchval(sql.INSERT_ROLE, tenant.id, name, actions, description)
+            else:
+                done = await uow.fetchval(sql.UPDATE_ROLE, name, actions, description)
+            if done is None:
+                return False
+            await audit.record(
+                uow,
+                action="identity.role.create" if create else "identity.role.update",
+                resource=f"role:{name}",
+                before=dict(before) if before else None,
+                after={"name": name, "actions": actions, "description": description},
+            )
+            await authz.notify_change(uow)
+        return True
+
+    async def delete_role(self, tenant: Tenant, name: str) -> bool:
+        async with self.db.tenant_unit_of_work(tenant) as uow:
+            before = await uow.fetchrow(sql.SELECT_ROLE, name)
+            if before is None:
+                return False
+            await uow.execute(sql.DELETE_ROLE, name)
+            await audit.record(
+                uow, action="identity.role.delete", resource=f"role:{name}", before=dict(before)
+            )
+            await authz.notify_change(uow)
+        return True
+
     async def user_id_by_email(self, email: str) -> UUID | None:
         async with self.db.platform_unit_of_work() as uow:
             value: UUID | None = await uow.fetchval(sql.USER_BY_EMAIL, email)
@@ -73,7 +109,15 @@ class SqlIdentityRepository:
 
     async def add_membership(self, tenant: Tenant, user_id: UUID, roles: list[str]) -> bool:
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
-            return await uow.fetchval(sql.INSERT_MEMBERSHIP, tenant.id, user_id, roles) is not None
+            added = await uow.fetchval(sql.INSERT_MEMBERSHIP, tenant.id, user_id, roles)
+            if added is not None:
+                await audit.record(
+                    uow,
+                    action="identity.member.add",
+                    resource=f"user:{user_id}",
+                    after={"roles": sorted(roles)},
+                )
+            return added is not None
 
     async def members(self, tenant: Tenant, query: ListQuery) -> tuple[list[Member], str | None]:
         text, args = query.render(sql.LIST_MEMBERS)
@@ -85,9 +129,22 @@ class SqlIdentityRepository:
         ]
         return members, query.next_cursor(rows)
 
+    async def member_count(self, tenant: Tenant) -> int:
+        async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
+            return int(await uow.fetchval(sql.COUNT_MEMBERS))
+
     async def set_member_status(self, tenant: Tenant, user_id: UUID, status: str) -> bool:
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
-            return await uow.fetchval(sql.SET_MEMBER_STATUS, user_id, status) is not None
+            old = await uow.fetchval(sql.SET_MEMBER_STATUS, user_id, status)
+            if old is not None:
+                await audit.record(
+                    uow,
+                    action="identity.member.status",
+                    resource=f"user:{user_id}",
+                    before={"status": old},
+                    after={"status": status},
+                )
+            return old is not None
 
     async def create_client(
         self, tenant: Tenant, client_id: str, secret_hash: str, name: str, roles: list[str]
@@ -96,7 +153,13 @@ class SqlIdentityRepository:
             r = await uow.fetchrow(
                 sql.INSERT_CLIENT, tenant.id, uuid.uuid4(), client_id, secret_hash, name, roles
             )
-        assert r is not None
+            assert r is not None
+            await audit.record(
+                uow,
+                action="identity.client.create",
+                resource=f"client:{client_id}",
+                after={"name": name, "roles": sorted(roles)},
+            )
         return _client(r)
 
     async def clients(self, tenant: Tenant) -> list[ApiClient]:
@@ -105,7 +168,16 @@ class SqlIdentityRepository:
 
     async def set_client_status(self, tenant: Tenant, id_: UUID, status: str) -> bool:
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
-            return await uow.fetchval(sql.SET_CLIENT_STATUS, id_, status) is not None
+            old = await uow.fetchval(sql.SET_CLIENT_STATUS, id_, status)
+            if old is not None:
+                await audit.record(
+                    uow,
+                    action="identity.client.status",
+                    resource=f"client:{id_}",
+                    before={"status": old},
+                    after={"status": status},
+                )
+            return old is not None
 
     async def my_tenants(self, user_id: UUID) -> list[dict[str, Any]]:
         async with self.db.platform_unit_of_work() as uow:

@@ -47,7 +47,9 @@ MEMBER_FIELDS = FieldSet(
     default_sort="email",
 )
 SET_MEMBER_STATUS = """
-UPDATE tenantry.memberships SET status = $2 WHERE user_id = $1 RETURNING user_id
+UPDATE tenantry.memberships m SET status = $2
+FROM (SELECT user_id, status FROM tenantry.memberships WHERE user_id = $1 FOR UPDATE) old
+WHERE m.user_id = old.user_id RETURNING old.status
 """
 INSERT_CLIENT = """
 INSERT INTO tenantry.api_clients (tenant_id, id, client_id, secret_hash, name, roles)
@@ -58,10 +60,22 @@ LIST_CLIENTS = """
 SELECT id, client_id, name, roles, status, created_at FROM tenantry.api_clients
 ORDER BY created_at, id
 """
-SET_CLIENT_STATUS = "UPDATE tenantry.api_clients SET status = $2 WHERE id = $1 RETURNING id"
+SET_CLIENT_STATUS = """
+UPDATE tenantry.api_clients c SET status = $2
+FROM (SELECT id, status FROM tenantry.api_clients WHERE id = $1 FOR UPDATE) old
+WHERE c.id = old.id RETURNING old.status
+"""
 MY_TENANTS = """
 SELECT t.id, t.slug, t.name, m.roles
 FROM tenantry.memberships m JOIN tenantry.tenants t ON t.id = m.tenant_id
 WHERE m.user_id = $1 AND m.status = 'active' AND t.status = 'active'
 ORDER BY t.slug
 """
+SELECT_ROLE = "SELECT name, actions, description FROM roles WHERE name = $1"
+INSERT_ROLE = """
+INSERT INTO roles (tenant_id, name, actions, description) VALUES ($1, $2, $3, $4)
+ON CONFLICT (tenant_id, name) DO NOTHING RETURNING name
+"""
+UPDATE_ROLE = "UPDATE roles SET actions = $2, description = $3 WHERE name = $1 RETURNING name"
+DELETE_ROLE = "DELETE FROM roles WHERE name = $1 RETURNING name"
+COUNT_MEMBERS = "SELECT count(*) FROM tenantry.memberships WHERE status = 'active'"

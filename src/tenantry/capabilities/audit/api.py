@@ -1,0 +1,108 @@
+"""The audit module: migrations, request metadata middleware, partition job, query route."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Annotated, Any, ClassVar
+
+from fastapi import APIRouter, Depends
+
+from tenantry.capabilities.audit.buffer import AuditBuffer
+from tenantry.capabilities.audit.context import RequestMetaMiddleware
+from tenantry.capabilities.audit.log import EVENT_FIELDS, AuditLog
+from tenantry.capabilities.pagination import ListQuery, list_query, search_query
+from tenantry.kernel.http.deps import require
+from tenantry.kernel.modules import Module
+from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.context import Principal, require_tenant
+from tenantry.kernel.tenancy.model import SHARED_SCHEMA
+
+_log = logging.getLogger(__name__)
+READ = "audit:read"
+
+
+def build_router(log: AuditLog) -> APIRouter:
+    router = APIRouter(tags=["audit"])
+
+    @router.get("/events", summary="The tenant's audit records (filter, sort, keyset pages)")
+    async def events(
+        _: Annotated[Principal, Depends(require(READ))],
+        q: Annotated[ListQuery, Depends(list_query(EVENT_FIELDS))],
+    ) -> dict[str, Any]:
+        return await log.query(require_tenant(), q)
+
+    @router.post("/events/search", summary="The same query with the filter document in the body")
+    async def search(
+        _: Annotated[Principal, Depends(require(READ))],
+        q: Annotated[ListQuery, Depends(search_query(EVENT_FIELDS))],
+    ) -> dict[str, Any]:
+        return await log.query(require_tenant(), q)
+
+    return router
+
+
+class AuditModule(Module):
+    name: ClassVar[str] = "audit"
+    migrations: ClassVar[str | None] = "tenantry.capabilities.audit.migrations"
+    permissions: ClassVar[dict[str, str]] = {READ: "read the tenant's audit log"}
+
+    # One module object may serve several platforms (tests build more than one): per-platform
+    # state lives in platform.services, never on the module.
+    def setup(self, platform: Platform) -> None:
+        cfg = platform.settings.module_settings("audit")
+        log = AuditLog(platform.db)
+        buffer = AuditBuffer(
+            log,
+            interval=float(cfg.get("buffer_interval_s", 0.5)),
+            max_size=int(cfg.get("buffer_max", 1000)),
+        )
+        platform.services["audit"] = log
+        platform.services["audit.buffer"] = buffer
+        platform.add_middleware(RequestMetaMiddleware)
+        platform.include_router(build_router(log), self.name)
+
+    @staticmethod
+    def _cfg(platform: Platform) -> tuple[int, float]:
+        cfg = platform.settings.module_settings("audit")
+        return (
+            int(cfg.get("partitions_ahead_months", 2)),
+            float(cfg.get("partition_job_interval_s", 86_400)),
+        )
+
+    async def ensure_partitions(self, platform: Platform) -> int:
+        log: AuditLog = platform.services["audit"]
+        stores: set[tuple[str, str | None, str]] = {("default", None, SHARED_SCHEMA)}
+        for t in await platform.catalog.all():
+            stores.add(t.store_key)
+        return await log.ensure_partitions(
+            sorted(stores, key=str), self._cfg(platform)[0], platform.settings.database.app_user
+        )
+
+    async def _partition_job(self, platform: Platform) -> None:
+        while True:
+            await asyncio.sleep(self._cfg(platform)[1])
+            try:
+                await self.ensure_partitions(platform)
+            except Exception:
+                _log.exception("audit: creating future partitions failed")
+
+    async def startup(self, platform: Platform) -> None:
+        await self.ensure_partitions(platform)
+        platform.services["audit.buffer"].start()
+        job = asyncio.get_running_loop().create_task(self._partition_job(platform))
+        platform.services["audit.partition_job"] = job
+
+    async def shutdown(self, platform: Platform) -> None:
+        job = platform.services.pop("audit.partition_job", None)
+        if job is not None:
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+        buffer: AuditBuffer | None = platform.services.get("audit.buffer")
+        if buffer is not None:
+            await buffer.stop()
+
+
+module = AuditModule()

@@ -1,0 +1,263 @@
+"""The authz module: migrations, the kernel hook, the policy API (``/api/v1/authz``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from tenantry.capabilities import authz
+from tenantry.capabilities.audit.log import event, record_event
+from tenantry.capabilities.authz.conditions import ConditionError, validate
+from tenantry.capabilities.authz.engine import Authz, notify_change
+from tenantry.capabilities.authz.policy import Policy, Resource
+from tenantry.kernel.db.database import Database
+from tenantry.kernel.errors import NotFound, ValidationFailed
+from tenantry.kernel.http.deps import principal, require
+from tenantry.kernel.modules import Module
+from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.context import Principal
+
+ADMIN = "authz:admin"
+NAME_RE = r"^[a-z][a-z0-9_.:-]{0,62}$"
+
+UPSERT_POLICY = """
+INSERT INTO authz_policies (tenant_id, name, effect, actions, roles, condition, description)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (tenant_id, name) DO UPDATE SET effect = EXCLUDED.effect,
+    actions = EXCLUDED.actions, roles = EXCLUDED.roles, condition = EXCLUDED.condition,
+    description = EXCLUDED.description, updated_at = now()
+RETURNING (xmax = 0) AS created
+"""
+SELECT_POLICY = """
+SELECT name, effect, actions, roles, condition, description, updated_at
+FROM authz_policies WHERE name = $1
+"""
+LIST_POLICIES = """
+SELECT name, effect, actions, roles, condition, description, updated_at
+FROM authz_policies ORDER BY name
+"""
+DELETE_POLICY = "DELETE FROM authz_policies WHERE name = $1 RETURNING name"
+UPSERT_ATTRIBUTES = """
+INSERT INTO authz_attributes (tenant_id, subject, attributes) VALUES ($1, $2, $3)
+ON CONFLICT (tenant_id, subject) DO UPDATE SET attributes = EXCLUDED.attributes,
+    updated_at = now()
+"""
+SELECT_ATTRIBUTES = "SELECT attributes FROM authz_attributes WHERE subject = $1"
+
+
+AdminDep = Annotated[Principal, Depends(require(ADMIN))]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PolicyBody(Strict):
+    effect: Literal["allow", "deny"]
+    actions: list[str] = Field(min_length=1, max_length=100)
+    roles: list[str] = Field(default_factory=list, max_length=100)
+    condition: dict[str, Any] | None = None
+    description: str = Field(default="", max_length=500)
+
+
+class CheckBody(Strict):
+    action: str = Field(max_length=200)
+    resource_type: str | None = Field(default=None, max_length=100)
+    resource_id: str | None = Field(default=None, max_length=200)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+def policy_from_config(raw: dict[str, Any]) -> Policy:
+    condition = raw.get("condition")
+    if condition is not None:
+        validate(condition)
+    return Policy(
+        str(raw["name"]),
+        str(raw["effect"]),
+        tuple(raw["actions"]),
+        frozenset(raw.get("roles", ())),
+        condition,
+        source="platform",
+    )
+
+
+def _row(r: Any) -> dict[str, Any]:
+    return {
+        "name": r["name"],
+        "effect": r["effect"],
+        "actions": list(r["actions"]),
+        "roles": list(r["roles"]),
+        "condition": r["condition"],
+        "description": r["description"],
+        "updated_at": r["updated_at"].isoformat(),
+    }
+
+
+def build_router(platform: Platform, engine: Authz) -> APIRouter:
+    router = APIRouter(tags=["authz"])
+    db: Database = platform.db
+
+    def _check_actions(actions: list[str]) -> None:
+        bad = [
+            a for a in actions if not (a == "*" or a.endswith(":*") or a in platform.permissions)
+        ]
+        if bad:
+            raise ValidationFailed(
+                f"unknown actions: {', '.join(bad)}",
+                errors=[{"field": "actions", "message": f"unknown action {a!r}"} for a in bad],
+            )
+
+    @router.get("/policies")
+    async def list_policies(_: AdminDep) -> dict[str, Any]:
+        async with db.unit_of_work() as uow:
+            rows = await uow.fetch(LIST_POLICIES)
+        defaults = [
+            {
+                "name": p.name,
+                "effect": p.effect,
+                "actions": list(p.actions),
+                "roles": sorted(p.roles),
+                "condition": p.condition,
+                "source": "platform",
+            }
+            for p in engine.platform_policies
+        ]
+        return {"items": [_row(r) for r in rows], "platform_defaults": defaults}
+
+    @router.get("/policies/{name}")
+    async def get_policy(name: str, _: AdminDep) -> dict[str, Any]:
+        async with db.unit_of_work() as uow:
+            r = await uow.fetchrow(SELECT_POLICY, name)
+        if r is None:
+            raise NotFound(f"no policy named {name!r}")
+        return _row(r)
+
+    @router.put("/policies/{name}")
+    async def put_policy(name: str, body: PolicyBody, p: AdminDep) -> dict[str, Any]:
+        if not re.match(NAME_RE, name):
+            raise ValidationFailed("invalid policy name", errors=[{"field": "name"}])
+        _check_actions(body.actions)
+        if body.condition is not None:
+            try:
+                validate(body.condition)
+            except ConditionError as exc:
+                raise ValidationFailed(
+                    str(exc), errors=[{"field": exc.path, "message": str(exc)}]
+                ) from None
+        async with db.unit_of_work() as uow:
+            before = await uow.fetchrow(SELECT_POLICY, name)
+            r = await uow.fetchrow(
+                UPSERT_POLICY,
+                uow.tenant_id,
+                name,
+                body.effect,
+                body.actions,
+                body.roles,
+                body.condition,
+                body.description,
+            )
+            assert r is not None
+            after = body.model_dump()
+            await record_event(
+                uow,
+                event(
+                    "authz.policy.put",
+                    f"policy:{name}",
+                    before=_row(before) if before else None,
+                    after=after,
+                ),
+            )
+            await notify_change(uow)
+        return {"name": name, **after, "created": r["created"]}
+
+    @router.delete("/policies/{name}", status_code=204)
+    async def delete_policy(name: str, _: AdminDep) -> None:
+        async with db.unit_of_work() as uow:
+            before = await uow.fetchrow(SELECT_POLICY, name)
+            if before is None:
+                raise NotFound(f"no policy named {name!r}")
+            await uow.execute(DELETE_POLICY, name)
+            await record_event(
+                uow, event("authz.policy.delete", f"policy:{name}", before=_row(before))
+            )
+            await notify_change(uow)
+
+    @router.get("/subjects/{subject}/attributes")
+    async def get_attributes(subject: str, _: AdminDep) -> dict[str, Any]:
+        async with db.unit_of_work() as uow:
+            attrs = await uow.fetchval(SELECT_ATTRIBUTES, subject)
+        return {"subject": subject, "attributes": attrs or {}}
+
+    @router.put("/subjects/{subject}/attributes")
+    async def put_attributes(subject: str, body: dict[str, Any], _: AdminDep) -> dict[str, Any]:
+        if len(subject) > 200 or len(body) > 100:
+            raise ValidationFailed("subject or attributes too large")
+        async with db.unit_of_work() as uow:
+            before = await uow.fetchval(SELECT_ATTRIBUTES, subject)
+            await uow.execute(UPSERT_ATTRIBUTES, uow.tenant_id, subject, body)
+            await record_event(
+                uow,
+                event("authz.attributes.put", f"subject:{subject}", before=before, after=body),
+            )
+            await notify_change(uow)
+        return {"subject": subject, "attributes": body}
+
+    @router.post("/check", summary="Explain: would the caller be allowed this action?")
+    async def check(body: CheckBody, p: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
+        resource = (
+            Resource(body.resource_type, body.resource_id, body.attributes)
+            if body.resource_type
+            else None
+        )
+        d = await engine.check(p, body.action, resource)
+        return {"allowed": d.allowed, "policy": d.policy, "action": d.action}
+
+    return router
+
+
+class AuthzModule(Module):
+    name: ClassVar[str] = "authz"
+    depends_on: ClassVar[tuple[str, ...]] = ("audit", "identity")
+    migrations: ClassVar[str | None] = "tenantry.capabilities.authz.migrations"
+    permissions: ClassVar[dict[str, str]] = {
+        ADMIN: "manage the tenant's authorization policies and principal attributes"
+    }
+
+    def setup(self, platform: Platform) -> None:
+        cfg = platform.settings.module_settings("authz")
+        try:
+            defaults = [policy_from_config(p) for p in cfg.get("default_policies", [])]
+        except (KeyError, TypeError, ConditionError) as exc:
+            from tenantry.kernel.errors import ConfigError
+
+            raise ConfigError(f"authz.default_policies: {exc}") from None
+        engine = Authz(
+            platform.db,
+            platform.expand_actions,
+            platform.permissions,
+            defaults,
+            cache_ttl_s=float(cfg.get("cache_ttl_s", 5.0)),
+            snapshot_ttl_s=float(cfg.get("snapshot_ttl_s", 60.0)),
+            buffer=platform.services.get("audit.buffer"),
+            audit_decisions=bool(cfg.get("audit_decisions", True)),
+        )
+        platform.services["authz"] = engine
+        platform.set_authorizer(engine)
+        platform.include_router(build_router(platform, engine), self.name)
+
+    async def startup(self, platform: Platform) -> None:
+        engine: Authz = platform.services["authz"]
+        await engine.listen()
+        authz._active.append(engine)
+
+    async def shutdown(self, platform: Platform) -> None:
+        engine: Authz = platform.services["authz"]
+        if engine in authz._active:
+            authz._active.remove(engine)
+        await engine.close()
+
+
+module = AuthzModule()

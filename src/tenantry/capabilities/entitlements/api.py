@@ -1,0 +1,100 @@
+"""The entitlements module: plans from config, overrides, module gating, plan API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from fastapi import APIRouter, Body, Depends
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tenantry.capabilities.entitlements import NotEntitled
+from tenantry.capabilities.entitlements.plans import Plans
+from tenantry.kernel.errors import NotFound
+from tenantry.kernel.http.deps import principal, require
+from tenantry.kernel.http.problems import problem_response
+from tenantry.kernel.modules import Module
+from tenantry.kernel.platform import PLATFORM_ADMIN, Platform
+from tenantry.kernel.tenancy.context import Principal, current_tenant, require_tenant
+
+#: Modules every plan includes (turning them off would lock a tenant out).
+ALWAYS = frozenset({"identity", "audit", "authz", "entitlements", "flags"})
+
+
+class ModuleGate:
+    """403 ``not-entitled`` for ``/api/v1/<module>/...`` when the tenant's plan lacks it."""
+
+    def __init__(self, app: ASGIApp, plans: Plans) -> None:
+        self.app = app
+        self.plans = plans
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tenant = current_tenant() if scope["type"] == "http" else None
+        path: str = scope.get("path", "")
+        if tenant is not None and path.startswith("/api/v1/"):
+            module = path[8:].split("/", 1)[0]
+            if module not in ALWAYS:
+                plan = await self.plans.for_tenant(tenant)
+                if plan.modules is not None and module not in plan.modules:
+                    exc = NotEntitled(
+                        f"the {plan.name} plan does not include the {module} module",
+                        limit=f"module:{module}",
+                        plan=plan.name,
+                    )
+                    rid = scope.get("state", {}).get("request_id")
+                    await problem_response(
+                        exc.status,
+                        exc.type_slug,
+                        exc.title,
+                        exc.detail,
+                        request_id=rid,
+                        extra=exc.extra,
+                    )(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def build_router(platform: Platform, plans: Plans) -> APIRouter:
+    router = APIRouter(tags=["entitlements"])
+
+    @router.get("/plan", summary="The caller's tenant plan: limits, quotas, flags, modules")
+    async def my_plan(_: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
+        return (await plans.for_tenant(require_tenant())).as_dict()
+
+    @router.get("/plans", summary="Every plan defined in config")
+    async def all_plans(_: Annotated[Principal, Depends(require(PLATFORM_ADMIN))]) -> Any:
+        return {"items": [p.as_dict() for p in plans.plans.values()]}
+
+    @router.put("/tenants/{slug}/override", summary="Operators: override a tenant's plan")
+    async def override(
+        slug: str,
+        body: Annotated[dict[str, Any], Body()],
+        _: Annotated[Principal, Depends(require(PLATFORM_ADMIN))],
+    ) -> dict[str, Any]:
+        tenant = await platform.catalog.by_slug(slug)
+        if tenant is None:
+            raise NotFound(f"no tenant {slug!r}")
+        return (await plans.set_override(tenant, body)).as_dict()
+
+    return router
+
+
+class EntitlementsModule(Module):
+    name: ClassVar[str] = "entitlements"
+    migrations: ClassVar[str | None] = "tenantry.capabilities.entitlements.migrations"
+
+    def setup(self, platform: Platform) -> None:
+        cfg = platform.settings.module_settings("plans")
+        ttl = float(platform.settings.module_settings("entitlements").get("cache_ttl_s", 5.0))
+        plans = Plans(platform.db, cfg, ttl)
+        platform.services["entitlements"] = plans
+        platform.add_middleware(ModuleGate, plans=plans)
+        platform.include_router(build_router(platform, plans), self.name)
+
+    async def startup(self, platform: Platform) -> None:
+        await platform.services["entitlements"].listen()
+
+    async def shutdown(self, platform: Platform) -> None:
+        await platform.services["entitlements"].close()
+
+
+module = EntitlementsModule()

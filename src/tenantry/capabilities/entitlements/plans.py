@@ -1,0 +1,206 @@
+"""Plans: one definition per plan drives rate limits, quotas, default flags and modules.
+
+Defined in config (``[plans.<name>]``, defaults below when absent) and overridable per tenant
+(``tenantry.plan_overrides``, a partial plan deep-merged over the tenant's plan). Resolved
+plans are cached per tenant for ``ttl`` seconds and dropped on every process at once when an
+override changes (``NOTIFY tenantry_plans``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tenantry.kernel.db.database import Database
+from tenantry.kernel.errors import ConfigError, ValidationFailed
+from tenantry.kernel.tenancy.model import Tenant
+
+CHANNEL = "tenantry_plans"
+QUOTAS = ("max_users", "max_accounts", "max_export_rows", "max_concurrent_exports")
+SELECT_OVERRIDE = "SELECT overrides FROM tenantry.plan_overrides WHERE tenant = $1"
+UPSERT_OVERRIDE = """
+INSERT INTO tenantry.plan_overrides (tenant, overrides) VALUES ($1, $2)
+ON CONFLICT (tenant) DO UPDATE SET overrides = EXCLUDED.overrides, updated_at = now()
+"""
+
+
+class RouteLimit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rate_per_s: float = Field(gt=0)
+    burst: int = Field(ge=1)
+
+
+class PlanConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rate_per_s: float = Field(gt=0)
+    burst: int = Field(ge=1)
+    #: ``None`` or absent: unlimited; 0: not included in the plan.
+    quotas: dict[str, int | None] = Field(default_factory=dict)
+    flags: list[str] = Field(default_factory=list)
+    #: Module names whose endpoints are enabled; ``["*"]``: all.
+    modules: list[str] = Field(default_factory=lambda: ["*"])
+    #: Per-route limits: ``"POST /api/v1/exports"`` (method and path prefix) -> limit.
+    routes: dict[str, RouteLimit] = Field(default_factory=dict)
+
+
+DEFAULT_PLANS: dict[str, dict[str, Any]] = {
+    "free": {
+        "rate_per_s": 10,
+        "burst": 100,
+        "quotas": {
+            "max_users": 10,
+            "max_accounts": 100,
+            "max_export_rows": 10_000,
+            "max_concurrent_exports": 1,
+        },
+    },
+    "pro": {
+        "rate_per_s": 100,
+        "burst": 300,
+        "quotas": {
+            "max_users": 250,
+            "max_accounts": 100_000,
+            "max_export_rows": 1_000_000,
+            "max_concurrent_exports": 5,
+        },
+    },
+    "enterprise": {"rate_per_s": 1000, "burst": 3000, "quotas": {}},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    name: str
+    rate_per_s: float
+    burst: int
+    quotas: Mapping[str, int | None]
+    flags: frozenset[str]
+    modules: frozenset[str] | None  # None: every module
+    routes: tuple[tuple[str, str, RouteLimit], ...]  # (method, path prefix, limit)
+    overridden: bool = False
+
+    def quota(self, name: str) -> int | None:
+        return self.quotas.get(name)
+
+    def route_limit(self, method: str, path: str) -> tuple[str, RouteLimit] | None:
+        for m, prefix, limit in self.routes:
+            if (m == "*" or m == method) and path.startswith(prefix):
+                return f"{m} {prefix}", limit
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "rate_per_s": self.rate_per_s,
+            "burst": self.burst,
+            "quotas": dict(self.quotas),
+            "flags": sorted(self.flags),
+            "modules": sorted(self.modules) if self.modules is not None else ["*"],
+            "overridden": self.overridden,
+        }
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = (
+            merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+        )
+    return out
+
+
+def build(name: str, raw: Mapping[str, Any], overridden: bool = False) -> Plan:
+    cfg = PlanConfig.model_validate(raw)
+    routes = []
+    for spec, limit in cfg.routes.items():
+        method, _, prefix = spec.partition(" ")
+        routes.append((method.upper(), prefix or "/", limit))
+    return Plan(
+        name,
+        cfg.rate_per_s,
+        cfg.burst,
+        dict(cfg.quotas),
+        frozenset(cfg.flags),
+        None if "*" in cfg.modules else frozenset(cfg.modules),
+        tuple(routes),
+        overridden,
+    )
+
+
+class Plans:
+    def __init__(self, db: Database, config: Mapping[str, Any], ttl: float = 5.0) -> None:
+        self.db = db
+        self.ttl = ttl
+        raw = {**DEFAULT_PLANS, **{k: dict(v) for k, v in config.items()}}
+        self.raw: dict[str, dict[str, Any]] = raw
+        try:
+            self.plans = {name: build(name, spec) for name, spec in raw.items()}
+        except ValidationError as exc:
+            raise ConfigError(f"plans: {exc}") from None
+        self._cache: dict[UUID, tuple[float, Plan]] = {}
+        self._listener: asyncpg.Connection | None = None
+
+    def base(self, name: str) -> Plan:
+        plan = self.plans.get(name)
+        if plan is None:  # an unknown plan name in the catalog: the most restrictive plan
+            return self.plans.get("free") or next(iter(self.plans.values()))
+        return plan
+
+    def cached(self, tenant: Tenant) -> Plan:
+        """Without I/O: the tenant's resolved plan if cached (overrides included), else the
+        plan named in the catalog."""
+        hit = self._cache.get(tenant.id)
+        if hit is not None and hit[1].name == tenant.plan:
+            return hit[1]
+        return self.base(tenant.plan)
+
+    async def for_tenant(self, tenant: Tenant) -> Plan:
+        hit = self._cache.get(tenant.id)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self.ttl and hit[1].name == tenant.plan:
+            return hit[1]
+        async with self.db.platform_unit_of_work() as uow:
+            over = await uow.fetchval(SELECT_OVERRIDE, tenant.id)
+        plan = self.base(tenant.plan)
+        if over:
+            plan = build(plan.name, merge(self.raw.get(plan.name, {}), over), overridden=True)
+        self._cache[tenant.id] = (now, plan)
+        return plan
+
+    async def set_override(self, tenant: Tenant, overrides: Mapping[str, Any]) -> Plan:
+        base = self.raw.get(tenant.plan, self.raw.get("free", {}))
+        try:
+            plan = build(tenant.plan, merge(base, overrides), overridden=bool(overrides))
+        except ValidationError as exc:
+            raise ValidationFailed(f"invalid plan override: {exc.errors()[0]['msg']}") from None
+        async with self.db.platform_unit_of_work() as uow:
+            await uow.execute(UPSERT_OVERRIDE, tenant.id, dict(overrides))
+            await uow.notify(CHANNEL, str(tenant.id))
+        self._cache.pop(tenant.id, None)
+        return plan
+
+    def _on_notify(self, _c: Any, _p: int, _ch: str, payload: object) -> None:
+        try:
+            self._cache.pop(UUID(str(payload)), None)
+        except ValueError:
+            self._cache.clear()
+
+    async def listen(self) -> None:
+        if self._listener is None:
+            conn = await asyncpg.connect(self.db.app_dsn())
+            await conn.add_listener(CHANNEL, self._on_notify)
+            self._listener = conn
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            conn, self._listener = self._listener, None
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+                await conn.close(timeout=2)

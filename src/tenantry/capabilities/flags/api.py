@@ -1,0 +1,95 @@
+"""The flags module: snapshot at start, LISTEN for changes, admin API (``/api/v1/flags``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from tenantry.capabilities.flags.store import Flag, FlagStore
+from tenantry.kernel.errors import NotFound
+from tenantry.kernel.http.deps import principal, require
+from tenantry.kernel.modules import Module
+from tenantry.kernel.platform import PLATFORM_ADMIN, Platform
+from tenantry.kernel.tenancy.context import Principal, require_tenant
+from tenantry.kernel.tenancy.model import Tenant
+
+OperatorDep = Annotated[Principal, Depends(require(PLATFORM_ADMIN))]
+
+
+class FlagBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    description: str = Field(default="", max_length=500)
+    default: bool = False
+    plans: list[str] = Field(default_factory=list, max_length=50)
+    percentage: int = Field(default=0, ge=0, le=100)
+
+
+class TargetBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool | None  # null: remove the tenant's target
+
+
+def build_router(platform: Platform, store: FlagStore) -> APIRouter:
+    router = APIRouter(tags=["flags"])
+
+    async def tenant_of(slug: str) -> Tenant:
+        t = await platform.catalog.by_slug(slug)
+        if t is None:
+            raise NotFound(f"no tenant {slug!r}")
+        return t
+
+    @router.get("/mine", summary="The caller's tenant: every flag's value")
+    async def mine(_: Annotated[Principal, Depends(principal)]) -> dict[str, bool]:
+        return store.all_for(require_tenant())
+
+    @router.get("", summary="Operators: every flag and its rules")
+    async def list_flags(_: OperatorDep) -> dict[str, Any]:
+        return {"items": [f.as_dict() for f in store.flags.values()]}
+
+    @router.put("/{name}", summary="Operators: create or replace a flag's rules")
+    async def put_flag(name: str, body: FlagBody, _: OperatorDep) -> dict[str, Any]:
+        flag = Flag(name, body.description, body.default, frozenset(body.plans), body.percentage)
+        await store.put(flag)
+        return flag.as_dict()
+
+    @router.put("/{name}/tenants/{slug}", summary="Operators: turn a flag on/off for a tenant")
+    async def put_target(name: str, slug: str, body: TargetBody, _: OperatorDep) -> Any:
+        tenant = await tenant_of(slug)
+        await store.set_target(name, tenant, body.enabled)
+        ev = store.evaluate(name, tenant)
+        return {"flag": name, "tenant": slug, "enabled": ev.value, "reason": ev.reason}
+
+    @router.delete("/{name}", status_code=204)
+    async def delete_flag(name: str, _: OperatorDep) -> None:
+        await store.delete(name)
+
+    return router
+
+
+class FlagsModule(Module):
+    name: ClassVar[str] = "flags"
+    depends_on: ClassVar[tuple[str, ...]] = ("entitlements",)
+    migrations: ClassVar[str | None] = "tenantry.capabilities.flags.migrations"
+
+    def setup(self, platform: Platform) -> None:
+        plans = platform.services.get("entitlements")
+
+        def plan_flags(tenant: Tenant) -> frozenset[str]:
+            return plans.cached(tenant).flags if plans is not None else frozenset()
+
+        store = FlagStore(platform.db, plan_flags)
+        platform.services["flags"] = store
+        platform.include_router(build_router(platform, store), self.name)
+
+    async def startup(self, platform: Platform) -> None:
+        store: FlagStore = platform.services["flags"]
+        await store.load()
+        await store.listen()
+
+    async def shutdown(self, platform: Platform) -> None:
+        await platform.services["flags"].close()
+
+
+module = FlagsModule()

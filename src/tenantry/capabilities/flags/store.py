@@ -1,0 +1,190 @@
+"""Feature flags: rules in the database, evaluated from an in-process snapshot.
+
+Evaluation for (flag, tenant), first match wins: a per-tenant target (on/off); the tenant's
+plan turning it on (``[plans.<name>] flags`` in config, or the flag's ``plans``); a percentage
+rollout (a stable hash of flag and tenant id, so a tenant stays in or out as the percentage
+grows); the flag's default. An unknown flag is off. The snapshot is reloaded whenever a flag
+changes (``NOTIFY tenantry_flags`` from the writer, received by every process) and, as a
+safety net, every ``refresh_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from tenantry.kernel.db.database import Database
+from tenantry.kernel.errors import NotFound, ValidationFailed
+from tenantry.kernel.tenancy.model import Tenant
+
+_log = logging.getLogger(__name__)
+CHANNEL = "tenantry_flags"
+NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
+
+LOAD_FLAGS = "SELECT name, description, default_on, plans, percentage FROM tenantry.flags"
+LOAD_TARGETS = "SELECT flag, tenant, enabled FROM tenantry.flag_targets"
+UPSERT_FLAG = """
+INSERT INTO tenantry.flags (name, description, default_on, plans, percentage)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (name) DO UPDATE SET description = EXCLUDED.description,
+    default_on = EXCLUDED.default_on, plans = EXCLUDED.plans,
+    percentage = EXCLUDED.percentage, updated_at = now()
+"""
+ENSURE_FLAG = "INSERT INTO tenantry.flags (name) VALUES ($1) ON CONFLICT (name) DO NOTHING"
+SET_TARGET = """
+INSERT INTO tenantry.flag_targets (flag, tenant, enabled) VALUES ($1, $2, $3)
+ON CONFLICT (flag, tenant) DO UPDATE SET enabled = EXCLUDED.enabled
+"""
+CLEAR_TARGET = "DELETE FROM tenantry.flag_targets WHERE flag = $1 AND tenant = $2"
+DELETE_FLAG = "DELETE FROM tenantry.flags WHERE name = $1 RETURNING name"
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    name: str
+    description: str = ""
+    default_on: bool = False
+    plans: frozenset[str] = frozenset()
+    percentage: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "default": self.default_on,
+            "plans": sorted(self.plans),
+            "percentage": self.percentage,
+        }
+
+
+def bucket(flag: str, tenant_id: UUID) -> int:
+    """0..99, stable per (flag, tenant)."""
+    return zlib.crc32(f"{flag}:{tenant_id}".encode()) % 100
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    value: bool
+    reason: str  # "target", "plan", "rollout", "default", "unknown"
+
+
+class FlagStore:
+    def __init__(
+        self, db: Database, plan_flags: Callable[[Tenant], frozenset[str]] | None = None
+    ) -> None:
+        self.db = db
+        self.plan_flags = plan_flags or (lambda _t: frozenset())
+        self.flags: dict[str, Flag] = {}
+        self.targets: dict[tuple[str, UUID], bool] = {}
+        self._listener: asyncpg.Connection | None = None
+        self._reload: asyncio.Task[None] | None = None
+        self.loads = 0
+
+    # -- evaluation (no I/O) ----------------------------------------------------------------
+    def evaluate(self, name: str, tenant: Tenant) -> Evaluation:
+        flag = self.flags.get(name)
+        if flag is None:
+            return Evaluation(False, "unknown")
+        target = self.targets.get((name, tenant.id))
+        if target is not None:
+            return Evaluation(target, "target")
+        if tenant.plan in flag.plans or name in self.plan_flags(tenant):
+            return Evaluation(True, "plan")
+        if flag.percentage and bucket(name, tenant.id) < flag.percentage:
+            return Evaluation(True, "rollout")
+        return Evaluation(flag.default_on, "default")
+
+    def enabled(self, name: str, tenant: Tenant) -> bool:
+        return self.evaluate(name, tenant).value
+
+    def all_for(self, tenant: Tenant) -> dict[str, bool]:
+        return {name: self.enabled(name, tenant) for name in sorted(self.flags)}
+
+    # -- loading ----------------------------------------------------------------------------
+    async def load(self) -> None:
+        async with self.db.platform_unit_of_work() as uow:
+            flags = await uow.fetch(LOAD_FLAGS)
+            targets = await uow.fetch(LOAD_TARGETS)
+        self.flags = {
+            r["name"]: Flag(
+                r["name"], r["description"], r["default_on"], frozenset(r["plans"]), r["percentage"]
+            )
+            for r in flags
+        }
+        self.targets = {(r["flag"], r["tenant"]): r["enabled"] for r in targets}
+        self.loads += 1
+
+    # -- changes (operators) ----------------------------------------------------------------
+    async def put(self, flag: Flag) -> None:
+        if not NAME_RE.match(flag.name):
+            raise ValidationFailed("invalid flag name", errors=[{"field": "name"}])
+        if not 0 <= flag.percentage <= 100:
+            raise ValidationFailed("percentage is 0..100", errors=[{"field": "percentage"}])
+        async with self.db.platform_unit_of_work() as uow:
+            await uow.execute(
+                UPSERT_FLAG,
+                flag.name,
+                flag.description,
+                flag.default_on,
+                sorted(flag.plans),
+                flag.percentage,
+            )
+            await uow.notify(CHANNEL, flag.name)
+        await self.load()
+
+    async def set_target(self, name: str, tenant: Tenant, enabled: bool | None) -> None:
+        """Turn ``name`` on or off for one tenant (creating the flag, off by default, if new);
+        ``None`` removes the tenant's target."""
+        if not NAME_RE.match(name):
+            raise ValidationFailed("invalid flag name", errors=[{"field": "name"}])
+        async with self.db.platform_unit_of_work() as uow:
+            await uow.execute(ENSURE_FLAG, name)
+            if enabled is None:
+                await uow.execute(CLEAR_TARGET, name, tenant.id)
+            else:
+                await uow.execute(SET_TARGET, name, tenant.id, enabled)
+            await uow.notify(CHANNEL, name)
+        await self.load()
+
+    async def delete(self, name: str) -> None:
+        async with self.db.platform_unit_of_work() as uow:
+            if await uow.fetchval(DELETE_FLAG, name) is None:
+                raise NotFound(f"no flag named {name!r}")
+            await uow.notify(CHANNEL, name)
+        await self.load()
+
+    # -- refresh on change ------------------------------------------------------------------
+    def _on_notify(self, *_args: Any) -> None:
+        if self._reload is None or self._reload.done():
+            self._reload = asyncio.get_running_loop().create_task(self._safe_load())
+
+    async def _safe_load(self) -> None:
+        try:
+            await self.load()
+        except Exception:
+            _log.exception("flags: reloading the snapshot failed; keeping the previous one")
+
+    async def listen(self) -> None:
+        if self._listener is None:
+            conn = await asyncpg.connect(self.db.app_dsn())
+            await conn.add_listener(CHANNEL, self._on_notify)
+            self._listener = conn
+
+    async def close(self) -> None:
+        if self._reload is not None:
+            self._reload.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reload
+        if self._listener is not None:
+            conn, self._listener = self._listener, None
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+                await conn.close(timeout=2)
