@@ -26,6 +26,9 @@ from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode, Tenant
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 
+# Rate limits lifted for benches (bench/bench.toml), for this process and the servers it starts.
+os.environ.setdefault("TENANTRY_CONFIG", str(Path(__file__).with_name("bench.toml")))
+
 WRK_DONE = """
 done = function(summary, latency, requests)
   local p = {}
