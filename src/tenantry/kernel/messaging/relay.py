@@ -174,21 +174,26 @@ class Relay:
         return [t for t in await self.catalog.all() if t.status is not TenantStatus.PROVISIONING]
 
     async def drain(self, tenants: list[Tenant]) -> int:
-        """Deliver everything due for ``tenants``, one batch per tenant per round."""
+        """Deliver everything due for ``tenants``: one batch per tenant per round, up to
+        ``relay_concurrency`` tenants at once, so a slow tenant never holds up the others."""
         total = 0
         pending = list(tenants)
-        while pending and not self._stopping:
-            still = []
-            for t in pending:
+        gate = asyncio.Semaphore(self.settings.relay_concurrency)
+
+        async def one(t: Tenant) -> int:
+            async with gate:
                 try:
-                    n = await self.run_batch(t)
-                except (OSError, asyncpg.PostgresError) as exc:
+                    return await self.run_batch(t)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     _log.warning("relay: tenant %s store unavailable: %s", t.slug, exc)
-                    continue
-                total += n
-                if n >= self.settings.batch_size:
-                    still.append(t)
-            pending = still
+                    return 0
+
+        while pending and not self._stopping:
+            counts = await asyncio.gather(*(one(t) for t in pending))
+            total += sum(counts)
+            pending = [
+                t for t, n in zip(pending, counts, strict=True) if n >= self.settings.batch_size
+            ]
         return total
 
     async def run_batch(self, tenant: Tenant) -> int:
