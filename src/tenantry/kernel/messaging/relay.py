@@ -20,8 +20,9 @@ exponentially, and after ``max_attempts`` moves to ``outbox_dead``. Tenants are 
 round-robin one batch at a time and a failing row only delays itself, so one tenant's
 poison message never blocks another tenant's (or the same tenant's later) messages.
 
-In-process consumers of a batch run in one transaction per consumer, each message in a
-savepoint with its inbox row: one slow round trip per batch instead of per message.
+In-process consumers of a batch run in one transaction per consumer: the inbox rows in one
+statement, then the handlers. If anything in it fails, the batch is redone message by
+message, each in a savepoint, so only the failing message is retried.
 """
 
 from __future__ import annotations
@@ -243,8 +244,16 @@ class Relay:
             for consumer in self.dispatcher.local_consumers(env):
                 by_consumer.setdefault(consumer, []).append(env)
         for consumer, batch in by_consumer.items():
+            try:  # fast path: the whole batch in one transaction
+                async with self.db.tenant_unit_of_work(tenant) as uow:
+                    await self.dispatcher.deliver_batch(uow, batch, consumer)
+                continue
+            except (OSError, asyncpg.InterfaceError):
+                raise
+            except Exception:
+                _log.debug("batch of %s failed; delivering one by one", consumer)
             errors: dict[Envelope, str] = {}
-            try:
+            try:  # slow path: each message in a savepoint, so one failure fails only itself
                 async with self.db.tenant_unit_of_work(tenant) as uow:
                     for env in batch:
                         try:
