@@ -20,7 +20,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from tenantry.kernel.config import Settings, load_settings
 from tenantry.kernel.db.dsn import with_database
+from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.model import IsolationMode, Tenant
+from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 
 WRK_DONE = """
 done = function(summary, latency, requests)
@@ -65,8 +69,13 @@ def server(database_url: str, extra_env: dict[str, str] | None = None) -> Iterat
     port = free_port()
     exe = str(Path(sys.executable).with_name("tenantry"))
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
-    proc = subprocess.Popen([exe, "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [exe, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -75,9 +84,8 @@ def server(database_url: str, extra_env: dict[str, str] | None = None) -> Iterat
                 break
             except OSError:
                 if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"server died: {proc.stderr.read() if proc.stderr else ''}"
-                    ) from None
+                    why = proc.stderr.read() if proc.stderr else ""
+                    raise RuntimeError(f"server died: {why}") from None
                 time.sleep(0.1)
         yield base
     finally:
@@ -97,9 +105,24 @@ def wrk(url: str, lua: str, connections: int, seconds: int, threads: int = 1) ->
         script = f.name
     try:
         out = subprocess.run(
-            ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
-             "--timeout", "10s", "-s", script, url],
-            capture_output=True, text=True, timeout=seconds + 60, check=True,
+            [
+                "wrk",
+                "-t",
+                str(threads),
+                "-c",
+                str(connections),
+                "-d",
+                f"{seconds}s",
+                "--timeout",
+                "10s",
+                "-s",
+                script,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
         ).stdout
     finally:
         os.unlink(script)
@@ -110,7 +133,38 @@ def wrk(url: str, lua: str, connections: int, seconds: int, threads: int = 1) ->
 
 def table(title: str, header: list[str], rows: list[list[object]]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
-    line = lambda r: "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)) + " |"  # noqa: E731, E501
+
+    def line(r: list[object]) -> str:
+        return "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)) + " |"
+
     out = [f"\n{title}\n", line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(r) for r in rows]
     return "\n".join(out)
+
+
+# -- a migrated platform with a bench tenant (cache and observability benches) ----------------
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/tenantry_bench"
+
+
+def bench_settings(**overrides: object) -> Settings:
+    os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
+    return load_settings(None, **overrides)
+
+
+async def bench_platform(settings: Settings) -> tuple[Platform, Tenant]:
+    platform = Platform.build(settings)
+    report = await platform.prepare()
+    assert report.ok, report.failed
+    tenant = await platform.catalog.by_slug("bench")
+    if tenant is None:
+        res = await platform.provisioner.create(
+            ProvisionRequest(
+                "bench",
+                "Bench",
+                IsolationMode.SHARED,
+                "free",
+                options={"admin_email": "bench@bench.test", "admin_password": "bench-password"},
+            )
+        )
+        tenant = res.tenant
+    return platform, tenant

@@ -34,9 +34,14 @@ SECONDS = 8
 async def setup(url: str) -> dict[str, str]:
     platform = Platform.build(load_settings(None, database={"url": url}), discover())
     assert (await platform.prepare()).ok
-    await platform.provisioner.create(ProvisionRequest(
-        "bench", "Bench", IsolationMode.SHARED,
-        options={"admin_email": "admin@bench.test", "admin_password": PASSWORD}))
+    await platform.provisioner.create(
+        ProvisionRequest(
+            "bench",
+            "Bench",
+            IsolationMode.SHARED,
+            options={"admin_email": "admin@bench.test", "admin_password": PASSWORD},
+        )
+    )
     tenant = await platform.catalog.by_slug("bench")
     assert tenant is not None
     client, secret = await platform.services["identity"].create_client(tenant, "b", ["admin"])
@@ -60,8 +65,10 @@ async def floor() -> float:
 
 def post_lua(body: dict[str, str]) -> str:
     encoded = urllib.parse.urlencode(body)
-    return (f'wrk.method = "POST"\nwrk.body = "{encoded}"\n'
-            'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n')
+    return (
+        f'wrk.method = "POST"\nwrk.body = "{encoded}"\n'
+        'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+    )
 
 
 async def drop(url: str) -> None:
@@ -78,10 +85,17 @@ def main() -> None:
     url = bench_database_url("token")
     creds = asyncio.run(setup(url))
     floor_ms = asyncio.run(floor())
-    rows: list[list[object]] = [["in-process floor (argon2id verify + sign)", "-", "-",
-                                 f"{floor_ms:.1f}", "-", "-"]]
-    password = post_lua({"grant_type": "password", "username": "admin@bench.test",
-                         "password": PASSWORD, "tenant": "bench"})
+    rows: list[list[object]] = [
+        ["in-process floor (argon2id verify + sign)", "-", "-", f"{floor_ms:.1f}", "-", "-"]
+    ]
+    password = post_lua(
+        {
+            "grant_type": "password",
+            "username": "admin@bench.test",
+            "password": PASSWORD,
+            "tenant": "bench",
+        }
+    )
     client = post_lua({"grant_type": "client_credentials", **creds})
     try:
         with server(url) as base:
@@ -95,14 +109,27 @@ def main() -> None:
                 ("token: client_credentials", "/api/v1/identity/token", client, 16),
             ]:
                 r = wrk(base + path, lua, conns, SECONDS)
-                rows.append([name, conns, f"{r['rps']:.0f}", f"{r['p50']:.1f}",
-                             f"{r['p95']:.1f}", f"{r['p99']:.1f}"])
+                rows.append(
+                    [
+                        name,
+                        conns,
+                        f"{r['rps']:.0f}",
+                        f"{r['p50']:.1f}",
+                        f"{r['p95']:.1f}",
+                        f"{r['p99']:.1f}",
+                    ]
+                )
                 if r["errors"]:
                     rows[-1][0] = f"{name} ({r['errors']:.0f} errors)"
     finally:
         asyncio.run(drop(url))
-    print(table("Token endpoint (one uvicorn worker, 2-core machine)",
-                ["case", "conns", "req/s", "p50 ms", "p95 ms", "p99 ms"], rows))
+    print(
+        table(
+            "Token endpoint (one uvicorn worker, 2-core machine)",
+            ["case", "conns", "req/s", "p50 ms", "p95 ms", "p99 ms"],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

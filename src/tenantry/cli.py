@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -35,7 +34,7 @@ app.add_typer(db_app, name="db")
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
-_state: dict[str, Any] = {"config": None}
+_state: dict[str, Any] = {"config": None, "log_format": None}
 
 ConfigOpt = Annotated[
     Path | None,
@@ -49,12 +48,23 @@ ConfigOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
+LogFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format", help="json | console (default: [logging] format).", show_default=False
+    ),
+]
+
+
 @app.callback()
-def _main(config: ConfigOpt = None) -> None:
+def _main(config: ConfigOpt = None, log_format: LogFormatOpt = None) -> None:
     _state["config"] = config
+    _state["log_format"] = log_format
 
 
 def settings(**overrides: Any) -> Settings:
+    if _state.get("log_format"):
+        overrides.setdefault("logging", {"format": _state["log_format"]})
     return load_settings(_state["config"], **overrides)
 
 
@@ -132,7 +142,9 @@ def serve(
 ) -> None:
     """Run the HTTP server (refuses to start if the database is not safe)."""
     s = settings()
-    logging.basicConfig(level=s.logging.level, format="%(levelname)s %(name)s: %(message)s")
+    from tenantry.kernel.observability import logs
+
+    logs.configure(s.logging.format, s.logging.level)
     run(lambda p: _serve(p, host or s.http.host, port or s.http.port, migrate_first), s)
 
 

@@ -21,7 +21,6 @@ from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import IsolationMode
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
-from tenantry.modules.notifications.api import module as notifications
 from tenantry.modules.notifications.contracts import MESSAGE_ID_HEADER, SIGNATURE_HEADER
 from tenantry.modules.notifications.domain.breaker import CircuitBreaker, CircuitOpen
 from tenantry.modules.notifications.domain.signing import verify
@@ -39,22 +38,28 @@ class Inbox:
         return "250 OK"
 
 
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[Inbox]:
+def service_of(platform: Platform) -> Any:
+    """This platform's notifications service (the module object is set up again by every
+    Platform built in the run, so always go through the platform)."""
+    return platform.services["notifications"]
+
+
+@pytest.fixture
+def smtp(probed: Platform) -> Iterator[Inbox]:
     inbox = Inbox()
     with socket.socket() as probe_sock:
         probe_sock.bind(("127.0.0.1", 0))
         port = probe_sock.getsockname()[1]
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
-    assert notifications.mailer is not None
-    saved = (notifications.mailer.host, notifications.mailer.port)
-    notifications.mailer.host = "127.0.0.1"
-    notifications.mailer.port = port
+    mailer = service_of(probed).mailer
+    saved = (mailer.host, mailer.port)
+    mailer.host = "127.0.0.1"
+    mailer.port = port
     try:
         yield inbox
     finally:
-        notifications.mailer.host, notifications.mailer.port = saved
+        mailer.host, mailer.port = saved
         controller.stop()
 
 
@@ -161,8 +166,7 @@ async def test_signed_webhook_retried_until_accepted(
 async def test_circuit_breaker_stops_calling_a_failing_endpoint(
     probed: Platform, client: httpx.AsyncClient, make_tenant: MakeTenant, hooks: HookServer
 ) -> None:
-    wh = notifications.webhooks
-    assert wh is not None
+    wh = service_of(probed).webhooks
     saved = (wh.attempts, wh.breaker)
     wh.attempts = 2
     wh.breaker = CircuitBreaker(2, 60.0, time.monotonic)

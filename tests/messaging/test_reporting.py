@@ -88,6 +88,12 @@ async def test_daily_summary_from_posted_events(
     ]
     assert len(rows) == 4  # one debit account + three credit accounts, no USD of tenant B
     assert await daily(client, a, "2026-04-03", "2026-04-03") == []
+
+    async def b_folded() -> bool:
+        b_rows = await daily(client, b, "2026-04-02", "2026-04-02")
+        return bool(b_rows)
+
+    await eventually(b_folded)  # B's own event, delivered independently of A's
     b_rows = await daily(client, b, "2026-04-02", "2026-04-02")
     assert {r["currency"] for r in b_rows} == {"USD"}
 

@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from tenantry.kernel.errors import ConfigError
+from tenantry.kernel.observability.settings import ObservabilitySettings, SloSettings
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -103,12 +104,21 @@ class TenancySettings(BaseModel):
     catalog_ttl_s: float = Field(default=5.0, ge=0, le=3600)
 
 
+class SecuritySettings(BaseModel):
+    #: Signs pagination cursors (and other short-lived tokens, each with a derived key).
+    #: Unset: a random secret is generated once by ``tenantry migrate`` and kept in the
+    #: platform database, so every process of the deployment agrees.
+    secret_key: str | None = Field(default=None, min_length=32, repr=False)
+
+
 class ModulesSettings(BaseModel):
     disabled: list[str] = Field(default_factory=list)
 
 
 class LoggingSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: ``json`` (one object per line) or ``console`` (human-readable, for dev).
+    format: Literal["json", "console"] = "json"
 
 
 class Settings(BaseSettings):
@@ -127,7 +137,10 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tenancy: TenancySettings = Field(default_factory=TenancySettings)
     modules: ModulesSettings = Field(default_factory=ModulesSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    slo: SloSettings = Field(default_factory=SloSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tenantry.kernel.auth.keys import Keyring
+from tenantry.kernel.auth.secrets import PlatformSecrets
 from tenantry.kernel.auth.tokens import TokenService
 from tenantry.kernel.config import Settings
 from tenantry.kernel.db.bootstrap import ensure_database, ensure_roles
@@ -26,10 +27,12 @@ from tenantry.kernel.db.migrations import (
     load_migrations,
 )
 from tenantry.kernel.db.rls import raise_if_unsafe, self_check
+from tenantry.kernel.jobs.runner import JobRunner, JobsSettings
 from tenantry.kernel.messaging.runtime import MIGRATIONS as MESSAGING_MIGRATIONS
 from tenantry.kernel.messaging.runtime import Messaging, load_messaging_settings
 from tenantry.kernel.messaging.saga import SagaRunner
 from tenantry.kernel.modules import Module, discover, order
+from tenantry.kernel.observability.hub import OBSERVABILITY_MIGRATIONS, Observability
 from tenantry.kernel.tenancy.catalog import TenantCatalog
 from tenantry.kernel.tenancy.onboarding import attach as attach_onboarding
 from tenantry.kernel.tenancy.provisioning import Provisioner, ProvisionHook
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 KERNEL_MIGRATIONS = "tenantry.kernel.db.sql"
+JOBS_MIGRATIONS = "tenantry.kernel.jobs.migrations"
 #: Platform-wide operations (tenant onboarding, error and SLO views). Only tokens of the
 #: operator tenant (``tenancy.operator_tenant``) can carry it, whatever their roles say.
 PLATFORM_ADMIN = "platform:admin"
@@ -51,11 +55,15 @@ class Platform:
         self.modules = order(modules)
         self.db = Database(settings.database, admin_url)
         migrations: list[Migration] = load_migrations("kernel", KERNEL_MIGRATIONS)
+        migrations += load_migrations("observability", OBSERVABILITY_MIGRATIONS)
         migrations += load_migrations("messaging", MESSAGING_MIGRATIONS)
+        migrations += load_migrations("jobs", JOBS_MIGRATIONS)
         for m in self.modules:
             migrations += load_migrations(m.name, m.migrations)
         self.migrator = Migrator(
-            self.db, migrations, ["kernel", "messaging", *(m.name for m in self.modules)]
+            self.db,
+            migrations,
+            ["kernel", "observability", "messaging", "jobs", *(m.name for m in self.modules)],
         )
         self.catalog = TenantCatalog(self.db, settings.tenancy.catalog_ttl_s)
         #: Dispatcher (send/publish), outbox relay, broker: see kernel/messaging.
@@ -63,9 +71,15 @@ class Platform:
             self.db, self.catalog, load_messaging_settings(settings.module_settings("messaging"))
         )
         self.dispatcher = self.messaging.dispatcher
+        #: Background jobs and schedules; modules register handlers in ``setup``.
+        self.jobs = JobRunner(
+            self.db, self.catalog, JobsSettings(**settings.module_settings("jobs"))
+        )
         grace = settings.auth.access_token_ttl_s + settings.auth.leeway_s
         self.keyring = Keyring(self.db, grace)
         self.tokens = TokenService(self.keyring, settings.auth)
+        #: The platform secret and keys derived from it (``await secrets.derive(purpose)``).
+        self.secrets = PlatformSecrets(self.db, settings.security.secret_key)
         self.routers: list[tuple[APIRouter, str]] = []
         self.provision_hooks: list[ProvisionHook] = []
         self.permissions: dict[str, str] = {PLATFORM_ADMIN: "operate the whole platform"}
@@ -73,6 +87,10 @@ class Platform:
         self.services: dict[str, Any] = {}
         #: Extra ASGI middleware (outermost last): ``(factory, kwargs)``; see add_middleware.
         self.middleware: list[tuple[Any, dict[str, Any]]] = []
+        #: Called (never raising) with (request, exc) for every unhandled HTTP exception.
+        self.unhandled_hooks: list[Any] = []
+        #: Logs, metrics, traces, error tracking, SLOs (kernel/observability).
+        self.observability = Observability(self)
         for m in self.modules:
             for action in m.permissions:
                 if action in self.permissions:
@@ -125,6 +143,7 @@ class Platform:
         report = await self.migrator.migrate_all(tenants, progress)
         if report.ok:
             await self.keyring.ensure_key(self.settings.auth.algorithm)
+            await self.secrets.ensure()
         return report
 
     async def check(self) -> list[str]:
@@ -145,6 +164,7 @@ class Platform:
     async def start(self, *, listen: bool = True) -> None:
         if self._started:
             return
+        await self.observability.start()  # first: tracing hooks before pools open
         raise_if_unsafe(await self.check())
         await self.keyring.load()
         if listen:
@@ -157,6 +177,7 @@ class Platform:
 
     async def close(self) -> None:
         await self.messaging.close()
+        await self.observability.close()
         for m in reversed(self.modules):
             await m.shutdown(self)
         await self.catalog.close()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal
 
 import asyncpg
 import orjson
@@ -24,6 +24,9 @@ from tenantry.kernel.tenancy.context import current_principal, require_tenant
 from tenantry.kernel.tenancy.model import Tenant
 
 Pool = asyncpg.Pool
+#: Called with every new pooled connection (e.g. observability adds a query logger for spans).
+CONNECTION_HOOKS: list[Callable[[asyncpg.Connection], None]] = []
+IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -35,6 +38,8 @@ async def init_connection(conn: asyncpg.Connection) -> None:
             decoder=orjson.loads,
             schema="pg_catalog",
         )
+    for hook in CONNECTION_HOOKS:
+        hook(conn)
 
 
 class Database:
@@ -107,11 +112,15 @@ class Database:
 
     # -- units of work ----------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def unit_of_work(self, *, readonly: bool = False) -> AsyncIterator[UnitOfWork]:
-        """A transaction in the current tenant's store with the tenant set transaction-locally."""
+    async def unit_of_work(
+        self, *, readonly: bool = False, isolation: IsolationLevel | None = None
+    ) -> AsyncIterator[UnitOfWork]:
+        """A transaction in the current tenant's store with the tenant set transaction-locally.
+
+        ``isolation="repeatable_read"`` gives one consistent snapshot (exports)."""
         tenant = require_tenant()
         pool = await self.pool(tenant.server, tenant.database)
-        async with pool.acquire() as conn, conn.transaction(readonly=readonly):
+        async with pool.acquire() as conn, conn.transaction(isolation=isolation, readonly=readonly):
             await conn.execute(UnitOfWork.SET_TENANT, str(tenant.id), tenant.schema)
             yield UnitOfWork(conn, tenant, current_principal())
 

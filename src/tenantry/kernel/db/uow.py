@@ -65,6 +65,16 @@ class UnitOfWork:
     async def executemany(self, sql: str, args: list[tuple[Any, ...]]) -> None:
         await self._conn.executemany(sql, args)
 
+    async def copy_from_query(self, sql: str, *args: Any, output: Any, **opts: Any) -> str:
+        """``COPY (sql) TO STDOUT`` in this transaction (and snapshot), streamed to ``output``
+        (a callable receiving bytes chunks, or a file); ``opts`` as asyncpg's (format...)."""
+        status: str = await self._conn.copy_from_query(sql, *args, output=output, **opts)
+        return status
+
+    def cursor(self, sql: str, *args: Any, prefetch: int | None = None) -> Any:
+        """A server-side cursor over ``sql`` in this transaction (``async for``)."""
+        return self._conn.cursor(sql, *args, prefetch=prefetch)
+
     def savepoint(self) -> Any:
         """A nested transaction (SAVEPOINT) inside this unit of work."""
         return self._conn.transaction()

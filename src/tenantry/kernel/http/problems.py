@@ -115,6 +115,12 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _unhandled(request: Request, exc: Exception) -> Response:
     _log.exception("unhandled error on %s %s", request.method, request.url.path)
+    platform = getattr(request.app.state, "platform", None)
+    for hook in getattr(platform, "unhandled_hooks", ()):
+        try:  # error tracking must never fail the response it reports on
+            hook(request, exc)
+        except Exception:
+            _log.warning("unhandled-error hook %r failed", hook, exc_info=True)
     return problem_response(
         500,
         "internal-error",

@@ -248,9 +248,7 @@ class Relay:
                 async with self.db.tenant_unit_of_work(tenant) as uow:
                     await self.dispatcher.deliver_batch(uow, batch, consumer)
                 continue
-            except (OSError, asyncpg.InterfaceError):
-                raise
-            except Exception:
+            except Exception:  # a handler's error (even an OSError of SMTP/HTTP) or the DB's
                 _log.debug("batch of %s failed; delivering one by one", consumer)
             errors: dict[Envelope, str] = {}
             try:  # slow path: each message in a savepoint, so one failure fails only itself
@@ -259,8 +257,6 @@ class Relay:
                         try:
                             async with uow.savepoint():
                                 await self.dispatcher.deliver(uow, env, consumer)
-                        except (OSError, asyncpg.InterfaceError):
-                            raise
                         except Exception as exc:
                             errors[env] = f"{consumer}: {type(exc).__name__}: {exc}"
             except Exception as exc:

@@ -6,9 +6,10 @@ import base64
 from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from tenantry.capabilities.pagination import ListQuery, list_query, search_query
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.errors import BadRequest, Unauthorized
 from tenantry.kernel.http.deps import principal, require
@@ -25,6 +26,7 @@ from tenantry.modules.identity.infrastructure.hashing import (
     hash_client_secret,
 )
 from tenantry.modules.identity.infrastructure.repository import SqlIdentityRepository
+from tenantry.modules.identity.infrastructure.sql import MEMBER_FIELDS
 
 ADMIN = "identity:admin"
 
@@ -142,13 +144,20 @@ def build_router(service: IdentityService) -> APIRouter:
             "new_login": created,
         }
 
-    @router.get("/users")
+    @router.get("/users", summary="Members: ?filter=&sort=&limit=&cursor= (email, status, ...)")
     async def list_users(
         _: Annotated[Principal, Depends(require(ADMIN))],
-        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-        cursor: Annotated[str | None, Query(max_length=500)] = None,
+        q: Annotated[ListQuery, Depends(list_query(MEMBER_FIELDS))],
     ) -> dict[str, Any]:
-        items, nxt = await service.list_members(require_tenant(), cursor, limit)
+        items, nxt = await service.repo.members(require_tenant(), q)
+        return {"items": [_member(m) for m in items], "next_cursor": nxt}
+
+    @router.post("/users/search", summary="Members, with the filter document in the body")
+    async def search_users(
+        _: Annotated[Principal, Depends(require(ADMIN))],
+        q: Annotated[ListQuery, Depends(search_query(MEMBER_FIELDS))],
+    ) -> dict[str, Any]:
+        items, nxt = await service.repo.members(require_tenant(), q)
         return {"items": [_member(m) for m in items], "next_cursor": nxt}
 
     @router.post("/users/{user_id}/disable")

@@ -7,10 +7,9 @@ password or a disabled user apart.
 
 from __future__ import annotations
 
-import base64
 import secrets
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from tenantry.kernel.errors import Conflict, NotFound, Unauthorized, ValidationFailed
@@ -26,6 +25,9 @@ from tenantry.modules.identity.domain.model import (
     normalize_email,
 )
 
+if TYPE_CHECKING:
+    from tenantry.capabilities.pagination import ListQuery
+
 BAD_CREDENTIALS = "invalid credentials"
 
 
@@ -40,7 +42,9 @@ class IdentityRepository(Protocol):
     async def user_id_by_email(self, email: str) -> UUID | None: ...
     async def create_user(self, email: str, password_hash: str) -> UUID: ...
     async def add_membership(self, tenant: Tenant, user_id: UUID, roles: list[str]) -> bool: ...
-    async def members(self, tenant: Tenant, after: str | None, limit: int) -> list[Member]: ...
+    async def members(
+        self, tenant: Tenant, query: ListQuery
+    ) -> tuple[list[Member], str | None]: ...
     async def set_member_status(self, tenant: Tenant, user_id: UUID, status: str) -> bool: ...
     async def create_client(
         self, tenant: Tenant, client_id: str, secret_hash: str, name: str, roles: list[str]
@@ -84,17 +88,6 @@ class TokenResult:
 
 def _invalid(exc: DomainError) -> ValidationFailed:
     return ValidationFailed(str(exc), errors=[{"field": exc.field, "message": str(exc)}])
-
-
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed("invalid cursor", errors=[{"field": "cursor"}]) from None
 
 
 class IdentityService:
@@ -204,14 +197,6 @@ class IdentityService:
         if not await self.repo.add_membership(tenant, user_id, roles):
             raise Conflict(f"{email} is already a member of this tenant")
         return user_id, created
-
-    async def list_members(
-        self, tenant: Tenant, cursor: str | None, limit: int
-    ) -> tuple[list[Member], str | None]:
-        after = decode_cursor(cursor) if cursor else None
-        rows = await self.repo.members(tenant, after, limit + 1)
-        nxt = encode_cursor(rows[limit - 1].email) if len(rows) > limit else None
-        return rows[:limit], nxt
 
     async def set_member_status(self, tenant: Tenant, user_id: UUID, status: str) -> None:
         if not await self.repo.set_member_status(tenant, user_id, status):

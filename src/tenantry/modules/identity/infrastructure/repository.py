@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 from uuid import UUID
 
+from tenantry.capabilities.pagination import ListQuery
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.tenancy.catalog import TenantCatalog
@@ -74,13 +75,15 @@ class SqlIdentityRepository:
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
             return await uow.fetchval(sql.INSERT_MEMBERSHIP, tenant.id, user_id, roles) is not None
 
-    async def members(self, tenant: Tenant, after: str | None, limit: int) -> list[Member]:
+    async def members(self, tenant: Tenant, query: ListQuery) -> tuple[list[Member], str | None]:
+        text, args = query.render(sql.LIST_MEMBERS)
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
-            rows = await uow.fetch(sql.LIST_MEMBERS, after, limit)
-        return [
+            rows = await uow.fetch(text, *args)
+        members = [
             Member(r["user_id"], r["email"], list(r["roles"]), Status(r["status"]), r["created_at"])
-            for r in rows
+            for r in rows[: query.limit]
         ]
+        return members, query.next_cursor(rows)
 
     async def set_member_status(self, tenant: Tenant, user_id: UUID, status: str) -> bool:
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:

@@ -1,6 +1,8 @@
 """Identity's SQL, as named constants. Platform tables are schema-qualified; ``roles`` lives
 in the tenant's own store and is reached through the tenant's search_path."""
 
+from tenantry.capabilities.filtering import FieldSet, fields
+
 LOGIN_ROW = """
 SELECT u.id AS user_id, u.password_hash, u.status AS user_status,
        m.status AS member_status, m.roles
@@ -28,12 +30,22 @@ INSERT_MEMBERSHIP = """
 INSERT INTO tenantry.memberships (tenant_id, user_id, roles) VALUES ($1, $2, $3)
 ON CONFLICT (tenant_id, user_id) DO NOTHING RETURNING user_id
 """
+#: Members list; the shared list query appends WHERE / ORDER BY / LIMIT (see MEMBER_FIELDS).
 LIST_MEMBERS = """
 SELECT u.id AS user_id, u.email, m.roles, m.status, m.created_at
 FROM tenantry.memberships m JOIN tenantry.users u ON u.id = m.user_id
-WHERE ($1::text IS NULL OR lower(u.email) > $1)
-ORDER BY lower(u.email) LIMIT $2
 """
+#: What a client may filter and sort the members list by (emails are stored lower-case).
+MEMBER_FIELDS = FieldSet(
+    "identity.members",
+    id=fields.uuid("id", "u.id", key="user_id"),
+    fields=[
+        fields.text("email", "u.email", sortable=True),
+        fields.enum("status", "m.status", ["active", "disabled"], sortable=True),
+        fields.datetime("created_at", "m.created_at", sortable=True),
+    ],
+    default_sort="email",
+)
 SET_MEMBER_STATUS = """
 UPDATE tenantry.memberships SET status = $2 WHERE user_id = $1 RETURNING user_id
 """

@@ -1,0 +1,41 @@
+"""Completion and failure notices.
+
+The notifications module (another branch) delivers email and signed webhooks. Until it is
+present, notices go to the log. Integration point: a service registered as
+``platform.services["notifications"]`` with an ``async notify(channel, target, subject, body)``
+method (``channel`` is ``"email"`` or ``"webhook"``) is used when present.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol, runtime_checkable
+
+_log = logging.getLogger("tenantry.exports")
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    async def notify(
+        self, channel: str, target: str, subject: str, body: dict[str, Any]
+    ) -> None: ...
+
+
+class LogNotifier:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str, dict[str, Any]]] = []
+
+    async def notify(self, channel: str, target: str, subject: str, body: dict[str, Any]) -> None:
+        self.sent.append((channel, target, subject, body))
+        _log.info("export notice via %s to %s: %s %s", channel, target, subject, body)
+
+
+def resolve_notifier(services: dict[str, Any]) -> Notifier:
+    svc = services.get("notifications")
+    if isinstance(svc, Notifier):
+        return svc
+    fallback = services.get("exports.log_notifier")
+    if not isinstance(fallback, LogNotifier):
+        fallback = LogNotifier()
+        services["exports.log_notifier"] = fallback
+    return fallback

@@ -1,0 +1,123 @@
+"""FastAPI dependencies: a list route's query string or search body -> ``ListQuery``.
+
+    @router.get("/users")
+    async def list_users(q: Annotated[ListQuery, Depends(list_query(USERS))]) -> dict[str, Any]:
+        async with platform.db.unit_of_work() as uow:
+            return await q.fetch_page(uow, LIST_USERS_SQL, serialize=user_json)
+
+``GET ...?filter=<JSON document>&sort=field,-other&limit=N&cursor=...`` and
+``POST .../search`` with ``{"filters": [...], "sort": ..., "limit": N, "cursor": "..."}``
+produce the same object. Unparseable JSON is a 400, an invalid document a 422, a bad cursor a
+400. Cursors are signed with a key derived from the platform secret and scoped to the list and
+the tenant in context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Body, Query, Request
+
+from tenantry.capabilities.filtering.document import DEFAULT_LIMITS, Limits
+from tenantry.capabilities.filtering.fields import FieldSet
+from tenantry.capabilities.pagination.cursor import MAX_CURSOR, CursorSigner
+from tenantry.capabilities.pagination.query import DEFAULT_LIMIT, MAX_LIMIT, ListQuery
+from tenantry.kernel.errors import BadRequest
+from tenantry.kernel.tenancy.context import current_tenant
+
+MAX_FILTER = 16_384
+CURSOR_KEY_PURPOSE = "tenantry.pagination.cursor"
+
+
+async def cursor_signer(request: Request) -> CursorSigner:
+    """The signer of the platform serving ``request`` (its secrets, derived per purpose)."""
+    platform = request.app.state.platform
+    key: bytes = await platform.secrets.derive(CURSOR_KEY_PURPOSE)
+    return CursorSigner(key)
+
+
+def _scope() -> str:
+    tenant = current_tenant()
+    return str(tenant.id) if tenant else "-"
+
+
+def parse_filter_param(raw: str | None) -> Any:
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest(
+            "the filter parameter is not valid JSON",
+            errors=[{"field": "filter", "message": "not valid JSON"}],
+        ) from None
+
+
+def list_query(
+    fieldset: FieldSet, *, limits: Limits = DEFAULT_LIMITS
+) -> Callable[..., Awaitable[ListQuery]]:
+    """Dependency for ``GET`` list routes (query-string parameters)."""
+
+    async def dependency(
+        request: Request,
+        filter_: Annotated[
+            str | None,
+            Query(alias="filter", max_length=MAX_FILTER, description="JSON filter document"),
+        ] = None,
+        sort: Annotated[
+            str | None, Query(max_length=200, description="field,-other (- = descending)")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+        cursor: Annotated[str | None, Query(max_length=MAX_CURSOR)] = None,
+    ) -> ListQuery:
+        return ListQuery.parse(
+            fieldset,
+            await cursor_signer(request),
+            document=parse_filter_param(filter_),
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+            scope=_scope(),
+            limits=limits,
+        )
+
+    return dependency
+
+
+def search_query(
+    fieldset: FieldSet, *, limits: Limits = DEFAULT_LIMITS
+) -> Callable[..., Awaitable[ListQuery]]:
+    """Dependency for ``POST .../search`` routes (the document, limit and cursor in the body)."""
+
+    async def dependency(
+        request: Request,
+        body: Annotated[
+            dict[str, Any] | None,
+            Body(
+                description="filter document plus optional limit and cursor",
+                examples=[
+                    {
+                        "filters": [{"field": "created_at", "op": "gte", "value": "2026-01-01"}],
+                        "sort": {"field": "created_at", "dir": "desc"},
+                        "limit": 50,
+                    }
+                ],
+            ),
+        ] = None,
+    ) -> ListQuery:
+        doc = dict(body or {})
+        limit = doc.pop("limit", DEFAULT_LIMIT)
+        cursor = doc.pop("cursor", None)
+        return ListQuery.parse(
+            fieldset,
+            await cursor_signer(request),
+            document=doc,
+            limit=limit,
+            cursor=cursor,
+            scope=_scope(),
+            limits=limits,
+        )
+
+    return dependency

@@ -1,0 +1,57 @@
+"""``/api/v1/platform/errors`` and ``/api/v1/platform/slo``: platform admins only."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict
+
+from tenantry.kernel.errors import NotFound
+from tenantry.kernel.http.deps import require
+from tenantry.kernel.observability import slo
+
+if TYPE_CHECKING:
+    from tenantry.kernel.observability.hub import Observability
+
+ADMIN = "platform:admin"
+
+
+class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["unresolved", "resolved", "ignored"]
+
+
+def build_router(hub: Observability) -> APIRouter:
+    router = APIRouter(tags=["platform"], dependencies=[Depends(require(ADMIN))])
+
+    @router.get("/errors")
+    async def list_errors(
+        status: Literal["unresolved", "resolved", "ignored"] | None = None,
+        environment: str | None = None,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        items = await hub.errors.list(status, limit, environment)
+        return {"items": items}
+
+    @router.get("/errors/{group_id}")
+    async def show_error(group_id: int) -> dict[str, Any]:
+        group = await hub.errors.show(group_id)
+        if group is None:
+            raise NotFound(f"no error group {group_id}")
+        return group
+
+    @router.patch("/errors/{group_id}")
+    async def change_error(group_id: int, body: StatusChange) -> dict[str, Any]:
+        if not await hub.errors.set_status(group_id, body.status):
+            raise NotFound(f"no error group {group_id}")
+        group = await hub.errors.show(group_id, occurrences=0)
+        assert group is not None
+        return group
+
+    @router.get("/slo")
+    async def slo_report() -> dict[str, Any]:
+        s = hub.platform.settings.slo
+        return {"window_days": s.window_days, "slos": await slo.report(hub.platform.db, s)}
+
+    return router

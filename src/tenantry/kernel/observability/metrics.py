@@ -1,0 +1,105 @@
+"""Prometheus metrics: one registry, the platform's collectors, and the ones others feed.
+
+Cardinality stays bounded: requests are labelled by route *template*, method, status and
+tenant *plan*, never by tenant id or raw path. Other capabilities feed the collectors below
+(``OUTBOX_DEPTH.labels(store="main").set(n)``); they are defined here so /metrics lists them
+whether or not their producers are installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from tenantry.kernel.observability.settings import LATENCY_BOUNDS_MS
+
+if TYPE_CHECKING:
+    from tenantry.kernel.db.database import Database
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUEST_DURATION = Histogram(
+    "tenantry_http_request_duration_seconds",
+    "HTTP request latency (server side).",
+    ["route", "method", "status", "plan"],
+    buckets=[b / 1000 for b in LATENCY_BOUNDS_MS],
+    registry=REGISTRY,
+)
+OUTBOX_DEPTH = Gauge(
+    "tenantry_outbox_depth", "Outbox rows not yet delivered.", ["store"], registry=REGISTRY
+)
+OUTBOX_LAG = Gauge(
+    "tenantry_outbox_lag_seconds",
+    "Age of the oldest undelivered outbox row.",
+    ["store"],
+    registry=REGISTRY,
+)
+CONSUMER_ERRORS = Counter(
+    "tenantry_consumer_errors_total",
+    "Message consumer failures.",
+    ["consumer"],
+    registry=REGISTRY,
+)
+CACHE_REQUESTS = Counter(
+    "tenantry_cache_requests_total",
+    "Cache lookups by backend, key prefix and result.",
+    ["backend", "prefix", "result"],
+    registry=REGISTRY,
+)
+RATELIMIT_REJECTIONS = Counter(
+    "tenantry_ratelimit_rejections_total",
+    "Requests refused with 429.",
+    ["plan", "scope"],
+    registry=REGISTRY,
+)
+EXPORT_QUEUE_DEPTH = Gauge(
+    "tenantry_export_queue_depth", "Export jobs waiting.", ["format"], registry=REGISTRY
+)
+ERRORS_CAPTURED = Counter(
+    "tenantry_errors_captured_total",
+    "Unhandled exceptions captured.",
+    ["source"],
+    registry=REGISTRY,
+)
+
+
+class DbPoolCollector(Collector):
+    """Pool size / in use / idle / waiting for every pool of the registered databases."""
+
+    def __init__(self) -> None:
+        self.databases: list[Database] = []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        labels = ["pool"]
+        fams = {
+            k: GaugeMetricFamily(f"tenantry_db_pool_{k}", f"Connections {k}.", labels=labels)
+            for k in ("size", "in_use", "idle", "waiting")
+        }
+        for db in self.databases:
+            for (srv, dbname), pool in list(db._pools.items()):
+                name = f"{srv}/{dbname}"
+                size, idle = pool.get_size(), pool.get_idle_size()
+                fams["size"].add_metric([name], size)
+                fams["idle"].add_metric([name], idle)
+                fams["in_use"].add_metric([name], size - idle)
+                fams["waiting"].add_metric([name], _waiting(pool))
+        yield from fams.values()
+
+
+def _waiting(pool: Any) -> int:
+    """Tasks blocked in ``acquire``: asyncpg keeps them as getters of its private queue."""
+    queue = getattr(pool, "_queue", None)
+    getters = getattr(queue, "_getters", None)
+    return sum(1 for f in getters if not f.done()) if getters is not None else 0
+
+
+POOLS = DbPoolCollector()
+REGISTRY.register(POOLS)
+
+
+def render() -> bytes:
+    return generate_latest(REGISTRY)

@@ -1,0 +1,1 @@
+"""The ledger's domain: accounts, transactions, double-entry rules. Pure Python."""

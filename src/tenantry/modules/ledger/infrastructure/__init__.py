@@ -1,0 +1,1 @@
+"""Ledger infrastructure: SQL, the store over units of work, list queries."""

@@ -1,0 +1,142 @@
+"""The ledger's SQL, as named constants (always parameterized; tables reached through the
+tenant's search_path, rows limited by RLS).
+
+A posting is two statements inside one unit of work (BEGIN + set tenant + these + COMMIT):
+
+1. ``CLAIM_AND_LOCK`` inserts the idempotency keys (sorted; a concurrent request with the same
+   key waits here for the first to finish, then finds it), then, only if a key was claimed,
+   locks the accounts ``FOR NO KEY UPDATE`` in id order (one global lock order: keys, then
+   accounts by id, so concurrent postings never deadlock) and returns their state and a
+   timestamp taken after the locks (so ``posted_at`` never goes backwards on an account).
+2. ``WRITE`` inserts the transactions and entries (multi-row, ``unnest``), sets the accounts'
+   new totals and drops the keys of refused items, in one statement.
+
+The decisions between the two (balance per currency, open accounts, allow_negative) are made
+in Python on the locked rows (``domain.model.post``); the CHECK on ``ledger_accounts`` is the
+last line of defence.
+"""
+
+CLAIM_AND_LOCK = """
+WITH claim AS (
+    INSERT INTO ledger_idempotency_keys (tenant_id, key, request_hash, transaction_id, status_code)
+    SELECT $1, k.key, k.hash, k.txn, 201
+    FROM unnest($2::text[], $3::bytea[], $4::uuid[]) AS k(key, hash, txn)
+    ON CONFLICT (tenant_id, key) DO NOTHING
+    RETURNING key
+), claimed AS (
+    SELECT count(*) AS n FROM claim
+), locked AS (
+    SELECT a.id, a.code, a.type, a.currency, a.allow_negative, a.status,
+           a.debits, a.credits, a.balance, a.entry_count
+    FROM ledger_accounts a
+    WHERE a.id = ANY($5::uuid[]) AND (SELECT n FROM claimed) > 0
+    ORDER BY a.id
+    FOR NO KEY UPDATE
+)
+SELECT 'k' AS kind, key, NULL::uuid AS id, NULL AS code, NULL AS type, NULL AS currency,
+       NULL::boolean AS allow_negative, NULL AS status, NULL::numeric AS debits,
+       NULL::numeric AS credits, NULL::numeric AS balance, NULL::bigint AS entry_count,
+       NULL::timestamptz AS ts
+FROM claim
+UNION ALL
+SELECT 'a', NULL, id, code, type, currency, allow_negative, status, debits, credits, balance,
+       entry_count, NULL
+FROM locked
+UNION ALL
+SELECT 't', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, clock_timestamp()
+"""
+
+STORED_KEYS = """
+SELECT key, request_hash, transaction_id, status_code
+FROM ledger_idempotency_keys WHERE key = ANY($1::text[])
+"""
+
+WRITE = """
+WITH t AS (
+    INSERT INTO ledger_transactions
+        (tenant_id, id, description, metadata, amount, posted_at, reverses)
+    SELECT $1, x.id, x.description, x.metadata::jsonb, x.amount, $2, x.reverses
+    FROM unnest($3::uuid[], $4::text[], $5::text[], $6::numeric[], $7::uuid[])
+         AS x(id, description, metadata, amount, reverses)
+), e AS (
+    INSERT INTO ledger_entries
+        (tenant_id, transaction_id, seq, account_id, direction, amount, posted_at, entry_no,
+         debits_after, credits_after, balance_after)
+    SELECT $1, x.txn, x.seq, x.account_id, x.direction, x.amount, $2, x.entry_no,
+           x.debits_after, x.credits_after, x.balance_after
+    FROM unnest($8::uuid[], $9::int2[], $10::uuid[], $11::text[], $12::int8[], $13::int8[],
+                $14::numeric[], $15::numeric[], $16::numeric[])
+         AS x(txn, seq, account_id, direction, amount, entry_no, debits_after, credits_after,
+              balance_after)
+), u AS (
+    UPDATE ledger_accounts a
+    SET debits = v.debits, credits = v.credits, balance = v.balance, entry_count = v.n
+    FROM unnest($17::uuid[], $18::numeric[], $19::numeric[], $20::numeric[], $21::int8[])
+         AS v(id, debits, credits, balance, n)
+    WHERE a.id = v.id
+), d AS (
+    DELETE FROM ledger_idempotency_keys WHERE key = ANY($22::text[])
+)
+SELECT 1
+"""
+
+ACCOUNT_COLUMNS = """
+id, code, name, type, currency, allow_negative, status, metadata, created_at,
+debits, credits, balance
+"""
+
+INSERT_ACCOUNT = f"""
+INSERT INTO ledger_accounts
+    (tenant_id, id, code, name, type, currency, allow_negative, metadata)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (tenant_id, code) DO NOTHING
+RETURNING {ACCOUNT_COLUMNS}
+"""
+
+GET_ACCOUNT = f"SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = $1"
+
+CLOSE_ACCOUNT = f"""
+UPDATE ledger_accounts SET status = 'closed'
+WHERE id = $1 AND balance = 0
+RETURNING {ACCOUNT_COLUMNS}
+"""
+
+BALANCE = """
+SELECT id, currency, debits, credits, balance, now() AS as_of FROM ledger_accounts WHERE id = $1
+"""
+
+BALANCE_AS_OF = """
+SELECT a.id, a.currency, coalesce(e.debits_after, 0) AS debits,
+       coalesce(e.credits_after, 0) AS credits, coalesce(e.balance_after, 0) AS balance
+FROM ledger_accounts a
+LEFT JOIN LATERAL (
+    SELECT debits_after, credits_after, balance_after FROM ledger_entries e
+    WHERE e.account_id = a.id AND e.posted_at <= $2
+    ORDER BY e.entry_no DESC LIMIT 1
+) e ON true
+WHERE a.id = $1
+"""
+
+
+def transaction_columns(t: str) -> str:
+    """A transaction's columns and its entries as JSON; ``t`` is the table alias."""
+    return f"""
+{t}.id, {t}.description, {t}.metadata, {t}.posted_at, {t}.reverses, {t}.amount,
+(SELECT json_agg(json_build_object(
+     'account_id', e.account_id, 'account_code', a.code, 'currency', a.currency,
+     'direction', e.direction, 'amount', e.amount) ORDER BY e.seq)
+ FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id
+ WHERE e.transaction_id = {t}.id) AS entries
+"""
+
+
+TRANSACTIONS_BY_ID = f"""
+SELECT {transaction_columns("t")} FROM ledger_transactions t WHERE t.id = ANY($1::uuid[])
+"""
+
+ENTRIES_OF = """
+SELECT e.account_id, e.direction, e.amount
+FROM ledger_entries e WHERE e.transaction_id = $1 ORDER BY e.seq
+"""
+
+ACCOUNT_EXISTS = "SELECT 1 FROM ledger_accounts WHERE id = $1"
