@@ -22,7 +22,14 @@ from tests.messaging import probe
 
 AMQP_URL = os.environ.get("TENANTRY_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PREFIX = f"tenantry-test-{RUN}"
-PROBE_EDGES = [("probe", "sink"), ("probe", "audit"), ("ledger", "reporting")]
+PROBE_EDGES = [
+    ("probe", "sink"),
+    ("probe", "audit"),
+    ("ledger", "reporting"),
+    ("ledger", "notifications"),
+    ("identity", "notifications"),
+    ("platform", "notifications"),
+]
 
 
 async def rabbit_available() -> bool:
@@ -104,7 +111,7 @@ async def transport(request: pytest.FixtureRequest, probed: Platform) -> AsyncIt
         routes.edges[edge] = mode
     try:
         if consumer is not None:
-            await consumer.consume(["sink", "audit", "reporting"])
+            await consumer.consume(["sink", "audit", "reporting", "notifications"])
         yield mode.value
     finally:
         probed.dispatcher.routes = Routes(saved)

@@ -12,6 +12,8 @@ class MessagingSettings(BaseModel):
     relay_in_process: bool = True
     poll_interval_s: float = Field(default=2.0, gt=0, le=600)
     batch_size: int = Field(default=200, ge=1, le=10_000)
+    #: Tenants delivered at once by one relay (each uses up to two pooled connections).
+    relay_concurrency: int = Field(default=4, ge=1, le=64)
     max_attempts: int = Field(default=8, ge=1, le=100)
     backoff_base_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=300.0, gt=0)

@@ -32,6 +32,7 @@ from tenantry.kernel.messaging.envelope import (
     current_message,
     decode,
     encode,
+    fast_uuid4,
     name_of,
     owner_of,
     wire_roundtrip,
@@ -111,7 +112,7 @@ class Dispatcher:
     async def _to_outbox(
         self, uow: UnitOfWork, name: str, kind: str, target: str | None, payload: dict[str, Any]
     ) -> uuid.UUID:
-        message_id = uuid.uuid4()
+        message_id = fast_uuid4()
         headers = child_headers(uow.tenant_id)
         await uow.execute(
             q.INSERT_OUTBOX,
@@ -173,6 +174,27 @@ class Dispatcher:
         finally:
             current_message.reset(token)
         return True
+
+    async def deliver_batch(self, uow: UnitOfWork, envs: list[Envelope], consumer: str) -> int:
+        """``deliver`` for a batch in one transaction: the inbox rows in one statement, then
+        the handlers of the new messages. Any error fails the whole batch (the relay then
+        retries message by message)."""
+        ids = [e.message_id for e in envs]
+        rows = await uow.fetch(q.INBOX_CLAIM_MANY, uow.tenant_id, consumer, ids)
+        new = {r["message_id"] for r in rows}
+        for env in envs:
+            if env.message_id not in new:
+                continue
+            sub = self.subscription(env.name, consumer)
+            if sub is None:
+                raise MessagingError(f"{consumer!r} does not handle {env.name!r}")
+            ctx = MessageContext(env.message_id, env.name, env.headers, consumer)
+            token = current_message.set(ctx)
+            try:
+                await sub.handler(uow, decode(sub.message_type, env.payload), ctx)
+            finally:
+                current_message.reset(token)
+        return len(new)
 
     def local_consumers(self, env: Envelope) -> list[str]:
         """Consumers of ``env`` reached in-process."""

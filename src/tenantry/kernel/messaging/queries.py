@@ -76,6 +76,14 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
 """
 
 # The inbox: a row per (consumer, message) written in the handler's transaction.
+# The same for a batch, in one round trip: returns the ids that were new.
+INBOX_CLAIM_MANY = """
+INSERT INTO inbox (tenant_id, consumer, message_id)
+SELECT $1, $2, m FROM unnest($3::uuid[]) AS m
+ON CONFLICT DO NOTHING
+RETURNING message_id
+"""
+
 INBOX_CLAIM = """
 INSERT INTO inbox (tenant_id, consumer, message_id) VALUES ($1, $2, $3)
 ON CONFLICT DO NOTHING

@@ -20,8 +20,9 @@ exponentially, and after ``max_attempts`` moves to ``outbox_dead``. Tenants are 
 round-robin one batch at a time and a failing row only delays itself, so one tenant's
 poison message never blocks another tenant's (or the same tenant's later) messages.
 
-In-process consumers of a batch run in one transaction per consumer, each message in a
-savepoint with its inbox row: one slow round trip per batch instead of per message.
+In-process consumers of a batch run in one transaction per consumer: the inbox rows in one
+statement, then the handlers. If anything in it fails, the batch is redone message by
+message, each in a savepoint, so only the failing message is retried.
 """
 
 from __future__ import annotations
@@ -174,21 +175,26 @@ class Relay:
         return [t for t in await self.catalog.all() if t.status is not TenantStatus.PROVISIONING]
 
     async def drain(self, tenants: list[Tenant]) -> int:
-        """Deliver everything due for ``tenants``, one batch per tenant per round."""
+        """Deliver everything due for ``tenants``: one batch per tenant per round, up to
+        ``relay_concurrency`` tenants at once, so a slow tenant never holds up the others."""
         total = 0
         pending = list(tenants)
-        while pending and not self._stopping:
-            still = []
-            for t in pending:
+        gate = asyncio.Semaphore(self.settings.relay_concurrency)
+
+        async def one(t: Tenant) -> int:
+            async with gate:
                 try:
-                    n = await self.run_batch(t)
-                except (OSError, asyncpg.PostgresError) as exc:
+                    return await self.run_batch(t)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     _log.warning("relay: tenant %s store unavailable: %s", t.slug, exc)
-                    continue
-                total += n
-                if n >= self.settings.batch_size:
-                    still.append(t)
-            pending = still
+                    return 0
+
+        while pending and not self._stopping:
+            counts = await asyncio.gather(*(one(t) for t in pending))
+            total += sum(counts)
+            pending = [
+                t for t, n in zip(pending, counts, strict=True) if n >= self.settings.batch_size
+            ]
         return total
 
     async def run_batch(self, tenant: Tenant) -> int:
@@ -238,15 +244,19 @@ class Relay:
             for consumer in self.dispatcher.local_consumers(env):
                 by_consumer.setdefault(consumer, []).append(env)
         for consumer, batch in by_consumer.items():
+            try:  # fast path: the whole batch in one transaction
+                async with self.db.tenant_unit_of_work(tenant) as uow:
+                    await self.dispatcher.deliver_batch(uow, batch, consumer)
+                continue
+            except Exception:  # a handler's error (even an OSError of SMTP/HTTP) or the DB's
+                _log.debug("batch of %s failed; delivering one by one", consumer)
             errors: dict[Envelope, str] = {}
-            try:
+            try:  # slow path: each message in a savepoint, so one failure fails only itself
                 async with self.db.tenant_unit_of_work(tenant) as uow:
                     for env in batch:
                         try:
                             async with uow.savepoint():
                                 await self.dispatcher.deliver(uow, env, consumer)
-                        except (OSError, asyncpg.InterfaceError):
-                            raise
                         except Exception as exc:
                             errors[env] = f"{consumer}: {type(exc).__name__}: {exc}"
             except Exception as exc:

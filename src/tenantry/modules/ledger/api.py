@@ -381,10 +381,10 @@ class LedgerModule(Module):
         self.service: LedgerService | None = None
 
     def setup(self, platform: Platform) -> None:
-        # Publishing is off until the outbox takes a batch in one statement: one outbox
-        # round trip per transaction would add ~1,000 round trips to a 1,000-item batch.
-        # Turning it on is ``LedgerService(store, outbox_publisher(platform.dispatcher))``.
-        service = LedgerService(SqlLedgerStore(platform.db))
+        # TransactionPosted.v1 goes to the outbox in the posting's own transaction (reporting
+        # and notifications consume it). One outbox insert per transaction: a bulk publish
+        # for the batch endpoint is the next step for batch throughput.
+        service = LedgerService(SqlLedgerStore(platform.db), outbox_publisher(platform.dispatcher))
         self.service = service
         platform.services["ledger"] = service
         platform.include_router(build_router(service), self.name)

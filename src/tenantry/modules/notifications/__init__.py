@@ -1,0 +1,1 @@
+"""Notifications: email over SMTP and signed webhooks, fed by other modules' events."""

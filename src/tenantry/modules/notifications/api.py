@@ -1,0 +1,107 @@
+"""Notifications' startup object and routes (``/api/v1/notifications``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from tenantry.kernel.errors import ValidationFailed
+from tenantry.kernel.http.deps import require
+from tenantry.kernel.modules import Module
+from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.context import Principal
+from tenantry.kernel.tenancy.contracts import TenantOnboarded
+from tenantry.modules.identity.contracts import UserAddedToTenant
+from tenantry.modules.ledger.contracts import TransactionPosted
+from tenantry.modules.notifications.application.handlers import Notifications
+from tenantry.modules.notifications.infrastructure.repository import SqlNotificationStore
+from tenantry.modules.notifications.infrastructure.smtp import SmtpMailer
+from tenantry.modules.notifications.infrastructure.webhooks import HttpWebhookSender
+
+ADMIN = "notifications:admin"
+WEBHOOK_EVENTS = (TransactionPosted.message_name, UserAddedToTenant.message_name)
+
+
+class NotificationSettings(BaseModel):
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    sender: str = "Tenantry <no-reply@tenantry.local>"
+    webhook_attempts: int = Field(default=3, ge=1, le=20)
+    webhook_backoff_s: float = Field(default=0.2, ge=0)
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    breaker_threshold: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, ge=0)
+
+
+class NewEndpoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(max_length=2000)
+    events: list[str] = Field(min_length=1, max_length=20)
+
+
+class NotificationsModule(Module):
+    name: ClassVar[str] = "notifications"
+    migrations: ClassVar[str | None] = "tenantry.modules.notifications.migrations"
+    permissions: ClassVar[dict[str, str]] = {ADMIN: "manage webhook endpoints"}
+
+    def __init__(self) -> None:
+        self.service: Notifications | None = None
+        self.webhooks: HttpWebhookSender | None = None
+        self.mailer: SmtpMailer | None = None
+
+    def setup(self, platform: Platform) -> None:
+        s = NotificationSettings(**platform.settings.module_settings(self.name))
+        webhooks = HttpWebhookSender(
+            s.webhook_attempts,
+            s.webhook_backoff_s,
+            s.webhook_timeout_s,
+            s.breaker_threshold,
+            s.breaker_cooldown_s,
+        )
+        mailer = SmtpMailer(
+            s.smtp_host, s.smtp_port, s.sender, s.smtp_starttls, s.smtp_username, s.smtp_password
+        )
+        store = SqlNotificationStore()
+        self.webhooks, self.mailer = webhooks, mailer
+        service = Notifications(mailer, webhooks, store)
+        self.service = service
+        platform.services[self.name] = service
+        d = platform.dispatcher
+        d.subscribe(self.name, TenantOnboarded, service.on_tenant_onboarded)
+        d.subscribe(self.name, UserAddedToTenant, service.on_user_added)
+        d.subscribe(self.name, TransactionPosted, service.on_transaction_posted)
+
+        router = APIRouter(tags=["notifications"])
+
+        @router.post("/webhooks", status_code=201, summary="Register a webhook endpoint")
+        async def add_webhook(
+            body: NewEndpoint, _: Annotated[Principal, Depends(require(ADMIN))]
+        ) -> dict[str, Any]:
+            if not body.url.startswith(("https://", "http://")):
+                raise ValidationFailed("url must be http(s)", errors=[{"field": "url"}])
+            unknown = sorted(set(body.events) - set(WEBHOOK_EVENTS))
+            if unknown:
+                raise ValidationFailed(f"unknown events {unknown}", errors=[{"field": "events"}])
+            async with platform.db.unit_of_work() as uow:
+                return await store.add_endpoint(uow, body.url, sorted(set(body.events)))
+
+        @router.get("/webhooks")
+        async def list_webhooks(
+            _: Annotated[Principal, Depends(require(ADMIN))],
+        ) -> dict[str, Any]:
+            async with platform.db.unit_of_work(readonly=True) as uow:
+                return {"items": await store.endpoints(uow)}
+
+        platform.include_router(router, self.name)
+
+    async def shutdown(self, platform: Platform) -> None:
+        if self.webhooks is not None:
+            await self.webhooks.close()
+
+
+module = NotificationsModule()

@@ -1,0 +1,70 @@
+"""Notification handlers. External effects (mail, HTTP) cannot join the transaction: they
+are at-least-once (a redelivery after a failed commit sends again; webhook receivers
+deduplicate on the message id), while the log row and the inbox row commit together."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from tenantry.kernel.db.uow import UnitOfWork
+from tenantry.kernel.messaging.envelope import MessageContext
+from tenantry.kernel.tenancy.contracts import TenantOnboarded
+from tenantry.modules.identity.contracts import UserAddedToTenant
+from tenantry.modules.ledger.contracts import TransactionPosted
+from tenantry.modules.notifications.domain import texts
+
+
+class Mailer(Protocol):
+    async def send(self, to: str, subject: str, body: str) -> None: ...
+
+
+class WebhookSender(Protocol):
+    async def deliver(
+        self, url: str, secret: str, event: str, message_id: str, body: dict[str, Any]
+    ) -> int: ...
+
+
+class NotificationStore(Protocol):
+    async def endpoints_for(self, uow: UnitOfWork, event: str) -> list[dict[str, Any]]: ...
+    async def log(
+        self, uow: UnitOfWork, message_id: str, channel: str, target: str, status: str
+    ) -> None: ...
+
+
+class Notifications:
+    def __init__(self, mailer: Mailer, webhooks: WebhookSender, store: NotificationStore):
+        self.mailer = mailer
+        self.webhooks = webhooks
+        self.store = store
+
+    async def on_tenant_onboarded(
+        self, uow: UnitOfWork, ev: TenantOnboarded, ctx: MessageContext
+    ) -> None:
+        if not ev.admin_email:
+            return
+        subject, body = texts.welcome(ev.name, ev.slug)
+        await self.mailer.send(ev.admin_email, subject, body)
+        await self.store.log(uow, str(ctx.message_id), "email", ev.admin_email, "sent")
+
+    async def on_user_added(
+        self, uow: UnitOfWork, ev: UserAddedToTenant, ctx: MessageContext
+    ) -> None:
+        subject, body = texts.added_to_tenant(ev.email, ev.roles)
+        await self.mailer.send(ev.email, subject, body)
+        await self.store.log(uow, str(ctx.message_id), "email", ev.email, "sent")
+        await self._webhooks(uow, ev.message_name, ctx, ev.model_dump(mode="json"))
+
+    async def on_transaction_posted(
+        self, uow: UnitOfWork, ev: TransactionPosted, ctx: MessageContext
+    ) -> None:
+        await self._webhooks(uow, ev.message_name, ctx, ev.model_dump(mode="json"))
+
+    async def _webhooks(
+        self, uow: UnitOfWork, event: str, ctx: MessageContext, payload: dict[str, Any]
+    ) -> None:
+        body = {"id": str(ctx.message_id), "event": event, "data": payload}
+        for ep in await self.store.endpoints_for(uow, event):
+            status = await self.webhooks.deliver(
+                ep["url"], ep["secret"], event, str(ctx.message_id), body
+            )
+            await self.store.log(uow, str(ctx.message_id), "webhook", ep["url"], str(status))

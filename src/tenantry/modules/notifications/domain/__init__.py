@@ -1,0 +1,1 @@
+"""Pure rules of notifications: signatures, the circuit breaker, message texts."""

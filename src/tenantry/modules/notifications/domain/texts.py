@@ -1,0 +1,17 @@
+"""What the emails say."""
+
+from __future__ import annotations
+
+
+def welcome(tenant_name: str, slug: str) -> tuple[str, str]:
+    return (
+        f"Welcome to Tenantry, {tenant_name}",
+        f"Your tenant '{slug}' is ready. Sign in with the admin account you were given.\n",
+    )
+
+
+def added_to_tenant(email: str, roles: list[str]) -> tuple[str, str]:
+    return (
+        "You were added to a Tenantry workspace",
+        f"{email} can now sign in; roles: {', '.join(roles) or '(none)'}.\n",
+    )

@@ -1,0 +1,1 @@
+"""SMTP, HTTP and SQL adapters."""

@@ -1,0 +1,51 @@
+"""Webhook endpoints and the notification log (tenant store)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+
+from tenantry.kernel.db.uow import UnitOfWork
+
+ENDPOINTS_FOR = """
+SELECT id, url, secret FROM webhook_endpoints
+WHERE active AND $1 = ANY(events) ORDER BY created_at
+"""
+INSERT_ENDPOINT = """
+INSERT INTO webhook_endpoints (tenant_id, id, url, secret, events) VALUES ($1, $2, $3, $4, $5)
+"""
+LIST_ENDPOINTS = """
+SELECT id, url, events, active, created_at FROM webhook_endpoints ORDER BY created_at LIMIT 500
+"""
+INSERT_LOG = """
+INSERT INTO notification_log (tenant_id, message_id, channel, target, status)
+VALUES ($1, $2, $3, $4, $5)
+"""
+
+
+class SqlNotificationStore:
+    async def endpoints_for(self, uow: UnitOfWork, event: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in await uow.fetch(ENDPOINTS_FOR, event)]
+
+    async def log(
+        self, uow: UnitOfWork, message_id: str, channel: str, target: str, status: str
+    ) -> None:
+        await uow.execute(INSERT_LOG, uow.tenant_id, uuid.UUID(message_id), channel, target, status)
+
+    async def add_endpoint(self, uow: UnitOfWork, url: str, events: list[str]) -> dict[str, Any]:
+        eid, secret = uuid.uuid4(), "whsec_" + secrets.token_urlsafe(32)
+        await uow.execute(INSERT_ENDPOINT, uow.tenant_id, eid, url, secret, events)
+        return {"id": str(eid), "url": url, "events": events, "secret": secret}
+
+    async def endpoints(self, uow: UnitOfWork) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": str(r["id"]),
+                "url": r["url"],
+                "events": r["events"],
+                "active": r["active"],
+                "created_at": r["created_at"].isoformat(),
+            }
+            for r in await uow.fetch(LIST_ENDPOINTS)
+        ]

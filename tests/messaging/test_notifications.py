@@ -1,0 +1,212 @@
+"""Notifications: welcome email over SMTP (a real aiosmtpd server), signed webhooks with
+retries and a circuit breaker (a real local HTTP server); in-process and over the bus."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import message_from_bytes
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.context import tenant_scope
+from tenantry.kernel.tenancy.model import IsolationMode
+from tenantry.kernel.tenancy.provisioning import ProvisionRequest
+from tenantry.modules.notifications.contracts import MESSAGE_ID_HEADER, SIGNATURE_HEADER
+from tenantry.modules.notifications.domain.breaker import CircuitBreaker, CircuitOpen
+from tenantry.modules.notifications.domain.signing import verify
+from tests.conftest import RUN, MakeTenant
+from tests.isolation.seed_reporting import posted
+from tests.messaging.conftest import eventually
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+def service_of(platform: Platform) -> Any:
+    """This platform's notifications service (the module object is set up again by every
+    Platform built in the run, so always go through the platform)."""
+    return platform.services["notifications"]
+
+
+@pytest.fixture
+def smtp(probed: Platform) -> Iterator[Inbox]:
+    inbox = Inbox()
+    with socket.socket() as probe_sock:
+        probe_sock.bind(("127.0.0.1", 0))
+        port = probe_sock.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    mailer = service_of(probed).mailer
+    saved = (mailer.host, mailer.port)
+    mailer.host = "127.0.0.1"
+    mailer.port = port
+    try:
+        yield inbox
+    finally:
+        mailer.host, mailer.port = saved
+        controller.stop()
+
+
+@dataclass
+class HookServer:
+    url: str
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)  # next responses; then 200
+
+
+@pytest.fixture
+async def hooks() -> AsyncIterator[HookServer]:
+    server_box: list[HookServer] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        srv = server_box[0]
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        headers = {
+            k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
+        }
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        srv.requests.append({"headers": headers, "body": body})
+        status = srv.statuses.pop(0) if srv.statuses else 200
+        writer.write(
+            f"HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server_box.append(HookServer(f"http://127.0.0.1:{port}/hook"))
+    try:
+        yield server_box[0]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_welcome_email_after_onboarding(
+    probed: Platform, smtp: Inbox, transport: str
+) -> None:
+    slug = f"nt{RUN}-{transport[:3]}-{uuid.uuid4().hex[:4]}"
+    email = f"owner@{slug}.test"
+    await probed.provisioner.create(
+        ProvisionRequest(slug, "Welcome Co", IsolationMode.SHARED, options={"admin_email": email})
+    )
+
+    async def arrived() -> bool:
+        return any(m["To"] == email for m in smtp.messages)
+
+    await eventually(arrived)
+    (mail,) = [m for m in smtp.messages if m["To"] == email]
+    assert "Welcome Co" in mail["Subject"]
+    assert slug in mail.get_payload()
+
+
+async def test_signed_webhook_retried_until_accepted(
+    probed: Platform,
+    client: httpx.AsyncClient,
+    make_tenant: MakeTenant,
+    hooks: HookServer,
+    transport: str,
+) -> None:
+    t = await make_tenant()
+    r = await client.post(
+        "/api/v1/notifications/webhooks",
+        headers=t.auth,
+        json={"url": hooks.url, "events": ["ledger.TransactionPosted.v1"]},
+    )
+    assert r.status_code == 201, r.text
+    secret = r.json()["secret"]
+    hooks.statuses = [500, 503]  # two failures, then 200
+    with tenant_scope(t.tenant):
+        async with probed.db.unit_of_work() as uow:
+            mid = await probed.dispatcher.publish(uow, posted(datetime(2026, 7, 1, tzinfo=UTC)))
+
+    async def accepted() -> bool:
+        return len(hooks.requests) >= 3
+
+    await eventually(accepted)
+    assert len({req["headers"][MESSAGE_ID_HEADER.lower()] for req in hooks.requests}) == 1
+    last = hooks.requests[-1]
+    assert verify(secret, last["headers"][SIGNATURE_HEADER.lower()], last["body"], int(time.time()))
+    assert not verify(
+        "wrong", last["headers"][SIGNATURE_HEADER.lower()], last["body"], int(time.time())
+    )
+
+    async def logged() -> bool:
+        with tenant_scope(t.tenant):
+            async with probed.db.unit_of_work() as uow:
+                return bool(
+                    await uow.fetchval(
+                        "SELECT count(*) FROM notification_log WHERE message_id = $1"
+                        " AND channel = 'webhook' AND status = '200'",
+                        mid,
+                    )
+                )
+
+    await eventually(logged)
+
+
+async def test_circuit_breaker_stops_calling_a_failing_endpoint(
+    probed: Platform, client: httpx.AsyncClient, make_tenant: MakeTenant, hooks: HookServer
+) -> None:
+    wh = service_of(probed).webhooks
+    saved = (wh.attempts, wh.breaker)
+    wh.attempts = 2
+    wh.breaker = CircuitBreaker(2, 60.0, time.monotonic)
+    try:
+        t = await make_tenant()
+        r = await client.post(
+            "/api/v1/notifications/webhooks",
+            headers=t.auth,
+            json={"url": hooks.url, "events": ["ledger.TransactionPosted.v1"]},
+        )
+        assert r.status_code == 201
+        hooks.statuses = [503] * 100
+        with tenant_scope(t.tenant):
+            async with probed.db.unit_of_work() as uow:
+                await probed.dispatcher.publish(uow, posted(datetime(2026, 7, 2, tzinfo=UTC)))
+
+        async def opened() -> bool:
+            return wh.breaker.is_open(hooks.url)
+
+        await eventually(opened)
+        calls = len(hooks.requests)
+        await asyncio.sleep(1.0)  # the relay retries; the open breaker keeps it off the wire
+        assert len(hooks.requests) == calls == 2
+        with pytest.raises(CircuitOpen):
+            wh.breaker.check(hooks.url)
+    finally:
+        wh.attempts, wh.breaker = saved
+
+
+def test_breaker_half_opens_after_cooldown() -> None:
+    now = [0.0]
+    b = CircuitBreaker(2, 10.0, lambda: now[0])
+    b.failure("u")
+    b.check("u")
+    b.failure("u")
+    with pytest.raises(CircuitOpen):
+        b.check("u")
+    now[0] = 11.0
+    b.check("u")  # the trial call
+    with pytest.raises(CircuitOpen):
+        b.check("u")  # others wait while the trial runs
+    b.success("u")
+    b.check("u")
