@@ -25,7 +25,8 @@ WEBHOOK_EVENTS = (TransactionPosted.message_name, UserAddedToTenant.message_name
 
 
 class NotificationSettings(BaseModel):
-    smtp_host: str = "127.0.0.1"
+    #: None (default): emails are logged, not sent (see infrastructure/smtp.py).
+    smtp_host: str | None = None
     smtp_port: int = 25
     smtp_starttls: bool = False
     smtp_username: str | None = None
