@@ -131,7 +131,16 @@ async def _serve(platform: Platform, host: str, port: int, migrate_first: bool) 
         )
     )
     err.print(f"serving on http://{host}:{port}  (OpenAPI: /docs)")
-    await server.serve()
+    stop = asyncio.Event()
+    jobs = (
+        asyncio.create_task(platform.jobs.work(stop)) if platform.jobs.settings.in_process else None
+    )
+    try:
+        await server.serve()
+    finally:
+        stop.set()
+        if jobs is not None:
+            await jobs
 
 
 @app.command()

@@ -58,6 +58,9 @@ _log = logging.getLogger("tenantry.jobs")
 class JobsSettings(BaseModel):
     """``[jobs]`` in the config file."""
 
+    #: ``tenantry serve`` also runs a job worker (the single-process default); set false
+    #: when dedicated ``tenantry jobs worker`` processes run the jobs.
+    in_process: bool = True
     poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     schedule_interval_s: float = Field(default=5.0, gt=0, le=3600)
     lease_s: float = Field(default=30.0, ge=1, le=3600)
