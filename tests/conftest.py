@@ -61,6 +61,9 @@ def settings(server_url: str) -> Settings:
             "pool_max": 10,
         },
         tenancy={"catalog_ttl_s": 0.5},
+        # Every test request comes from one client address; the per-IP limit for requests
+        # without a tenant (the token endpoint) would otherwise couple unrelated tests.
+        ratelimit={"anonymous_rate_per_s": 1000, "anonymous_burst": 1000},
     )
 
 
@@ -107,7 +110,7 @@ MakeTenant = Callable[..., Awaitable[TenantFixture]]
 
 @pytest.fixture(scope="session")
 def make_tenant(platform: Platform, client: httpx.AsyncClient) -> MakeTenant:
-    async def make(isolation: str = "shared", **options: Any) -> TenantFixture:
+    async def make(isolation: str = "shared", plan: str = "free", **options: Any) -> TenantFixture:
         n = next(_counter)
         slug = f"t{RUN}-{isolation[:2]}{n}"
         email = f"admin@{slug}.test"
@@ -116,7 +119,7 @@ def make_tenant(platform: Platform, client: httpx.AsyncClient) -> MakeTenant:
                 slug,
                 f"Tenant {n}",
                 IsolationMode(isolation),
-                "free",
+                plan,
                 options={"admin_email": email, "admin_password": PASSWORD, **options},
             )
         )

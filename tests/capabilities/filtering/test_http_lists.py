@@ -29,7 +29,8 @@ N_MEMBERS = 9
 @pytest.fixture(scope="module")
 async def members(platform: Platform, make_tenant: MakeTenant) -> TenantFixture:
     """A tenant with its admin and N_MEMBERS more members (created without password hashing)."""
-    t = await make_tenant()
+    # Hypothesis sends ~100 requests in a burst: a plan whose rate limit they fit in.
+    t = await make_tenant(plan="enterprise")
     repo = platform.services["identity"].repo
     for i in range(N_MEMBERS):
         uid = await repo.create_user(f"m{i}.{t.tenant.slug}@example.test", "not-a-real-hash")
