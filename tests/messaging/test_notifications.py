@@ -210,3 +210,41 @@ def test_breaker_half_opens_after_cooldown() -> None:
         b.check("u")  # others wait while the trial runs
     b.success("u")
     b.check("u")
+
+
+async def test_direct_notices_by_email_and_signed_webhook(
+    probed: Platform,
+    smtp: Inbox,
+    hooks: HookServer,
+    client: httpx.AsyncClient,
+    make_tenant: MakeTenant,
+) -> None:
+    """Exports notify through this service (not the log fallback): email, or a webhook to one
+    of the tenant's own registered endpoints, signed with its secret."""
+    from tenantry.capabilities.export.notify import Notifier, resolve_notifier
+
+    svc = service_of(probed)
+    assert isinstance(svc, Notifier)
+    assert resolve_notifier(probed.services) is svc
+    t = await make_tenant()
+    body = {"export_id": "e1", "status": "succeeded", "error": None}
+    await svc.notify("email", "ops@notice.test", "Export succeeded", body)
+    mail = smtp.messages[-1]
+    assert mail["To"] == "ops@notice.test"
+    assert "export_id: e1" in mail.get_payload()
+    r = await client.post(
+        "/api/v1/notifications/webhooks",
+        headers=t.auth,
+        json={"url": hooks.url, "events": ["platform.Notice.v1"]},
+    )
+    assert r.status_code == 201, r.text
+    secret = r.json()["secret"]
+    with tenant_scope(t.tenant):
+        await svc.notify("webhook", hooks.url, "Export failed", {"export_id": "e2"})
+        with pytest.raises(ValueError, match="not a registered"):
+            await svc.notify("webhook", "http://127.0.0.1:9/elsewhere", "x", {})
+    last = hooks.requests[-1]
+    assert verify(secret, last["headers"][SIGNATURE_HEADER.lower()], last["body"], int(time.time()))
+    other = await make_tenant()
+    with tenant_scope(other.tenant), pytest.raises(ValueError, match="not a registered"):
+        await svc.notify("webhook", hooks.url, "x", {})  # A's endpoint is invisible to B

@@ -15,13 +15,17 @@ from tenantry.kernel.tenancy.context import Principal
 from tenantry.kernel.tenancy.contracts import TenantOnboarded
 from tenantry.modules.identity.contracts import UserAddedToTenant
 from tenantry.modules.ledger.contracts import TransactionPosted
-from tenantry.modules.notifications.application.handlers import Notifications
+from tenantry.modules.notifications.application.handlers import NOTICE_EVENT, Notifications
 from tenantry.modules.notifications.infrastructure.repository import SqlNotificationStore
 from tenantry.modules.notifications.infrastructure.smtp import SmtpMailer
 from tenantry.modules.notifications.infrastructure.webhooks import HttpWebhookSender
 
 ADMIN = "notifications:admin"
-WEBHOOK_EVENTS = (TransactionPosted.message_name, UserAddedToTenant.message_name)
+WEBHOOK_EVENTS = (
+    TransactionPosted.message_name,
+    UserAddedToTenant.message_name,
+    NOTICE_EVENT,  # direct notices: exports that ended
+)
 
 
 class NotificationSettings(BaseModel):
@@ -69,7 +73,7 @@ class NotificationsModule(Module):
         )
         store = SqlNotificationStore()
         self.webhooks, self.mailer = webhooks, mailer
-        service = Notifications(mailer, webhooks, store)
+        service = Notifications(mailer, webhooks, store, platform.db.unit_of_work)
         self.service = service
         platform.services[self.name] = service
         d = platform.dispatcher

@@ -4,6 +4,9 @@ deduplicate on the message id), while the log row and the inbox row commit toget
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from tenantry.kernel.db.uow import UnitOfWork
@@ -26,16 +29,53 @@ class WebhookSender(Protocol):
 
 class NotificationStore(Protocol):
     async def endpoints_for(self, uow: UnitOfWork, event: str) -> list[dict[str, Any]]: ...
+    async def endpoint_by_url(self, uow: UnitOfWork, url: str) -> dict[str, Any] | None: ...
     async def log(
         self, uow: UnitOfWork, message_id: str, channel: str, target: str, status: str
     ) -> None: ...
 
 
+#: The event name of direct notices from capabilities (exports' completion or failure).
+NOTICE_EVENT = "platform.Notice.v1"
+
+UnitOfWorkFactory = Callable[[], AbstractAsyncContextManager[UnitOfWork]]
+
+
 class Notifications:
-    def __init__(self, mailer: Mailer, webhooks: WebhookSender, store: NotificationStore):
+    def __init__(
+        self,
+        mailer: Mailer,
+        webhooks: WebhookSender,
+        store: NotificationStore,
+        unit_of_work: UnitOfWorkFactory | None = None,
+    ):
         self.mailer = mailer
         self.webhooks = webhooks
         self.store = store
+        self.unit_of_work = unit_of_work
+
+    async def notify(self, channel: str, target: str, subject: str, body: dict[str, Any]) -> None:
+        """A direct notice from a capability (exports call it when an export ends), in the
+        current tenant's context: an email, or a signed webhook to one of the tenant's
+        registered endpoints (its secret signs the body; an unregistered URL is refused, so
+        a notice never goes unsigned). Raises on failure; the caller logs it."""
+        if channel == "email":
+            await self.mailer.send(target, subject, texts.notice(subject, body))
+            return
+        if channel != "webhook":
+            raise ValueError(f"unknown notification channel {channel!r}")
+        if self.unit_of_work is None:
+            raise RuntimeError("webhook notices need a unit of work factory")
+        message_id = str(uuid.uuid4())
+        async with self.unit_of_work() as uow:
+            endpoint = await self.store.endpoint_by_url(uow, target)
+            if endpoint is None:
+                raise ValueError(f"{target} is not a registered, active webhook endpoint")
+            payload = {"id": message_id, "event": NOTICE_EVENT, "subject": subject, "data": body}
+            status = await self.webhooks.deliver(
+                target, endpoint["secret"], NOTICE_EVENT, message_id, payload
+            )
+            await self.store.log(uow, message_id, "webhook", target, str(status))
 
     async def on_tenant_onboarded(
         self, uow: UnitOfWork, ev: TenantOnboarded, ctx: MessageContext

@@ -15,3 +15,9 @@ def added_to_tenant(email: str, roles: list[str]) -> tuple[str, str]:
         "You were added to a Tenantry workspace",
         f"{email} can now sign in; roles: {', '.join(roles) or '(none)'}.\n",
     )
+
+
+def notice(subject: str, body: dict[str, object]) -> str:
+    """The text of a direct notice (e.g. an export that ended): the subject and its fields."""
+    lines = [subject, ""] + [f"{k}: {v}" for k, v in body.items() if v is not None]
+    return "\n".join(lines) + "\n"

@@ -12,6 +12,10 @@ ENDPOINTS_FOR = """
 SELECT id, url, secret FROM webhook_endpoints
 WHERE active AND $1 = ANY(events) ORDER BY created_at
 """
+ENDPOINT_BY_URL = """
+SELECT id, url, secret FROM webhook_endpoints WHERE active AND url = $1
+ORDER BY created_at LIMIT 1
+"""
 INSERT_ENDPOINT = """
 INSERT INTO webhook_endpoints (tenant_id, id, url, secret, events) VALUES ($1, $2, $3, $4, $5)
 """
@@ -27,6 +31,10 @@ VALUES ($1, $2, $3, $4, $5)
 class SqlNotificationStore:
     async def endpoints_for(self, uow: UnitOfWork, event: str) -> list[dict[str, Any]]:
         return [dict(r) for r in await uow.fetch(ENDPOINTS_FOR, event)]
+
+    async def endpoint_by_url(self, uow: UnitOfWork, url: str) -> dict[str, Any] | None:
+        row = await uow.fetchrow(ENDPOINT_BY_URL, url)
+        return dict(row) if row else None
 
     async def log(
         self, uow: UnitOfWork, message_id: str, channel: str, target: str, status: str
