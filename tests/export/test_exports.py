@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import time
 from datetime import UTC, datetime, timedelta
@@ -307,12 +308,14 @@ async def test_idempotency_key_and_cancel(
 
 
 async def test_schedule_runs_and_cleanup(
+    caplog: pytest.LogCaptureFixture,
     client: httpx.AsyncClient,
     platform: Platform,
     make_tenant: MakeTenant,
     export_service: ExportService,
     storage_root: Path,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="tenantry.notifications")
     a = await make_tenant()
     await fixtures.seed_items(platform, a.tenant, 12, "s")
     r = await client.post(
@@ -343,8 +346,10 @@ async def test_schedule_runs_and_cleanup(
     assert (await client.get(f"{API}/schedules", headers=a.auth)).json()["items"][0]["id"] == s[
         "id"
     ]
-    sent = platform.services["exports.log_notifier"].sent
-    assert any(t == "ops@example.com" and b["export_id"] == runs[0]["id"] for _c, t, _s, b in sent)
+    # The notice went through the notifications module; with no SMTP host configured its
+    # mailer writes the email to the log instead of sending it.
+    notices = [r.getMessage() for r in caplog.records if r.name == "tenantry.notifications"]
+    assert any("to=ops@example.com" in m and "Export succeeded" in m for m in notices), notices
     # Cleanup: an expired file is deleted and its link answers 410/404, not a partial file.
     key = f"{a.tenant.id}/{runs[0]['id']}.csv"
     assert (storage_root / key).is_file()
