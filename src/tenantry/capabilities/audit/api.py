@@ -11,7 +11,9 @@ from fastapi import APIRouter, Depends
 
 from tenantry.capabilities.audit.buffer import AuditBuffer
 from tenantry.capabilities.audit.context import RequestMetaMiddleware
+from tenantry.capabilities.audit.export_source import EVENTS
 from tenantry.capabilities.audit.log import EVENT_FIELDS, AuditLog
+from tenantry.capabilities.export.sources import export_sources
 from tenantry.capabilities.pagination import ListQuery, list_query, search_query
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.modules import Module
@@ -62,6 +64,7 @@ class AuditModule(Module):
         platform.services["audit.buffer"] = buffer
         platform.add_middleware(RequestMetaMiddleware)
         platform.include_router(build_router(log), self.name)
+        export_sources(platform).register(EVENTS)
 
     @staticmethod
     def _cfg(platform: Platform) -> tuple[int, float]:

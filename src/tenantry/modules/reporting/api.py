@@ -14,6 +14,7 @@ from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import Principal
 from tenantry.modules.ledger.contracts import TransactionPosted
 from tenantry.modules.reporting.application.handlers import Reporting
+from tenantry.modules.reporting.infrastructure.export_sources import register_export_sources
 from tenantry.modules.reporting.infrastructure.repository import SqlSummaryStore
 
 READ = "reporting:read"
@@ -49,6 +50,7 @@ class ReportingModule(Module):
         reporting = Reporting(SqlSummaryStore())
         platform.dispatcher.subscribe(self.name, TransactionPosted, reporting.on_transaction_posted)
         platform.include_router(build_router(platform, reporting), self.name)
+        register_export_sources(platform)
 
 
 module = ReportingModule()
