@@ -12,15 +12,11 @@ inside a caller's unit of work in the same transaction, otherwise through the au
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
-
-import asyncpg
 
 from tenantry.capabilities.audit.buffer import AuditBuffer
 from tenantry.capabilities.audit.log import event, record_event
@@ -77,7 +73,6 @@ class Authz:
         self.audit_decisions = audit_decisions
         self._snapshots: dict[UUID, tuple[float, PolicySet]] = {}
         self._decisions: dict[UUID, dict[Any, tuple[float, Decision]]] = {}
-        self._listener: asyncpg.Connection | None = None
         self.invalidations = 0  # also the generation: a load that raced a change is not kept
 
     # -- snapshots --------------------------------------------------------------------------
@@ -201,17 +196,10 @@ class Authz:
             self.invalidate()
 
     async def listen(self) -> None:
-        if self._listener is not None:
-            return
-        conn = await asyncpg.connect(self.db.app_dsn())
-        await conn.add_listener(CHANNEL, self._on_notify)
-        self._listener = conn
+        await self.db.listen(CHANNEL, self._on_notify)
 
     async def close(self) -> None:
-        if self._listener is not None:
-            conn, self._listener = self._listener, None
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
-                await conn.close(timeout=2)
+        await self.db.unlisten(CHANNEL, self._on_notify)
 
 
 async def notify_change(uow: UnitOfWork) -> None:

@@ -8,15 +8,12 @@ override changes (``NOTIFY tenantry_plans``).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tenantry.kernel.db.database import Database
@@ -146,7 +143,6 @@ class Plans:
         except ValidationError as exc:
             raise ConfigError(f"plans: {exc}") from None
         self._cache: dict[UUID, tuple[float, Plan]] = {}
-        self._listener: asyncpg.Connection | None = None
 
     def base(self, name: str) -> Plan:
         plan = self.plans.get(name)
@@ -194,13 +190,7 @@ class Plans:
             self._cache.clear()
 
     async def listen(self) -> None:
-        if self._listener is None:
-            conn = await asyncpg.connect(self.db.app_dsn())
-            await conn.add_listener(CHANNEL, self._on_notify)
-            self._listener = conn
+        await self.db.listen(CHANNEL, self._on_notify)
 
     async def close(self) -> None:
-        if self._listener is not None:
-            conn, self._listener = self._listener, None
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
-                await conn.close(timeout=2)
+        await self.db.unlisten(CHANNEL, self._on_notify)

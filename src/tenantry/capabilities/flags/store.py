@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.errors import NotFound, ValidationFailed
 from tenantry.kernel.tenancy.model import Tenant
@@ -85,7 +83,6 @@ class FlagStore:
         self.plan_flags = plan_flags or (lambda _t: frozenset())
         self.flags: dict[str, Flag] = {}
         self.targets: dict[tuple[str, UUID], bool] = {}
-        self._listener: asyncpg.Connection | None = None
         self._reload: asyncio.Task[None] | None = None
         self.loads = 0
 
@@ -174,17 +171,11 @@ class FlagStore:
             _log.exception("flags: reloading the snapshot failed; keeping the previous one")
 
     async def listen(self) -> None:
-        if self._listener is None:
-            conn = await asyncpg.connect(self.db.app_dsn())
-            await conn.add_listener(CHANNEL, self._on_notify)
-            self._listener = conn
+        await self.db.listen(CHANNEL, self._on_notify)
 
     async def close(self) -> None:
         if self._reload is not None:
             self._reload.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reload
-        if self._listener is not None:
-            conn, self._listener = self._listener, None
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
-                await conn.close(timeout=2)
+        await self.db.unlisten(CHANNEL, self._on_notify)

@@ -24,6 +24,8 @@ from tenantry.kernel.tenancy.context import current_principal, require_tenant
 from tenantry.kernel.tenancy.model import Tenant
 
 Pool = asyncpg.Pool
+#: A NOTIFY callback: (connection, backend pid, channel, payload).
+Listener = Callable[[Any, int, str, object], None]
 #: Called with every new pooled connection (e.g. observability adds a query logger for spans).
 CONNECTION_HOOKS: list[Callable[[asyncpg.Connection], None]] = []
 IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
@@ -58,6 +60,8 @@ class Database:
             self._servers[name] = server.url
         self._pools: dict[tuple[str, str], Pool] = {}
         self._lock = asyncio.Lock()
+        self._listener: asyncpg.Connection | None = None
+        self._listener_lock = asyncio.Lock()
 
     # -- URLs -------------------------------------------------------------------------------
     def server_url(self, server: str) -> str:
@@ -125,7 +129,28 @@ class Database:
         assert pool is not None
         return pool
 
+    # -- NOTIFY subscriptions -----------------------------------------------------------------
+    async def listen(self, channel: str, callback: Listener) -> None:
+        """Subscribe ``callback`` to NOTIFY on ``channel``. All subscribers of a process share
+        one dedicated connection (the catalog, authz, plans and flags caches all listen)."""
+        async with self._listener_lock:
+            if self._listener is None or self._listener.is_closed():
+                self._listener = await asyncpg.connect(
+                    self.app_dsn(), server_settings={"application_name": "tenantry-listen"}
+                )
+            await self._listener.add_listener(channel, callback)
+
+    async def unlisten(self, channel: str, callback: Listener) -> None:
+        async with self._listener_lock:
+            if self._listener is not None and not self._listener.is_closed():
+                with contextlib.suppress(OSError, asyncpg.PostgresError):
+                    await self._listener.remove_listener(channel, callback)
+
     async def close(self) -> None:
+        if self._listener is not None:
+            conn, self._listener = self._listener, None
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+                await conn.close(timeout=2)
         pools, self._pools = list(self._pools.values()), {}
         await asyncio.gather(*(p.close() for p in pools), return_exceptions=True)
 

@@ -7,8 +7,6 @@ sent by provisioning and status changes, received by ``listen``).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -44,7 +42,6 @@ class TenantCatalog:
         self.db = db
         self.ttl = ttl
         self._by_id: dict[UUID, tuple[float, Tenant | None]] = {}
-        self._listener: asyncpg.Connection | None = None
 
     async def get(self, tenant_id: UUID) -> Tenant | None:
         hit = self._by_id.get(tenant_id)
@@ -84,15 +81,8 @@ class TenantCatalog:
             self.invalidate()
 
     async def listen(self) -> None:
-        """Subscribe to catalog changes (one dedicated connection per process)."""
-        if self._listener is not None:
-            return
-        conn = await asyncpg.connect(self.db.app_dsn())
-        await conn.add_listener(CHANNEL, self._on_notify)
-        self._listener = conn
+        """Subscribe to catalog changes (over the process's shared LISTEN connection)."""
+        await self.db.listen(CHANNEL, self._on_notify)
 
     async def close(self) -> None:
-        if self._listener is not None:
-            conn, self._listener = self._listener, None
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
-                await conn.close(timeout=2)
+        await self.db.unlisten(CHANNEL, self._on_notify)
