@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,9 @@ from tenantry.kernel.config import Settings
 from tenantry.kernel.errors import NoTenantContext
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
+from tests.cli import cli as run
+from tests.cli import process_env
 from tests.conftest import MakeTenant
-from tests.integration.test_cli import run
 
 BACKENDS = ["pg_cache", "redis_cache"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,14 +181,7 @@ async def test_l1_is_coherent_across_two_processes(
     t = await make_tenant()
     with tenant_scope(t.tenant):
         await pg_cache.set("shared:1", "v1", tags=["grp"])
-    s = settings.database
-    env = {
-        **os.environ,
-        "DATABASE_URL": s.url or "",
-        "TENANTRY_DATABASE__APP_USER": s.app_user,
-        "TENANTRY_DATABASE__APP_PASSWORD": s.app_password,
-        "TENANTRY_DATABASE__OWNER_ROLE": s.owner_role,
-    }
+    env = process_env(settings)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

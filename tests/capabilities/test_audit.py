@@ -15,7 +15,7 @@ from tenantry.kernel.config import Settings
 from tenantry.kernel.db.rls import tenant_tables
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
-from tests.capabilities.cli import cli
+from tests.cli import cli
 from tests.conftest import MakeTenant
 
 

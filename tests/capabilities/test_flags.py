@@ -23,7 +23,7 @@ from tenantry.kernel.errors import NotFound
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import IsolationMode, Tenant, TenantStatus
-from tests.capabilities.cli import cli
+from tests.cli import cli
 from tests.conftest import MakeTenant
 
 

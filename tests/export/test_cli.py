@@ -8,8 +8,8 @@ import httpx
 
 from tenantry.kernel.config import Settings
 from tenantry.kernel.platform import Platform
+from tests.cli import cli as run
 from tests.conftest import MakeTenant
-from tests.integration.test_cli import run
 
 
 async def test_exports_list_and_show_watch(

@@ -10,7 +10,7 @@ import yaml
 
 from tenantry.kernel.config import Settings
 from tenantry.kernel.platform import Platform
-from tests.integration.test_cli import run
+from tests.cli import cli as run
 
 
 async def test_errors_and_slo_commands(
