@@ -11,14 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
 import orjson
 
 from tenantry.kernel.config import DatabaseSettings
 from tenantry.kernel.db.dsn import database_of, with_database, with_user
-from tenantry.kernel.db.uow import PLATFORM_SCHEMA, UnitOfWork
+from tenantry.kernel.db.uow import (
+    PLATFORM_SCHEMA,
+    IsolationLevel,
+    UnitOfWork,
+    begin_sql,
+    transaction,
+)
 from tenantry.kernel.errors import ConfigError
 from tenantry.kernel.tenancy.context import current_principal, require_tenant
 from tenantry.kernel.tenancy.model import Tenant
@@ -28,7 +34,6 @@ Pool = asyncpg.Pool
 Listener = Callable[[Any, int, str, object], None]
 #: Called with every new pooled connection (e.g. observability adds a query logger for spans).
 CONNECTION_HOOKS: list[Callable[[asyncpg.Connection], None]] = []
-IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -165,21 +170,21 @@ class Database:
     async def unit_of_work(
         self, *, readonly: bool = False, isolation: IsolationLevel | None = None
     ) -> AsyncIterator[UnitOfWork]:
-        """A transaction in the current tenant's store with the tenant set transaction-locally.
+        """A transaction in the current tenant's store with the tenant set transaction-locally
+        (BEGIN and the settings in one round trip: ``uow.begin_sql``).
 
         ``isolation="repeatable_read"`` gives one consistent snapshot (exports)."""
         tenant = require_tenant()
         pool = await self.pool(tenant.server, tenant.database)
-        async with pool.acquire() as conn, conn.transaction(isolation=isolation, readonly=readonly):
-            await conn.execute(UnitOfWork.SET_TENANT, str(tenant.id), tenant.schema)
+        begin = begin_sql(tenant.id, tenant.schema, readonly=readonly, isolation=isolation)
+        async with pool.acquire() as conn, transaction(conn, begin):
             yield UnitOfWork(conn, tenant, current_principal(), db=self)
 
     @contextlib.asynccontextmanager
     async def tenant_unit_of_work(self, tenant: Tenant) -> AsyncIterator[UnitOfWork]:
         """A unit of work for an explicit tenant (CLI, provisioning); prefer ``tenant_scope``."""
         pool = await self.pool(tenant.server, tenant.database)
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(UnitOfWork.SET_TENANT, str(tenant.id), tenant.schema)
+        async with pool.acquire() as conn, transaction(conn, begin_sql(tenant.id, tenant.schema)):
             yield UnitOfWork(conn, tenant, None, db=self)
 
     @contextlib.asynccontextmanager
@@ -192,11 +197,8 @@ class Database:
         With it: the platform tables seen as that tenant (RLS limits them to its rows).
         """
         pool = await self.pool()
-        async with pool.acquire() as conn, conn.transaction():
-            if as_tenant is None:
-                await conn.execute(UnitOfWork.SET_PLATFORM, PLATFORM_SCHEMA)
-            else:
-                await conn.execute(UnitOfWork.SET_TENANT, str(as_tenant.id), PLATFORM_SCHEMA)
+        begin = begin_sql(as_tenant.id if as_tenant else None, PLATFORM_SCHEMA)
+        async with pool.acquire() as conn, transaction(conn, begin):
             yield UnitOfWork(
                 conn, as_tenant, current_principal() if as_tenant else None, platform=True, db=self
             )

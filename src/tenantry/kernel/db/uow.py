@@ -1,14 +1,25 @@
 """The unit of work: one transaction, in one tenant's store, with the tenant set.
 
-The tenant id and the search_path are set transaction-locally in one statement
-(``set_config(..., true)``), so a pooled connection never carries a tenant into the next
-transaction and the platform stays safe behind a transaction-mode pooler. Handlers receive a
-unit of work and never see a raw connection or pass a tenant id into SQL.
+The tenant id and the search_path are set transaction-locally (``set_config(..., true)``), so
+a pooled connection never carries a tenant into the next transaction and the platform stays
+safe behind a transaction-mode pooler. Handlers receive a unit of work and never see a raw
+connection or pass a tenant id into SQL.
+
+``begin_sql`` opens the transaction and makes those settings in **one round trip**: ``BEGIN
+...; SELECT set_config(...)`` sent as one simple-query message (asyncpg's ``execute()``
+without arguments). The simple protocol takes no parameters, so that is the one place where
+values are written into SQL text, and only two kinds of value can get there: the tenant id,
+which must be a ``uuid.UUID`` (its ``str`` is 36 hex digits and dashes), and the schema name,
+quoted as an identifier inside the search_path value and then as a string literal (quotes
+doubled; backslashes and NUL refused, so the literal means the same whatever
+``standard_conforming_strings`` says).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -19,6 +30,73 @@ from tenantry.kernel.tenancy.model import Tenant
 
 PLATFORM_SCHEMA = "tenantry"
 Connection = asyncpg.Connection | PoolConnectionProxy
+IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
+
+_ISOLATION_SQL: dict[str | None, str] = {
+    None: "",
+    "read_committed": " ISOLATION LEVEL READ COMMITTED",
+    "repeatable_read": " ISOLATION LEVEL REPEATABLE READ",
+    "serializable": " ISOLATION LEVEL SERIALIZABLE",
+}
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a double-quoted SQL identifier (inner double quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """``value`` as a SQL string literal; refuses backslashes and NUL (see the module doc)."""
+    if "\\" in value or "\x00" in value:
+        raise ValueError(f"refusing to quote {value!r}: backslash or NUL")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def begin_sql(
+    tenant_id: UUID | None,
+    search_path: str,
+    *,
+    readonly: bool = False,
+    isolation: IsolationLevel | None = None,
+) -> str:
+    """BEGIN plus the transaction-local settings, as one simple-query script.
+
+    ``tenant_id`` None is the platform scope (no tenant). The same three settings as
+    ``UnitOfWork.SET_TENANT`` / ``SET_PLATFORM``, with the values quoted (module doc).
+    """
+    if tenant_id is None:
+        tid, scope = "", "platform"
+    elif isinstance(tenant_id, UUID):
+        tid, scope = str(tenant_id), "tenant"
+    else:
+        raise TypeError(f"tenant_id must be a UUID, not {type(tenant_id).__name__}")
+    mode = _ISOLATION_SQL[isolation] + (" READ ONLY" if readonly else "")
+    return (
+        f"BEGIN{mode}; SELECT set_config('app.tenant_id', '{tid}', true),"
+        f" set_config('search_path', {quote_literal(quote_ident(search_path))}, true),"
+        f" set_config('app.scope', '{scope}', true)"
+    )
+
+
+@contextlib.asynccontextmanager
+async def transaction(conn: Connection, begin: str) -> AsyncIterator[None]:
+    """Run ``begin`` (``begin_sql``), then COMMIT on success or ROLLBACK on any exception.
+
+    Replaces ``conn.transaction()`` + a settings statement (two round trips) with one. asyncpg
+    does not know about this transaction, so nested blocks go through
+    ``UnitOfWork.savepoint`` (``conn.transaction()`` would refuse to start inside it). If the
+    ROLLBACK itself cannot be sent (broken or cancelling connection), the pool's release
+    still rolls back any open transaction, or terminates the connection.
+    """
+    try:
+        await conn.execute(begin)
+        yield
+    except BaseException:
+        if not conn.is_closed():
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
 
 
 class UnitOfWork:
@@ -31,7 +109,7 @@ class UnitOfWork:
         " set_config('app.scope', 'platform', true)"
     )
 
-    __slots__ = ("_conn", "db", "platform", "principal", "tenant")
+    __slots__ = ("_conn", "_savepoints", "db", "platform", "principal", "tenant")
 
     def __init__(
         self,
@@ -43,6 +121,7 @@ class UnitOfWork:
         db: Any = None,
     ) -> None:
         self._conn = conn
+        self._savepoints = 0
         #: The Database that opened this unit of work (to open another in the same platform).
         self.db = db
         self.tenant = tenant
@@ -86,9 +165,21 @@ class UnitOfWork:
         """A server-side cursor over ``sql`` in this transaction (``async for``)."""
         return self._conn.cursor(sql, *args, prefetch=prefetch)
 
-    def savepoint(self) -> Any:
-        """A nested transaction (SAVEPOINT) inside this unit of work."""
-        return self._conn.transaction()
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction (SAVEPOINT) inside this unit of work: released on success,
+        rolled back to (and the exception re-raised) on failure."""
+        self._savepoints += 1
+        name = f"tenantry_sp_{self._savepoints}"
+        await self._conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            if not self._conn.is_closed():
+                with contextlib.suppress(Exception):
+                    await self._conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            raise
+        await self._conn.execute(f"RELEASE SAVEPOINT {name}")
 
     async def notify(self, channel: str, payload: str) -> None:
         """NOTIFY, delivered on commit."""
