@@ -13,6 +13,19 @@ WITH ins AS (
 SELECT pg_notify('tenantry_outbox', $1::text)
 """
 
+# Many events in one round trip (``Dispatcher.publish_many``): one multi-row INSERT in the
+# given order, one wake-up.
+INSERT_OUTBOX_EVENTS = """
+WITH ins AS (
+    INSERT INTO outbox (tenant_id, message_id, name, kind, target, payload, headers)
+    SELECT $1, m.message_id, m.name, 'event', NULL, m.payload::jsonb, m.headers::jsonb
+    FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[])
+         WITH ORDINALITY AS m(message_id, name, payload, headers, n)
+    ORDER BY m.n
+)
+SELECT pg_notify('tenantry_outbox', $1::text)
+"""
+
 CLAIM_OUTBOX = """
 SELECT id, message_id, name, kind, target, payload, headers, attempts, created_at
 FROM outbox
