@@ -61,3 +61,49 @@ async def test_posted_transactions_reach_the_outbox(
         (a["code"], "debit", 25),
         (strict["code"], "credit", 25),
     ]
+
+
+async def test_batch_mixed_outcomes_publish_one_event_per_posted_transaction(
+    client: httpx.AsyncClient, make_tenant: MakeTenant, platform: Platform
+) -> None:
+    """Every item well-formed (the one-pass parse): each keeps its own key and outcome, a
+    refusal does not fail the others, and the batch's single outbox statement holds one
+    event per posted transaction, in order."""
+    ledger = Ledger(client, await make_tenant())
+    a = await ledger.account("asset")
+    strict = await ledger.account("liability")
+
+    def item(key: str, debit: str, credit: str, amount: int) -> dict[str, Any]:
+        return {
+            "idempotency_key": key,
+            "entries": [
+                {"account_id": debit, "direction": "debit", "amount": amount},
+                {"account_id": credit, "direction": "credit", "amount": amount},
+            ],
+        }
+
+    k1, k2, k3 = (uuid.uuid4().hex for _ in range(3))
+    items = [
+        item(k1, a["id"], strict["id"], 10),  # strict goes to 10
+        item(k2, strict["id"], a["id"], 50),  # would take strict below zero: refused
+        item(k3, strict["id"], a["id"], 4),  # strict back to 6
+        item(k1, a["id"], strict["id"], 11),  # key used twice in the batch
+    ]
+    url = "/api/v1/ledger/transactions/batch"
+    r = await client.post(url, headers=ledger.auth, json={"transactions": items})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [x["status"] for x in body["results"]] == [201, 409, 201, 422]
+    assert (body["accepted"], body["refused"]) == (2, 2)
+    assert body["results"][1]["error"]["type"].endswith("ledger-insufficient-funds")
+    assert (await ledger.balance(strict["id"]))["balance"] == 6
+    rows = await outbox(platform, ledger)
+    posted = [body["results"][0]["transaction"]["id"], body["results"][2]["transaction"]["id"]]
+    assert sorted(row["payload"]["transaction_id"] for row in rows) == sorted(posted)
+    # The refused item's key was released: the same key posts once funds allow.
+    r = await client.post(
+        url, headers=ledger.auth, json={"transactions": [item(k2, strict["id"], a["id"], 5)]}
+    )
+    assert r.json()["results"][0]["status"] == 201
+    assert (await ledger.balance(strict["id"]))["balance"] == 1
+    assert len(await outbox(platform, ledger)) == 3

@@ -87,3 +87,25 @@ def test_reversal_flips_entries() -> None:
     d = Draft("x", {}, (Entry(a, D, 3), Entry(b, C, 3)))
     r = d.reversed(uuid.uuid4(), "undo")
     assert [(e.account_id, e.direction) for e in r.entries] == [(a, C), (b, D)]
+
+
+def test_transaction_posted_event_equals_the_validated_model() -> None:
+    """``transaction_posted`` skips validation (model_construct): same model, same JSON."""
+    from tenantry.modules.ledger.application.events import transaction_posted
+    from tenantry.modules.ledger.contracts import TransactionPosted
+
+    a, b = acc("asset"), acc("liability")
+    accounts = {a.id: a, b.id: b}
+    draft = Draft("rent", {"k": 1}, (Entry(a.id, D, 70), Entry(b.id, C, 70)), uuid.uuid4())
+    p = post(uuid.uuid4(), draft, accounts, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    event = transaction_posted(p)
+    validated = TransactionPosted.model_validate(event.model_dump())
+    assert event == validated
+    assert event.model_dump(mode="json") == validated.model_dump(mode="json")
+    assert event.model_dump(mode="json")["entries"][0] == {
+        "account_id": str(a.id),
+        "account_code": "c-asset",
+        "currency": "EUR",
+        "direction": "debit",
+        "amount": 70,
+    }

@@ -9,7 +9,7 @@ thread hop per request on the hottest routes for a check that costs a set lookup
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 from uuid import UUID
@@ -99,6 +99,15 @@ class BatchItemIn(TransactionIn):
 class BatchIn(Strict):
     atomic: bool = False
     transactions: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchFastIn(Strict):
+    """The batch body when every item is valid: parsed from the JSON bytes in one pass
+    (pydantic-core), instead of JSON -> dicts -> one validation per item. Any error falls
+    back to ``BatchIn`` and per-item validation, which reports it exactly as before."""
+
+    atomic: bool = False
+    transactions: list[BatchItemIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class ReverseIn(Strict):
@@ -300,13 +309,21 @@ def build_router(service: LedgerService) -> APIRouter:
         summary="Post up to 1,000 transactions, each with its idempotency_key",
     )
     async def post_batch(request: Request, _: CanWrite) -> JsonResponse:
-        body: BatchIn = _parse(BatchIn, await request.body())
+        raw_body = await request.body()
+        body: BatchIn | BatchFastIn
+        try:
+            body = BatchFastIn.model_validate_json(raw_body or b"{}")
+        except ValidationError:
+            body = _parse(BatchIn, raw_body)
         items: list[Item] = []
         seen: set[str] = set()
-        for i, raw in enumerate(body.transactions):
-            key = raw.get("idempotency_key")
+        raws: Sequence[BatchItemIn | dict[str, Any]] = body.transactions
+        for i, raw in enumerate(raws):
+            key = (
+                raw.idempotency_key if isinstance(raw, BatchItemIn) else raw.get("idempotency_key")
+            )
             try:
-                item = _BATCH_ITEM.validate_python(raw)
+                item = raw if isinstance(raw, BatchItemIn) else _BATCH_ITEM.validate_python(raw)
                 if item.idempotency_key.startswith("~"):
                     raise LedgerError("idempotency_key must not start with ~", "idempotency_key")
                 if item.idempotency_key in seen:
@@ -354,12 +371,13 @@ def build_router(service: LedgerService) -> APIRouter:
 
 
 def outbox_publisher(dispatcher: Dispatcher) -> Publisher:
-    """Publish ``TransactionPosted.v1`` through the outbox, in the posting's own transaction."""
+    """Publish ``TransactionPosted.v1`` through the outbox, in the posting's own transaction:
+    one statement for all the events of a posting (``Dispatcher.publish_many``), so a batch of
+    1,000 transactions costs one outbox round trip, not 1,000."""
 
     async def publish(session: PostingSession, events: list[TransactionPosted]) -> None:
         assert isinstance(session, SqlPostingSession)
-        for event in events:
-            await dispatcher.publish(session.uow, event)
+        await dispatcher.publish_many(session.uow, events)
 
     return publish
 
@@ -382,8 +400,7 @@ class LedgerModule(Module):
 
     def setup(self, platform: Platform) -> None:
         # TransactionPosted.v1 goes to the outbox in the posting's own transaction (reporting
-        # and notifications consume it). One outbox insert per transaction: a bulk publish
-        # for the batch endpoint is the next step for batch throughput.
+        # and notifications consume it), one outbox statement per posting or batch.
         service = LedgerService(SqlLedgerStore(platform.db), outbox_publisher(platform.dispatcher))
         self.service = service
         platform.services["ledger"] = service

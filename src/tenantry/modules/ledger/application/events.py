@@ -13,13 +13,18 @@ from tenantry.modules.ledger.domain.model import Posted
 
 
 def transaction_posted(p: Posted) -> TransactionPosted:
-    """The ``ledger.TransactionPosted.v1`` event of one posted transaction."""
-    return TransactionPosted(
+    """The ``ledger.TransactionPosted.v1`` event of one posted transaction.
+
+    Built with ``model_construct`` (no validation): every field comes from a posted
+    transaction the domain has already checked, with the contract's types (UUID, datetime,
+    "debit"/"credit", int), and validating them again was ~15 % of a 1,000-item batch.
+    ``tests/ledger/test_events.py`` checks the result equals the validated model's."""
+    return TransactionPosted.model_construct(
         transaction_id=p.id,
         posted_at=p.posted_at,
         description=p.description,
         entries=[
-            PostedEntry(
+            PostedEntry.model_construct(
                 account_id=e.account_id,
                 account_code=e.account_code,
                 currency=e.currency,

@@ -120,9 +120,9 @@ class SqlPostingSession:
         e_dir: list[str] = []
         e_amt: list[int] = []
         e_no: list[int] = []
-        e_dr: list[int] = []
-        e_cr: list[int] = []
-        e_bal: list[int] = []
+        e_dr: list[str] = []
+        e_cr: list[str] = []
+        e_bal: list[str] = []
         for p in posted:
             for e in p.entries:
                 e_txn.append(p.id)
@@ -131,9 +131,9 @@ class SqlPostingSession:
                 e_dir.append(e.direction.value)
                 e_amt.append(e.amount)
                 e_no.append(e.entry_no)
-                e_dr.append(e.debits_after)
-                e_cr.append(e.credits_after)
-                e_bal.append(e.balance_after)
+                e_dr.append(str(e.debits_after))
+                e_cr.append(str(e.credits_after))
+                e_bal.append(str(e.balance_after))
         await self.uow.execute(
             sql.WRITE,
             self.uow.tenant_id,
@@ -141,7 +141,7 @@ class SqlPostingSession:
             [p.id for p in posted],
             [p.description for p in posted],
             [orjson.dumps(p.metadata).decode() for p in posted],
-            [p.amount for p in posted],
+            [str(p.amount) for p in posted],
             [p.reverses for p in posted],
             e_txn,
             e_seq,
@@ -153,9 +153,9 @@ class SqlPostingSession:
             e_cr,
             e_bal,
             [a.id for a in accounts],
-            [a.debits for a in accounts],
-            [a.credits for a in accounts],
-            [a.balance for a in accounts],
+            [str(a.debits) for a in accounts],
+            [str(a.credits) for a in accounts],
+            [str(a.balance) for a in accounts],
             [a.entry_count for a in accounts],
             list(release),
         )

@@ -9,7 +9,9 @@ A posting is two statements inside one unit of work (BEGIN + set tenant + these 
    accounts by id, so concurrent postings never deadlock) and returns their state and a
    timestamp taken after the locks (so ``posted_at`` never goes backwards on an account).
 2. ``WRITE`` inserts the transactions and entries (multi-row, ``unnest``), sets the accounts'
-   new totals and drops the keys of refused items, in one statement.
+   new totals and drops the keys of refused items, in one statement. Exact amounts and totals
+   travel as text and are cast to numeric in SQL: asyncpg's binary numeric encoder was ~4x
+   slower than text for the ~7,600 values of a 1,000-item batch.
 
 The decisions between the two (balance per currency, open accounts, allow_negative) are made
 in Python on the locked rows (``domain.model.post``); the CHECK on ``ledger_accounts`` is the
@@ -55,23 +57,24 @@ WRITE = """
 WITH t AS (
     INSERT INTO ledger_transactions
         (tenant_id, id, description, metadata, amount, posted_at, reverses)
-    SELECT $1, x.id, x.description, x.metadata::jsonb, x.amount, $2, x.reverses
-    FROM unnest($3::uuid[], $4::text[], $5::text[], $6::numeric[], $7::uuid[])
+    SELECT $1, x.id, x.description, x.metadata::jsonb, x.amount::numeric, $2, x.reverses
+    FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::uuid[])
          AS x(id, description, metadata, amount, reverses)
 ), e AS (
     INSERT INTO ledger_entries
         (tenant_id, transaction_id, seq, account_id, direction, amount, posted_at, entry_no,
          debits_after, credits_after, balance_after)
     SELECT $1, x.txn, x.seq, x.account_id, x.direction, x.amount, $2, x.entry_no,
-           x.debits_after, x.credits_after, x.balance_after
+           x.debits_after::numeric, x.credits_after::numeric, x.balance_after::numeric
     FROM unnest($8::uuid[], $9::int2[], $10::uuid[], $11::text[], $12::int8[], $13::int8[],
-                $14::numeric[], $15::numeric[], $16::numeric[])
+                $14::text[], $15::text[], $16::text[])
          AS x(txn, seq, account_id, direction, amount, entry_no, debits_after, credits_after,
               balance_after)
 ), u AS (
     UPDATE ledger_accounts a
-    SET debits = v.debits, credits = v.credits, balance = v.balance, entry_count = v.n
-    FROM unnest($17::uuid[], $18::numeric[], $19::numeric[], $20::numeric[], $21::int8[])
+    SET debits = v.debits::numeric, credits = v.credits::numeric,
+        balance = v.balance::numeric, entry_count = v.n
+    FROM unnest($17::uuid[], $18::text[], $19::text[], $20::text[], $21::int8[])
          AS v(id, debits, credits, balance, n)
     WHERE a.id = v.id
 ), d AS (
