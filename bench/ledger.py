@@ -2,8 +2,8 @@
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench.ledger
 
-(a) pgbench running the SQL transaction one transfer performs (BEGIN, set tenant, claim+lock,
-    write, COMMIT) as the app role under RLS: the physical baseline;
+(a) pgbench running the SQL transaction one transfer performs (BEGIN + set tenant in one round
+    trip, claim+lock, write, outbox, COMMIT) as the app role under RLS: the physical baseline;
 (b) POST /transactions through a real `tenantry serve` process (token, tenant, RLS,
     idempotency, balances) at rising concurrency, wrk + Lua (a unique Idempotency-Key per
     request); the hot-account case (every transfer out of one account), also for pgbench;
@@ -43,6 +43,7 @@ import orjson
 from bench._common import bench_database_url, free_port, table, wrk
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.db.dsn import database_of, with_database, with_user
+from tenantry.kernel.messaging import queries as mq
 from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode
@@ -91,6 +92,11 @@ def _acc(var: str) -> str:
     return f"md5('bench-' || (:{var})::text)::uuid"
 
 
+def _text(value: str) -> str:
+    """A text literal without ':' (pgbench would read ':name' as a variable)."""
+    return f"convert_from(decode('{value.encode().hex()}', 'hex'), 'UTF8')"
+
+
 TXN = "md5((:client_id)::text || '-' || (:r)::text)::uuid"
 
 
@@ -129,18 +135,57 @@ WITH t AS (
 )
 SELECT 1;
 """
+    # The TransactionPosted.v1 outbox row, with the statement the dispatcher sends
+    # (publish_many) and a payload of the size a two-entry transfer produces.
+    payload = orjson.dumps(
+        {
+            "transaction_id": str(uuid.UUID(int=1)),
+            "posted_at": "2026-01-01T00:00:00.000000+00:00",
+            "description": "",
+            "entries": [
+                {
+                    "account_id": str(account_id(n)),
+                    "account_code": f"bench-{n}",
+                    "currency": "EUR",
+                    "direction": d,
+                    "amount": 1,
+                }
+                for n, d in ((N + 1, "debit"), (1, "credit"))
+            ],
+            "reverses": None,
+        }
+    ).decode()
+    headers = orjson.dumps(
+        {
+            "correlation_id": str(uuid.UUID(int=2)),
+            "traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01",
+            "tenant_id": tenant_id,
+        }
+    ).decode()
+    outbox = (
+        mq.INSERT_OUTBOX_EVENTS.replace("$1", f"'{tenant_id}'::uuid")
+        .replace("$2::uuid[]", "ARRAY[md5((:client_id)::text || '-m-' || (:r)::text)::uuid]")
+        .replace("$3::text[]", "ARRAY['ledger.TransactionPosted.v1']")
+        .replace("$4::text[]", f"ARRAY[{_text(payload)}]")
+        .replace("$5::text[]", f"ARRAY[{_text(headers)}]")
+    )
     one_line = lambda s: " ".join(s.split())  # noqa: E731 - pgbench wants one line per command
     return "\n".join(
         [
             "\\set a 1" if hot else f"\\set a random(1, {N})",
             f"\\set b random({N + 1}, {2 * N})",
             "\\set r random(1, 1000000000000)",
+            # BEGIN and the settings in one round trip, as the unit of work sends them
+            # (one simple-query message there; a pipeline here, as -M prepared allows).
+            "\\startpipeline",
             "BEGIN;",
             f"SELECT set_config('app.tenant_id', '{tenant_id}', true),"
-            f" set_config('search_path', '{schema}', true),"
+            f" set_config('search_path', '\"{schema}\"', true),"
             " set_config('app.scope', 'tenant', true);",
+            "\\endpipeline",
             one_line(claim) + ";",
             one_line(write),
+            one_line(outbox) + ";",
             "COMMIT;",
         ]
     )
@@ -402,6 +447,15 @@ async def drop(url: str) -> None:
         await conn.close()
 
 
+async def clear_outbox(url: str) -> None:
+    """Drop pgbench's outbox rows, so the server's relay does not deliver them during (b)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("DELETE FROM tenant_shared.outbox")
+    finally:
+        await conn.close()
+
+
 async def check_books(url: str) -> tuple[int, bool]:
     conn = await asyncpg.connect(url)
     try:
@@ -456,6 +510,7 @@ def main() -> None:
             ]
         )
         best_a = max(base_tps["c1"], base_tps["c4"], base_tps["c16"])
+        asyncio.run(clear_outbox(url))
 
         port = free_port()
         exe = str(Path(sys.executable).with_name("tenantry"))
