@@ -90,7 +90,7 @@ def test_reversal_flips_entries() -> None:
 
 
 def test_transaction_posted_event_equals_the_validated_model() -> None:
-    """``transaction_posted`` skips validation (model_construct): same model, same JSON."""
+    """``transaction_posted`` builds the contract's model from the posted transaction."""
     from tenantry.modules.ledger.application.events import transaction_posted
     from tenantry.modules.ledger.contracts import TransactionPosted
 
