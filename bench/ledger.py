@@ -9,8 +9,10 @@
     request); the hot-account case (every transfer out of one account), also for pgbench;
 (c) GET /accounts/{id}/balance against a bare Starlette + asyncpg handler reading the same row;
 (d) POST /transactions/batch with 100 and 1,000 transfers per request (and hot, 100);
-then py-spy (when installed) samples the server under (b) to show what limits it, and (e) the
-same server on uvloop shows what the event loop costs.
+then py-spy (when installed) samples the server under (b) to show what limits it, (e) the
+same server on uvloop shows what the event loop costs, and (f) POST with the outbox relay in
+the server process (the default configuration; (b)-(e) run with it off, see server_env).
+``BENCH_SERVER_SRC=/path/to/other/src`` runs the servers from another checkout.
 Every phase is bounded in time (the whole run stays under 4 minutes). Uses its own database,
 dropped at the end.
 """
@@ -233,6 +235,20 @@ def pgbench(app_dsn: str, script: str, clients: int, seconds: int) -> dict[str, 
 
 
 # -- servers -----------------------------------------------------------------------------------
+def server_env(url: str, *, relay: bool = False) -> dict[str, str]:
+    """The server's environment. The outbox relay is off except in (f): with it on, every
+    figure after the first POST phase also paid for delivering that phase's backlog (reporting
+    and notifications handlers), and the GET figures most of all. ``BENCH_SERVER_SRC``: run
+    the server from another checkout's ``src`` (before/after comparisons in one run)."""
+    env = {"DATABASE_URL": url}
+    if not relay:
+        env["TENANTRY_MESSAGING__RELAY_IN_PROCESS"] = "false"
+    src = os.environ.get("BENCH_SERVER_SRC")
+    if src:
+        env["PYTHONPATH"] = src
+    return env
+
+
 @contextlib.contextmanager
 def process(cmd: list[str], env: dict[str, str], health: str) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen(
@@ -516,7 +532,7 @@ def main() -> None:
         exe = str(Path(sys.executable).with_name("tenantry"))
         with process(
             [exe, "serve", "--port", str(port)],
-            {"DATABASE_URL": url},
+            server_env(url),
             f"http://127.0.0.1:{port}/healthz",
         ) as srv:
             base = f"http://127.0.0.1:{port}"
@@ -652,7 +668,7 @@ def main() -> None:
         )
         with process(
             [sys.executable, "-c", launch],
-            {"DATABASE_URL": url},
+            server_env(url),
             f"http://127.0.0.1:{port2}/healthz",
         ) as srv2:
             base2 = f"http://127.0.0.1:{port2}"
@@ -674,6 +690,31 @@ def main() -> None:
                         f"{u['cpu_ms']:.2f}",
                     ]
                 )
+        # (f) The default configuration: the outbox relay in the server process, delivering
+        # TransactionPosted.v1 to reporting and notifications while the server takes posts.
+        port3 = free_port()
+        with process(
+            [exe, "serve", "--port", str(port3)],
+            server_env(url, relay=True),
+            f"http://127.0.0.1:{port3}/healthz",
+        ) as srv3:
+            base3 = f"http://127.0.0.1:{port3}"
+            tok3 = token(base3)
+            f = timed_wrk(
+                srv3.pid, base3 + f"{API}/transactions", transfer_lua(tok3, False), 16, SECONDS
+            )
+            rows.append(
+                [
+                    f"(f) POST /transactions, relay in the server ({f['errors']:.0f} errors)",
+                    16,
+                    f"{f['rps']:.0f}",
+                    f"{f['p50']:.1f}",
+                    f"{f['p95']:.1f}",
+                    f"{f['p99']:.1f}",
+                    f"{f['rps'] / best_a:.0%} of best (a)",
+                    f"{f['cpu_ms']:.2f}",
+                ]
+            )
         n, ok = asyncio.run(check_books(url))
         notes.append(f"{n} transactions posted in total; books balanced: {ok}")
     finally:
