@@ -210,3 +210,32 @@ async def test_platform_unit_of_work_scopes(
         assert await uow.fetchval("SELECT current_setting('app.scope')") == "tenant"
         assert await uow.fetchval("SELECT current_setting('app.tenant_id')") == str(a.tenant.id)
     await assert_clean(one_conn_db)
+
+
+async def test_cancelled_unit_of_work_leaves_a_clean_connection(
+    platform: Platform, make_tenant: MakeTenant, one_conn_db: Database
+) -> None:
+    """A request cancelled mid-statement (client gone, timeout): the transaction is rolled
+    back and the pooled connection comes back usable, without a tenant."""
+    import asyncio
+
+    a = await make_tenant()
+    name = f"uow-cancel-{uuid.uuid4().hex[:8]}"
+
+    async def slow() -> None:
+        with tenant_scope(a.tenant):
+            async with one_conn_db.unit_of_work() as uow:
+                await uow.execute(
+                    "INSERT INTO roles (tenant_id, name) VALUES ($1, $2)", uow.tenant_id, name
+                )
+                await uow.execute("SELECT pg_sleep(5)")
+
+    task = asyncio.create_task(slow())
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await assert_clean(one_conn_db)
+    with tenant_scope(a.tenant):
+        async with one_conn_db.unit_of_work(readonly=True) as uow:
+            assert await uow.fetchval("SELECT count(*) FROM roles WHERE name = $1", name) == 0
