@@ -16,6 +16,7 @@ In one run (bounded well under 4 minutes):
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import secrets
 import statistics
@@ -301,6 +302,13 @@ async def bench_saga(p: Platform, prefix: str) -> list[list[object]]:
     consumer = RabbitBus(p.messaging.settings, p.dispatcher, p.catalog, role="bench-worker")
     await consumer.consume(["welcome"])
     saga_ms, e2e_ms = [], []
+    marks: list[tuple[str, float]] = []
+    steps: dict[str, list[float]] = {}
+
+    async def mark(kind: str, where: str) -> None:  # the runner's hook: before each action
+        marks.append((where.removeprefix("do:"), time.perf_counter()))
+
+    p.sagas.inject = mark
     try:
         for i in range(40):
             slug = f"sagabench-{i}"
@@ -313,11 +321,17 @@ async def bench_saga(p: Platform, prefix: str) -> list[list[object]]:
                     options={"admin_email": f"a@{slug}.test", "admin_password": "bench-password-1"},
                 )
             )
-            saga_ms.append((time.perf_counter() - t0) * 1000)
+            t1 = time.perf_counter()
+            saga_ms.append((t1 - t0) * 1000)
+            seq = [("(saga row inserted)", t0), *marks, ("", t1)]
+            for (name, ta), (_, tb) in itertools.pairwise(seq):
+                steps.setdefault(name, []).append((tb - ta) * 1000)
+            marks.clear()
             while slug not in handled:  # noqa: ASYNC110 - polling a dict
                 await asyncio.sleep(0.001)
             e2e_ms.append((handled[slug] - t0) * 1000)
     finally:
+        p.sagas.inject = None
         await consumer.close()
         await p.messaging.close()
         import aio_pika
@@ -327,7 +341,18 @@ async def bench_saga(p: Platform, prefix: str) -> list[list[object]]:
         await ch.queue_delete(f"{prefix}.welcome")
         await ch.exchange_delete(f"{prefix}.platform")
         await conn.close()
+    breakdown = [
+        [
+            f"step {name} (incl. its state writes)",
+            len(v),
+            f"{statistics.median(v):.1f} ms",
+            f"{pct(v, 0.99):.1f} ms",
+            "-",
+        ]
+        for name, v in steps.items()
+    ]
     return [
+        *breakdown,
         [
             "onboarding saga (6 steps: shared tenant, chart of accounts, argon2 admin)",
             len(saga_ms),

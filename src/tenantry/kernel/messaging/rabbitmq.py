@@ -16,16 +16,17 @@ row and has no effect.
 queue and no consumer taking them, after a forced close, and the library's automatic
 restore of channels, queues, bindings and consumers (with exchange objects shared between
 channels, as this module did) was the one part we could neither observe nor test. A restart
-we do ourselves is observable (``connections``) and testable. The publisher drops a closed connection and opens a new one on the
-next publish (the relay retries a failed publish without counting an attempt). The consumer
-runs a supervisor: it sets up every queue and consumer on a fresh connection, waits until
-that connection or any of its channels closes, then starts over (every 0.5 s while the
-broker is away). An ack that fails because its channel died is not a handler failure: the
-broker redelivers the message on the new connection and the inbox makes that a no-op.
+we do ourselves is observable (``connections``) and testable. The publisher drops a closed
+connection and opens a new one on the next publish (the relay retries a failed publish
+without counting an attempt). The consumer runs a supervisor: it sets up every queue and
+consumer on a fresh connection, waits until that connection or any of its channels closes,
+then starts over (every 0.5 s while the broker is away). An ack that fails because its
+channel died is not a handler failure: the broker redelivers the message on the new
+connection and the inbox makes that a no-op.
 
-A handler that keeps failing is retried ``consumer_attempts`` times
-with backoff, then the message goes to the tenant's dead-letter table (``tenantry messages
-dead``) for that one consumer, and is acked.
+A handler that keeps failing is retried ``consumer_attempts`` times with backoff, then the
+message goes to the tenant's dead-letter table (``tenantry messages dead``) for that one
+consumer, and is acked.
 """
 
 from __future__ import annotations

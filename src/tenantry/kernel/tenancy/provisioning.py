@@ -123,8 +123,11 @@ class Provisioner:
         return tenant_from_row(row)
 
     async def tenant(self, tenant_id: uuid.UUID) -> Tenant | None:
-        async with self.db.admin_connection() as conn:
-            row = await conn.fetchrow(q.SELECT_TENANT_BY_ID, tenant_id)
+        """The catalog row as it is now (no cache), read through the pool: the app role may
+        read the catalog, and a fresh admin connection per read (a new server process each)
+        was most of the onboarding saga's time."""
+        async with self.db.platform_unit_of_work() as uow:
+            row = await uow.fetchrow(q.SELECT_TENANT_BY_ID, tenant_id)
         return tenant_from_row(row) if row else None
 
     async def make_storage(self, tenant: Tenant) -> None:
