@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import pytest
@@ -329,9 +330,12 @@ async def test_broker_outage_mid_stream(
 async def test_relay_dies_after_handling_before_marking(
     relay_paused: Platform, make_tenant: MakeTenant
 ) -> None:
-    """In-process edge: the relay dies after its consumers committed but before it marked the
-    rows delivered (its claim transaction is lost); the next relay redelivers the batch and
-    the inbox makes the second delivery a no-op."""
+    """In-process edge: the relay dies after its consumers ran but before it committed. Their
+    effects share the claim transaction, so nothing happened and nothing is marked; the next
+    relay delivers the batch once. Then the inbox's own case: messages already handled (as
+    by a consumer whose mark was lost) but still pending are redelivered with no effect."""
+    from tenantry.kernel.messaging.dispatcher import envelope_from_row
+    from tenantry.kernel.messaging.queries import CLAIM_OUTBOX
     from tenantry.kernel.messaging.relay import Relay
 
     platform = relay_paused
@@ -342,17 +346,32 @@ async def test_relay_dies_after_handling_before_marking(
     doomed = Relay(platform.db, platform.catalog, m.dispatcher, m.settings)
     original = doomed._deliver
 
-    async def deliver_then_die(t: Tenant, envs: list[object]) -> dict[object, str]:
-        await original(t, envs)  # type: ignore[arg-type]
+    async def deliver_then_die(claim: Any, envs: Any, *, fast: bool) -> Any:
+        await original(claim, envs, fast=fast)
+        assert await folded_in(claim, account) > 0  # the handlers did run
         raise ConnectionResetError("relay process died")
 
-    doomed._deliver = deliver_then_die  # type: ignore[assignment,method-assign]
+    doomed._deliver = deliver_then_die  # type: ignore[method-assign]
     with pytest.raises(ConnectionResetError):
         await doomed.run_batch(tenant)
-    handled_once = await folded(platform, tenant, account)
-    assert 0 < handled_once < N
-    assert await pending(platform, tenant) == N  # nothing marked: the claim rolled back
+    assert await folded(platform, tenant, account) == 0  # rolled back with the claim
+    assert await pending(platform, tenant) == N
+    # 50 messages handled and committed by someone else, never marked delivered:
+    async with platform.db.tenant_unit_of_work(tenant) as uow:
+        envs = [envelope_from_row(r) for r in await uow.fetch(CLAIM_OUTBOX, N + 10)]
+    posted = [e for e in envs if e.name == TransactionPosted.message_name][:50]
+    with tenant_scope(tenant):
+        async with platform.db.tenant_unit_of_work(tenant) as uow:
+            await m.dispatcher.deliver_batch(uow, posted, "reporting")
+    assert await folded(platform, tenant, account) == 50
     fresh = Relay(platform.db, platform.catalog, m.dispatcher, m.settings)
     await fresh.drain([tenant])
     assert await pending(platform, tenant) == 0
     assert await folded(platform, tenant, account) == N
+
+
+async def folded_in(uow: Any, account: uuid.UUID) -> int:
+    n = await uow.fetchval(
+        "SELECT coalesce(sum(entries), 0) FROM reporting_daily WHERE account_id = $1", account
+    )
+    return int(n)
