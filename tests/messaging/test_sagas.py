@@ -313,6 +313,7 @@ async def test_platform_route_and_cli_views(
         "name": "Via HTTP",
         "isolation": "schema",
         "admin_email": f"boss@{slug}.test",
+        "chart_of_accounts": "none",
     }
     r = await client.post("/api/v1/platform/tenants", json=body)
     assert r.status_code == 401, r.text
@@ -321,6 +322,9 @@ async def test_platform_route_and_cli_views(
     )
     assert r.status_code == 201, r.text
     assert r.json()["status"] == "active"
+    created = await probed.catalog.by_slug(slug)
+    assert created is not None
+    assert await chart_codes(probed, created.id, created.schema) == []  # "none" was passed on
     assert r.json()["admin_password"]
     other = await get_token(client, f"boss@{slug}.test", r.json()["admin_password"], slug)
     r = await client.post(
