@@ -360,3 +360,26 @@ async def test_a_rolled_back_membership_publishes_nothing(
             " AND payload->>'email' IN ('x@y.test', 'z@y.test')"
         )
     assert [r["message_id"] for r in rows] == [mid]
+
+
+async def test_membership_event_of_a_database_tenant_lands_in_its_database(
+    probed: Platform, client: httpx.AsyncClient, make_tenant: MakeTenant
+) -> None:
+    """A database-mode tenant's outbox is in its own database, which the platform
+    transaction (main database) cannot join: the event is written there in a transaction of
+    its own, and delivered from there."""
+    t = await make_tenant("database")
+    assert t.tenant.database is not None
+    email = f"db-member@{t.tenant.slug}.test"
+    r = await client.post(
+        "/api/v1/identity/users",
+        headers=t.auth,
+        json={"email": email, "password": "a-long-password-1", "roles": []},
+    )
+    assert r.status_code == 201, r.text
+    async with probed.db.tenant_unit_of_work(t.tenant) as uow:
+        rows = await uow.fetch(
+            "SELECT tenant_id, payload FROM outbox WHERE name = 'identity.UserAddedToTenant.v1'"
+        )
+    assert [r["payload"]["email"] for r in rows if r["payload"]["email"] == email] == [email]
+    assert {r["tenant_id"] for r in rows} == {t.tenant.id}
