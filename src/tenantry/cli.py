@@ -239,6 +239,10 @@ def tenants_create(
     admin_password: Annotated[
         str | None, typer.Option(help="Its password (else generated).")
     ] = None,
+    chart_of_accounts: Annotated[
+        str | None,
+        typer.Option(help="Ledger chart-of-accounts template: default | none (empty ledger)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Provision a tenant (all-or-nothing)."""
@@ -246,7 +250,13 @@ def tenants_create(
 
     async def go(platform: Platform) -> dict[str, Any]:
         opts = {
-            k: v for k, v in (("admin_email", admin_email), ("admin_password", admin_password)) if v
+            k: v
+            for k, v in (
+                ("admin_email", admin_email),
+                ("admin_password", admin_password),
+                ("chart_of_accounts", chart_of_accounts),
+            )
+            if v
         }
         res = await platform.provisioner.create(
             ProvisionRequest(slug, name, isolation, plan or s.tenancy.default_plan, server, opts)

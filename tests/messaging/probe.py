@@ -62,6 +62,15 @@ class Add(BaseModel):
     b: int
 
 
+class Sum(BaseModel):
+    """A command whose sender needs the result (registered with ``replies=True``)."""
+
+    model_config = ConfigDict(frozen=True)
+    message_name: ClassVar[str] = "probe.Sum.v1"
+    a: int
+    b: int
+
+
 def register(dispatcher: Dispatcher) -> None:
     async def effect(uow: UnitOfWork, ctx: MessageContext, key: str, n: int) -> None:
         h = ctx.headers
@@ -96,4 +105,9 @@ def register(dispatcher: Dispatcher) -> None:
     dispatcher.subscribe("sink", Echoed, on_echoed)
     dispatcher.subscribe("sink", Poison, on_poison)
     dispatcher.subscribe("audit", Bumped, on_bumped)
+
+    async def on_sum(uow: UnitOfWork, cmd: Sum, ctx: MessageContext) -> int:
+        return cmd.a + cmd.b
+
     dispatcher.handle("sink", Add, on_add)
+    dispatcher.handle("sink", Sum, on_sum, replies=True)

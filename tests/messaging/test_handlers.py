@@ -6,12 +6,14 @@ import uuid
 
 import pytest
 
+from tenantry.kernel.errors import ConfigError
 from tenantry.kernel.messaging import dead
+from tenantry.kernel.messaging.routing import Routes, Transport
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tests.conftest import MakeTenant
 from tests.messaging.conftest import effects, eventually
-from tests.messaging.probe import Add, Bumped, Poison
+from tests.messaging.probe import Add, Bumped, Poison, Sum
 
 
 async def test_published_event_reaches_every_subscriber_once_in_sender_tenant(
@@ -163,17 +165,16 @@ async def test_poison_message_goes_dead_without_blocking_others(
     assert await dead_one() == []
 
 
-async def test_command_has_one_handler_and_returns_inproc(
+async def test_command_has_one_handler_and_the_same_answer_on_both_transports(
     probed: Platform, make_tenant: MakeTenant, transport: str
 ) -> None:
+    """A command without ``replies``: ``send`` returns None in-process too (the handler's
+    return value is dropped), so moving its edge to the bus changes nothing for the caller."""
     a = (await make_tenant()).tenant
     key = f"cmd-{uuid.uuid4()}"
     with tenant_scope(a):
         result = await probed.dispatcher.send(Add(key=key, a=2, b=3))
-    if transport == "inproc":
-        assert result == 5
-    else:
-        assert result is None  # queued through the outbox to the handler's queue
+    assert result is None
 
     async def handled() -> bool:
         return len(await effects(probed, key=key)) == 1
@@ -183,3 +184,23 @@ async def test_command_has_one_handler_and_returns_inproc(
     assert row["n"] == 5
     assert row["consumer"] == "sink"
     assert row["tenant_seen"] == a.id
+
+
+async def test_command_with_a_reply_returns_it_and_refuses_a_bus_edge(
+    probed: Platform, make_tenant: MakeTenant
+) -> None:
+    """``replies=True``: the sender gets the handler's result; an edge configured ``bus`` for
+    such a command is a start-up error (configure_routes), never a silent None."""
+    a = (await make_tenant()).tenant
+    with tenant_scope(a):
+        assert await probed.dispatcher.send(Sum(a=2, b=40)) == 42
+    with pytest.raises(ConfigError, match=r"'probe -> sink' = 'bus'.*probe\.Sum\.v1"):
+        probed.messaging.configure_routes({"probe -> sink": "bus"}, ["probe", "sink"])
+    assert probed.dispatcher.routes.transport("probe", "sink") is Transport.INPROC
+    saved = dict(probed.dispatcher.routes.edges)
+    probed.dispatcher.routes.edges[("probe", "sink")] = Transport.BUS  # bypassing the check
+    try:
+        with tenant_scope(a), pytest.raises(ConfigError, match="returns a result"):
+            await probed.dispatcher.send(Sum(a=1, b=1))
+    finally:
+        probed.dispatcher.routes = Routes(saved)

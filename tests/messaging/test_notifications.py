@@ -14,6 +14,7 @@ from email import message_from_bytes
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -248,3 +249,137 @@ async def test_direct_notices_by_email_and_signed_webhook(
     other = await make_tenant()
     with tenant_scope(other.tenant), pytest.raises(ValueError, match="not a registered"):
         await svc.notify("webhook", hooks.url, "x", {})  # A's endpoint is invisible to B
+
+
+async def test_identity_events_reach_notifications(
+    probed: Platform,
+    client: httpx.AsyncClient,
+    make_tenant: MakeTenant,
+    smtp: Inbox,
+    hooks: HookServer,
+    transport: str,
+) -> None:
+    """Identity publishes UserAddedToTenant and ApiClientCreated through the outbox in the
+    membership's / client's own transaction; notifications (over the bus, or in-process)
+    emails the new member and calls the tenant's webhooks. The onboarding admin gets only
+    the welcome email."""
+    t = await make_tenant()
+    r = await client.post(
+        "/api/v1/notifications/webhooks",
+        headers=t.auth,
+        json={
+            "url": hooks.url,
+            "events": ["identity.UserAddedToTenant.v1", "identity.ApiClientCreated.v1"],
+        },
+    )
+    assert r.status_code == 201, r.text
+    email = f"new-{transport}@{t.tenant.slug}.test"
+    r = await client.post(
+        "/api/v1/identity/users",
+        headers=t.auth,
+        json={"email": email, "password": "a-long-password-1", "roles": ["admin"]},
+    )
+    assert r.status_code == 201, r.text
+    r = await client.post(
+        "/api/v1/identity/clients", headers=t.auth, json={"name": "ci", "roles": ["admin"]}
+    )
+    assert r.status_code == 201, r.text
+    client_id, secret = r.json()["client_id"], r.json()["client_secret"]
+
+    async def mailed() -> bool:
+        return any(m["To"] == email for m in smtp.messages)
+
+    wanted = {"identity.UserAddedToTenant.v1", "identity.ApiClientCreated.v1"}
+
+    async def hooked() -> bool:  # webhooks are at-least-once: wait for both kinds
+        return wanted <= {orjson.loads(req["body"])["event"] for req in hooks.requests}
+
+    await eventually(mailed)
+    await eventually(hooked)
+    (mail,) = [m for m in smtp.messages if m["To"] == email]
+    assert "added" in mail["Subject"]
+    bodies = [orjson.loads(req["body"]) for req in hooks.requests]
+    # (At-least-once: a redelivered webhook may repeat, with the same message id.)
+    added, *_ = [
+        b["data"]
+        for b in bodies
+        if b["event"] == "identity.UserAddedToTenant.v1" and b["data"]["email"] == email
+    ]
+    assert added["roles"] == ["admin"]
+    assert added["onboarding"] is False
+    created, *_ = [
+        req["body"]
+        for req, b in zip(hooks.requests, bodies, strict=True)
+        if b["event"] == "identity.ApiClientCreated.v1"
+    ]
+    assert orjson.loads(created)["data"]["client_id"] == client_id
+    assert secret.encode() not in created  # an event never carries the secret
+    admin = t.admin_email
+    assert not [m for m in smtp.messages if m["To"] == admin and "added" in m["Subject"]]
+    # Both events sit in the tenant's own outbox with its tenant id (published there).
+    with tenant_scope(t.tenant):
+        async with probed.db.unit_of_work() as uow:
+            names = {
+                r["name"]
+                for r in await uow.fetch(
+                    "SELECT name FROM outbox WHERE name LIKE 'identity.%' AND tenant_id = $1",
+                    t.tenant.id,
+                )
+            }
+    assert names == {"identity.UserAddedToTenant.v1", "identity.ApiClientCreated.v1"}
+
+
+async def test_a_rolled_back_membership_publishes_nothing(
+    probed: Platform, make_tenant: MakeTenant
+) -> None:
+    """The event commits with the membership or not at all (schema tenant: the outbox of
+    its schema, written from the platform transaction on the main database)."""
+    from tenantry.modules.identity.contracts import UserAddedToTenant
+
+    t = await make_tenant("schema")
+
+    class Boom(Exception):
+        pass
+
+    async def publish_then_fail() -> None:
+        async with probed.db.platform_unit_of_work(as_tenant=t.tenant) as uow:
+            await probed.dispatcher.publish(
+                uow, UserAddedToTenant(user_id=uuid.uuid4(), email="x@y.test", roles=[])
+            )
+            raise Boom
+
+    with pytest.raises(Boom):
+        await publish_then_fail()
+    async with probed.db.platform_unit_of_work(as_tenant=t.tenant) as uow:
+        mid = await probed.dispatcher.publish(
+            uow, UserAddedToTenant(user_id=uuid.uuid4(), email="z@y.test", roles=[])
+        )
+    async with probed.db.tenant_unit_of_work(t.tenant) as uow:
+        rows = await uow.fetch(
+            "SELECT message_id FROM outbox WHERE name = 'identity.UserAddedToTenant.v1'"
+            " AND payload->>'email' IN ('x@y.test', 'z@y.test')"
+        )
+    assert [r["message_id"] for r in rows] == [mid]
+
+
+async def test_membership_event_of_a_database_tenant_lands_in_its_database(
+    probed: Platform, client: httpx.AsyncClient, make_tenant: MakeTenant
+) -> None:
+    """A database-mode tenant's outbox is in its own database, which the platform
+    transaction (main database) cannot join: the event is written there in a transaction of
+    its own, and delivered from there."""
+    t = await make_tenant("database")
+    assert t.tenant.database is not None
+    email = f"db-member@{t.tenant.slug}.test"
+    r = await client.post(
+        "/api/v1/identity/users",
+        headers=t.auth,
+        json={"email": email, "password": "a-long-password-1", "roles": []},
+    )
+    assert r.status_code == 201, r.text
+    async with probed.db.tenant_unit_of_work(t.tenant) as uow:
+        rows = await uow.fetch(
+            "SELECT tenant_id, payload FROM outbox WHERE name = 'identity.UserAddedToTenant.v1'"
+        )
+    assert [r["payload"]["email"] for r in rows if r["payload"]["email"] == email] == [email]
+    assert {r["tenant_id"] for r in rows} == {t.tenant.id}

@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from tenantry.kernel.config import Settings
-from tenantry.kernel.db.uow import UnitOfWork
-from tenantry.kernel.messaging.envelope import MessageContext
+from tenantry.kernel.errors import ConfigError
 from tenantry.kernel.messaging.saga import SagaDefinition, SagaFailed, SagaStore, Step
 from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.contracts import SeedChartOfAccounts
 from tenantry.kernel.tenancy.model import IsolationMode
 from tenantry.kernel.tenancy.onboarding import KIND
@@ -28,9 +28,6 @@ from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 from tests.conftest import PASSWORD, RUN, get_token
 
 STEPS = ["record", "storage", "chart_of_accounts", "admin", "activate", "welcome"]
-
-
-SEEDED: list[str] = []
 
 
 class Injected(RuntimeError):
@@ -42,23 +39,26 @@ class Crash(BaseException):
 
 
 @pytest.fixture
-async def ledger_stub(probed: Platform) -> AsyncIterator[Platform]:
-    """A stand-in ledger handler for SeedChartOfAccounts (the ledger module is not on this
-    branch yet): records the call in the new tenant's context."""
-    name = SeedChartOfAccounts.message_name
-    added = name not in probed.dispatcher.commands
-
-    async def seed(uow: UnitOfWork, cmd: SeedChartOfAccounts, ctx: MessageContext) -> None:
-        SEEDED.append(await uow.fetchval("SELECT current_setting('app.tenant_id', true)"))
-
-    if added:
-        probed.dispatcher.handle("ledger", SeedChartOfAccounts, seed)
+async def onboarding(probed: Platform) -> AsyncIterator[Platform]:
+    """The session platform (the ledger module handles SeedChartOfAccounts); the injection
+    hook is cleared afterwards."""
+    assert probed.dispatcher.has_handler(SeedChartOfAccounts)
     try:
         yield probed
     finally:
-        if added:
-            del probed.dispatcher.commands[name]
         probed.sagas.inject = None
+
+
+async def chart_codes(platform: Platform, tenant_id: uuid.UUID, schema: str) -> list[str]:
+    async with platform.db.admin_connection(as_owner=False) as conn:
+        if not await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema):
+            return []
+        rows = await conn.fetch(
+            f'SELECT code FROM "{schema}".ledger_accounts'
+            " WHERE tenant_id = $1 AND metadata->>'seeded' IS NOT NULL ORDER BY code",
+            tenant_id,
+        )
+    return [r["code"] for r in rows]
 
 
 async def leftovers(platform: Platform, slug: str, tenant_id: uuid.UUID | None) -> list[str]:
@@ -73,7 +73,7 @@ async def leftovers(platform: Platform, slug: str, tenant_id: uuid.UUID | None) 
         if await conn.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", db):
             found.append("database")
         if tenant_id is not None:
-            for table in ("roles", "outbox", "inbox"):
+            for table in ("roles", "outbox", "inbox", "ledger_accounts"):
                 n = await conn.fetchval(
                     f"SELECT count(*) FROM tenant_shared.{table} WHERE tenant_id = $1", tenant_id
                 )
@@ -95,6 +95,8 @@ async def latest_saga(platform: Platform, slug: str) -> dict[str, Any]:
 
 
 CASES = [(step, "schema") for step in STEPS] + [
+    ("chart_of_accounts", "shared"),
+    ("admin", "shared"),
     ("welcome", "shared"),
     ("admin", "database"),
 ]
@@ -102,9 +104,9 @@ CASES = [(step, "schema") for step in STEPS] + [
 
 @pytest.mark.parametrize(("step", "mode"), CASES)
 async def test_failure_at_each_step_leaves_nothing(
-    ledger_stub: Platform, step: str, mode: str
+    onboarding: Platform, step: str, mode: str
 ) -> None:
-    platform = ledger_stub
+    platform = onboarding
     slug = f"sg{RUN}-{step[:5].replace('_', '')}-{mode[:2]}"
 
     async def inject(kind: str, where: str) -> None:
@@ -130,20 +132,87 @@ async def test_failure_at_each_step_leaves_nothing(
     assert done == STEPS[: STEPS.index(step)]
 
 
-async def test_onboarding_seeds_chart_through_the_command(ledger_stub: Platform) -> None:
-    platform = ledger_stub
+async def test_onboarding_seeds_chart_through_the_command(onboarding: Platform) -> None:
+    platform = onboarding
     res = await platform.provisioner.create(
         ProvisionRequest(f"sg{RUN}-coa", "Chart", IsolationMode.SHARED)
     )
-    assert SEEDED.count(str(res.tenant.id)) == 1  # ran once, in the new tenant's context
-    saga = await latest_saga(platform, res.tenant.slug)
+    t = res.tenant
+    expected = ["1000", "1200", "2000", "3000", "4000", "5000"]
+    assert await chart_codes(platform, t.id, t.schema) == expected
+    saga = await latest_saga(platform, t.slug)
     assert saga["status"] == "completed"
     assert saga["data"]["chart_of_accounts"] == "seeded"
+    assert saga["data"]["chart_created"] == expected  # the ledger's reply
     assert "_options" not in saga["data"]  # secrets are never persisted
+    # Idempotent (a resumed saga sends it again): nothing is created twice; RLS scopes it.
+    with tenant_scope(t):
+        again = await platform.dispatcher.send(SeedChartOfAccounts())
+    assert again == {"template": "default", "created": []}
+    assert await chart_codes(platform, t.id, t.schema) == expected
+    # A tenant can start with an empty ledger.
+    bare = await platform.provisioner.create(
+        ProvisionRequest(
+            f"sg{RUN}-nocoa",
+            "No chart",
+            IsolationMode.SHARED,
+            options={"chart_of_accounts": "none"},
+        )
+    )
+    assert await chart_codes(platform, bare.tenant.id, bare.tenant.schema) == []
 
 
-async def test_interrupted_saga_resumes_forward(ledger_stub: Platform) -> None:
-    platform = ledger_stub
+async def test_failure_after_the_chart_removes_it_before_storage(onboarding: Platform) -> None:
+    """The chart step's compensation (RemoveChartOfAccounts) runs, in reverse order, before
+    the storage is dropped: observed from inside the saga between the two."""
+    platform = onboarding
+    slug = f"sg{RUN}-coaundo"
+    seen: dict[str, list[str]] = {}
+
+    async def inject(kind: str, where: str) -> None:
+        if kind != KIND:
+            return
+        saga = await latest_saga(platform, slug)
+        tid = uuid.UUID(saga["data"]["tenant_id"])
+        schema = "tenant_" + slug.replace("-", "_")
+        if where in ("undo:chart_of_accounts", "undo:storage"):
+            seen[where] = await chart_codes(platform, tid, schema)
+        if where == "do:activate":
+            raise Injected("injected at activate")
+
+    platform.sagas.inject = inject
+    with pytest.raises(Injected):
+        await platform.provisioner.create(ProvisionRequest(slug, "Undo", IsolationMode.SCHEMA))
+    assert len(seen["undo:chart_of_accounts"]) == 6  # seeded, then compensated...
+    assert seen["undo:storage"] == []  # ...by the ledger, before the schema went
+    assert await leftovers(platform, slug, None) == []
+
+
+async def test_ledger_failing_in_the_chart_step_compensates(onboarding: Platform) -> None:
+    """Not an injection: the ledger's handler itself fails (an unknown template)."""
+    platform = onboarding
+    slug = f"sg{RUN}-coabad"
+    with pytest.raises(ValueError, match="unknown chart of accounts"):
+        await platform.provisioner.create(
+            ProvisionRequest(
+                slug, "Bad chart", IsolationMode.SHARED, options={"chart_of_accounts": "nope"}
+            )
+        )
+    saga = await latest_saga(platform, slug)
+    assert saga["status"] == "failed"
+    failed = [e["step"] for e in saga["log"] if e["event"] == "failed"]
+    assert failed[0] == "chart_of_accounts"
+    assert await leftovers(platform, slug, uuid.UUID(saga["data"]["tenant_id"])) == []
+
+
+async def test_chart_step_refuses_a_bus_edge(onboarding: Platform) -> None:
+    """The saga needs the ledger's reply: ``platform -> ledger = bus`` is a start-up error."""
+    with pytest.raises(ConfigError, match=r"platform\.SeedChartOfAccounts\.v1"):
+        onboarding.messaging.configure_routes({"platform -> ledger": "bus"}, ["ledger"])
+
+
+async def test_interrupted_saga_resumes_forward(onboarding: Platform) -> None:
+    platform = onboarding
     slug = f"sg{RUN}-resume"
 
     async def crash(kind: str, where: str) -> None:
@@ -169,8 +238,8 @@ async def test_interrupted_saga_resumes_forward(ledger_stub: Platform) -> None:
     assert tenant.status.value == "active"
 
 
-async def test_interrupted_saga_that_lost_its_secret_compensates(ledger_stub: Platform) -> None:
-    platform = ledger_stub
+async def test_interrupted_saga_that_lost_its_secret_compensates(onboarding: Platform) -> None:
+    platform = onboarding
     slug = f"sg{RUN}-secret"
 
     async def crash(kind: str, where: str) -> None:
@@ -244,6 +313,7 @@ async def test_platform_route_and_cli_views(
         "name": "Via HTTP",
         "isolation": "schema",
         "admin_email": f"boss@{slug}.test",
+        "chart_of_accounts": "none",
     }
     r = await client.post("/api/v1/platform/tenants", json=body)
     assert r.status_code == 401, r.text
@@ -252,6 +322,9 @@ async def test_platform_route_and_cli_views(
     )
     assert r.status_code == 201, r.text
     assert r.json()["status"] == "active"
+    created = await probed.catalog.by_slug(slug)
+    assert created is not None
+    assert await chart_codes(probed, created.id, created.schema) == []  # "none" was passed on
     assert r.json()["admin_password"]
     other = await get_token(client, f"boss@{slug}.test", r.json()["admin_password"], slug)
     r = await client.post(

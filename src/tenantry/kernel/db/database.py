@@ -20,6 +20,7 @@ from tenantry.kernel.config import DatabaseSettings
 from tenantry.kernel.db.dsn import database_of, with_database, with_user
 from tenantry.kernel.db.uow import (
     PLATFORM_SCHEMA,
+    Connection,
     IsolationLevel,
     UnitOfWork,
     begin_sql,
@@ -219,6 +220,32 @@ class Database:
             yield conn
         finally:
             await conn.close()
+
+    @contextlib.asynccontextmanager
+    async def owner_connection(self) -> AsyncIterator[Connection]:
+        """An admin connection to the main database as the owner role, from a small pool
+        (at most 2, closed after a minute idle): for short catalog writes on hot paths (the
+        onboarding saga writes the catalog row twice; a fresh connection is a new server
+        process each time). The role is set on every acquire (the pool's reset drops it)."""
+        key = ("owner", self.main_database)
+        pool = self._pools.get(key)
+        if pool is None:
+            async with self._lock:
+                pool = self._pools.get(key)
+                if pool is None:
+                    pool = await asyncpg.create_pool(
+                        self.admin_dsn(),
+                        min_size=0,
+                        max_size=2,
+                        max_inactive_connection_lifetime=60,
+                        init=init_connection,
+                        server_settings={"application_name": "tenantry-admin"},
+                    )
+                    assert pool is not None
+                    self._pools[key] = pool
+        async with pool.acquire() as conn:
+            await conn.execute(f'SET ROLE "{self.settings.owner_role}"')
+            yield conn
 
     async def fetch_admin(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         async with self.admin_connection(as_owner=False) as conn:

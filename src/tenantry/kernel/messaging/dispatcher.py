@@ -5,8 +5,15 @@ transport.
   in the same transaction (a rollback publishes nothing). The relay delivers it: handlers on
   ``inproc`` edges are called in the relay's process, ``bus`` edges go through RabbitMQ.
 - ``send(command)`` has exactly one handler. On an ``inproc`` edge it runs at once (in the
-  caller's unit of work when one is given) and returns the handler's result; on a ``bus`` edge
-  it is written to the outbox for the handler's module and returns ``None``.
+  caller's unit of work when one is given); on a ``bus`` edge it is written to the outbox for
+  the handler's module (in the caller's unit of work: a rollback sends nothing).
+
+  **Results.** A command returns a result to its sender only if its handler was registered
+  with ``replies=True``; ``send`` then returns the handler's result, and such a command must
+  stay in-process: an edge configured ``bus`` for it is a start-up error (``check_routes``),
+  because a queued command cannot answer. Every other command's ``send`` returns ``None`` on
+  both transports (whatever the handler returns is dropped), so moving an edge to the bus
+  never changes what a caller gets.
 
 Handlers are ``async def handler(uow, message, ctx)``: a unit of work in the sender's tenant
 context (RLS applies), the decoded message, and a ``MessageContext`` (ids, headers). Every
@@ -16,14 +23,16 @@ redelivery has no second effect.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from tenantry.kernel.db.uow import quote_ident
+from tenantry.kernel.errors import ConfigError
 from tenantry.kernel.messaging import queries as q
 from tenantry.kernel.messaging.config import MessagingSettings
 from tenantry.kernel.messaging.envelope import (
@@ -37,7 +46,7 @@ from tenantry.kernel.messaging.envelope import (
     fast_uuid4,
     name_of,
     owner_of,
-    wire_roundtrip,
+    roundtrip_for,
 )
 from tenantry.kernel.messaging.routing import Routes, Transport
 
@@ -45,6 +54,7 @@ if TYPE_CHECKING:
     from tenantry.kernel.db.database import Database
     from tenantry.kernel.db.uow import UnitOfWork
 
+_log = logging.getLogger(__name__)
 Handler = Callable[["UnitOfWork", Any, MessageContext], Awaitable[Any]]
 
 
@@ -57,6 +67,11 @@ class Subscription:
     consumer: str
     message_type: type[Any]
     handler: Handler
+    #: Commands only: the handler's result is returned to the sender (in-process only).
+    replies: bool = False
+    #: The message's name and owner module (cached: ``send`` is on hot paths).
+    name: str = ""
+    owner: str = ""
 
 
 class Dispatcher:
@@ -67,6 +82,7 @@ class Dispatcher:
         self.types: dict[str, type[Any]] = {}
         self.subscribers: dict[str, list[Subscription]] = {}
         self.commands: dict[str, Subscription] = {}
+        self._by_type: dict[type[Any], Subscription] = {}
 
     # -- registration (module setup) --------------------------------------------------------
     def _register_type(self, message_type: type[Any]) -> str:
@@ -82,14 +98,42 @@ class Dispatcher:
         subs = self.subscribers.setdefault(name, [])
         if any(s.consumer == consumer for s in subs):
             raise MessagingError(f"{consumer!r} subscribes to {name!r} twice")
-        subs.append(Subscription(consumer, event_type, handler))
+        subs.append(Subscription(consumer, event_type, handler, False, name, owner_of(name)))
 
-    def handle(self, module: str, command_type: type[Any], handler: Handler) -> None:
-        """``module`` handles ``command_type``; exactly one handler per command."""
+    def handle(
+        self, module: str, command_type: type[Any], handler: Handler, *, replies: bool = False
+    ) -> None:
+        """``module`` handles ``command_type``; exactly one handler per command. With
+        ``replies``, ``send`` returns the handler's result (the command must then stay
+        in-process: see ``check_routes``); without, ``send`` returns None."""
         name = self._register_type(command_type)
         if name in self.commands:
             raise MessagingError(f"{name!r} already has a handler")
-        self.commands[name] = Subscription(module, command_type, handler)
+        sub = Subscription(module, command_type, handler, replies, name, owner_of(name))
+        self.commands[name] = sub
+        self._by_type[command_type] = sub
+        self.check_routes()
+
+    def unhandle(self, command_type: type[Any]) -> None:
+        """Remove a command's handler (tests, stand-ins)."""
+        sub = self.commands.pop(name_of(command_type), None)
+        if sub is not None:
+            self._by_type.pop(sub.message_type, None)
+
+    def check_routes(self, routes: Routes | None = None) -> None:
+        """A command whose sender gets a result cannot cross the bus: refuse such an edge with
+        a ConfigError naming the command and the edge (at start-up, and whenever routes or
+        handlers change)."""
+        routes = routes or self.routes
+        bad = [
+            f"dispatch.'{sub.owner} -> {sub.consumer}' = 'bus': command {name!r} returns a "
+            "result to its sender (registered with replies=True), which a queued command "
+            "cannot do; keep this edge 'inproc'"
+            for name, sub in self.commands.items()
+            if sub.replies and routes.transport(sub.owner, sub.consumer) is Transport.BUS
+        ]
+        if bad:
+            raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(bad))
 
     def has_handler(self, command_type: type[Any]) -> bool:
         return name_of(command_type) in self.commands
@@ -132,49 +176,66 @@ class Dispatcher:
         self, uow: UnitOfWork, name: str, kind: str, target: str | None, payload: dict[str, Any]
     ) -> uuid.UUID:
         message_id = fast_uuid4()
-        headers = child_headers(uow.tenant_id)
-        await uow.execute(
-            q.INSERT_OUTBOX,
-            uow.tenant_id,
-            message_id,
-            name,
-            kind,
-            target,
-            payload,
-            headers.as_dict(),
-        )
+        tenant = uow.tenant
+        if tenant is None:
+            raise MessagingError(f"{name!r}: messages belong to a tenant (platform unit of work)")
+        headers = child_headers(tenant.id)
+        args = (tenant.id, message_id, name, kind, target, payload, headers.as_dict())
+        if not uow.platform:
+            await uow.execute(q.INSERT_OUTBOX, *args)
+        elif tenant.database is None:
+            # A platform unit of work (main database) seen as the tenant, e.g. identity's
+            # memberships: the tenant's outbox is a schema of the same database, so the row
+            # still commits or rolls back with the change.
+            await uow.execute(q.INSERT_OUTBOX_IN.format(schema=quote_ident(tenant.schema)), *args)
+        else:
+            # A database-mode tenant's outbox is in its own database: it cannot join this
+            # transaction. Written in a transaction of its own (committed first): a failure of
+            # the caller's commit after this point leaves an event without its change.
+            _log.warning(
+                "%s for database-mode tenant %s written outside the caller's transaction",
+                name,
+                tenant.slug,
+            )
+            async with uow.db.tenant_unit_of_work(tenant) as own:
+                await own.execute(q.INSERT_OUTBOX, *args)
         return message_id
 
     async def send(self, command: Any, uow: UnitOfWork | None = None) -> Any:
-        """Run the command's one handler (inproc: its result) or queue it (bus: None)."""
-        name = name_of(command)
-        sub = self.commands.get(name)
+        """Run the command's one handler in-process, or queue it for the bus (see the module
+        docstring for what is returned). The message goes through the same JSON round trip
+        as on the wire unless ``serialize_inproc`` is off."""
+        sub = self._by_type.get(type(command))
         if sub is None:
-            raise MessagingError(f"no handler for command {name!r}")
-        transport = self.transport(name, sub.consumer)
-        async with self._uow(uow) as u:
-            if transport is Transport.BUS:
-                await self._to_outbox(u, name, "command", sub.consumer, encode(command))
-                return None
-            msg = (
-                wire_roundtrip(sub.message_type, command)
-                if self.settings.serialize_inproc
-                else (command)
-            )
-            ctx = MessageContext(uuid.uuid4(), name, child_headers(u.tenant_id), sub.consumer)
-            token = current_message.set(ctx)
-            try:
-                return await sub.handler(u, msg, ctx)
-            finally:
-                current_message.reset(token)
-
-    @contextlib.asynccontextmanager
-    async def _uow(self, uow: UnitOfWork | None) -> AsyncIterator[UnitOfWork]:
-        if uow is not None:
-            yield uow
-        else:
+            name = name_of(command)
+            sub = self.commands.get(name)
+            if sub is None:
+                raise MessagingError(f"no handler for command {name!r}")
+        if self.routes.edges.get((sub.owner, sub.consumer)) is Transport.BUS:
+            if sub.replies:  # routes changed after start-up without check_routes
+                self.check_routes()
+            if uow is not None:
+                await self._to_outbox(uow, sub.name, "command", sub.consumer, encode(command))
+            else:
+                async with self.db.unit_of_work() as own:
+                    await self._to_outbox(own, sub.name, "command", sub.consumer, encode(command))
+            return None
+        if uow is None:
             async with self.db.unit_of_work() as own:
-                yield own
+                return await self._send_local(sub, command, own)
+        return await self._send_local(sub, command, uow)
+
+    async def _send_local(self, sub: Subscription, command: Any, uow: UnitOfWork) -> Any:
+        if self.settings.serialize_inproc:
+            command = roundtrip_for(sub.message_type)(command)
+        tenant = uow.tenant
+        ctx = MessageContext.local(sub.name, sub.consumer, tenant.id if tenant else None)
+        token = current_message.set(ctx)
+        try:
+            result = await sub.handler(uow, command, ctx)
+        finally:
+            current_message.reset(token)
+        return result if sub.replies else None
 
     # -- delivery (relay and bus consumers) -------------------------------------------------
     async def deliver(self, uow: UnitOfWork, env: Envelope, consumer: str) -> bool:

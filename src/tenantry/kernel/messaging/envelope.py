@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -112,14 +113,56 @@ class Envelope:
         return replace(self, target=target)
 
 
-@dataclass(frozen=True, slots=True)
 class MessageContext:
-    """What a handler knows about the message it handles."""
+    """What a handler knows about the message it handles: its id, name, headers, consumer.
 
-    message_id: UUID
-    name: str
-    headers: Headers
-    consumer: str
+    A message delivered by the relay or the bus has them all at once. For an in-process
+    ``send`` they are derived from the sender's context only when a handler (or a message it
+    publishes) asks for them: most command handlers never look, and building a message id,
+    a trace span and the headers for every call was most of ``send``'s cost."""
+
+    __slots__ = ("_headers", "_message_id", "_tenant_id", "consumer", "name")
+
+    def __init__(
+        self,
+        message_id: UUID | None,
+        name: str,
+        headers: Headers | None,
+        consumer: str,
+        *,
+        tenant_id: UUID | None = None,
+    ) -> None:
+        self._message_id = message_id
+        self.name = name
+        self._headers = headers
+        self.consumer = consumer
+        self._tenant_id = tenant_id
+
+    @classmethod
+    def local(cls, name: str, consumer: str, tenant_id: UUID | None) -> MessageContext:
+        """The context of an in-process ``send``: ids and headers made on first use, caused
+        by the message being handled now (if any), like a message published now."""
+        ctx = cls(None, name, None, consumer, tenant_id=tenant_id)
+        parent = current_message.get()
+        if parent is not None:
+            # Resolve now: the parent context is reset once its handler returns.
+            ctx._headers = child_headers(tenant_id)
+        return ctx
+
+    @property
+    def message_id(self) -> UUID:
+        if self._message_id is None:
+            self._message_id = fast_uuid4()
+        return self._message_id
+
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = Headers(self._tenant_id, str(self.message_id), None, new_traceparent())
+        return self._headers
+
+    def __repr__(self) -> str:
+        return f"MessageContext({self.name!r}, consumer={self.consumer!r})"
 
 
 #: The message being handled (so publishing from a handler carries causation/correlation).
@@ -150,6 +193,25 @@ def decode(message_type: type[Any], payload: dict[str, Any] | bytes) -> Any:
     return message_type.model_validate(payload)
 
 
+Roundtrip = Callable[[Any], Any]
+_ROUNDTRIPS: dict[type[Any], Roundtrip] = {}
+
+
+def roundtrip_for(message_type: type[Any]) -> Roundtrip:
+    """``message -> message`` through JSON bytes, like the bus, with the type's compiled
+    pydantic-core serializer and validator (no intermediate dict), cached per type."""
+    fn = _ROUNDTRIPS.get(message_type)
+    if fn is None:
+        to_json = message_type.__pydantic_serializer__.to_json
+        from_json = message_type.__pydantic_validator__.validate_json
+
+        def fn(message: Any) -> Any:
+            return from_json(to_json(message))
+
+        _ROUNDTRIPS[message_type] = fn
+    return fn
+
+
 def wire_roundtrip(message_type: type[Any], message: Any) -> Any:
     """Exactly what the bus does to a message: to JSON bytes and back."""
-    return decode(message_type, orjson.dumps(encode(message)))
+    return roundtrip_for(message_type)(message)

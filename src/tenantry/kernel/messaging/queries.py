@@ -26,6 +26,18 @@ WITH ins AS (
 SELECT pg_notify('tenantry_outbox', $1::text)
 """
 
+# The same, from a platform unit of work (main database, search_path = the platform schema) for
+# a tenant whose store is a schema of the main database: the outbox named by its schema (an
+# identifier from the catalog, formatted in with ``quote_ident``), so the row still commits
+# with the platform change.
+INSERT_OUTBOX_IN = """
+WITH ins AS (
+    INSERT INTO {schema}.outbox (tenant_id, message_id, name, kind, target, payload, headers)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+)
+SELECT pg_notify('tenantry_outbox', $1::text)
+"""
+
 CLAIM_OUTBOX = """
 SELECT id, message_id, name, kind, target, payload, headers, attempts, created_at
 FROM outbox

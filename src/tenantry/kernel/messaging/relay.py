@@ -20,9 +20,14 @@ exponentially, and after ``max_attempts`` moves to ``outbox_dead``. Tenants are 
 round-robin one batch at a time and a failing row only delays itself, so one tenant's
 poison message never blocks another tenant's (or the same tenant's later) messages.
 
-In-process consumers of a batch run in one transaction per consumer: the inbox rows in one
-statement, then the handlers. If anything in it fails, the batch is redone message by
-message, each in a savepoint, so only the failing message is retried.
+In-process consumers of a batch run in the claim transaction itself: the inbox rows in one
+statement per consumer, then the handlers, then the "delivered" mark, one commit for all
+(about six round trips per batch instead of ten, and a relay that dies mid-batch leaves
+neither an effect nor a mark behind). If a handler fails, that transaction is rolled back
+and the batch is claimed again and redone message by message, each in a savepoint, so only
+the failing message is retried. A message whose in-process consumers succeeded but whose
+bus publish failed stays pending with their inbox rows committed: its redelivery to them is
+a no-op.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from uuid import UUID
 import asyncpg
 
 from tenantry.kernel.db.database import Database
+from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.messaging import queries as q
 from tenantry.kernel.messaging.config import MessagingSettings
 from tenantry.kernel.messaging.dispatcher import Dispatcher, envelope_from_row
@@ -51,6 +57,10 @@ from tenantry.kernel.tenancy.model import Tenant, TenantStatus
 _log = logging.getLogger(__name__)
 CHANNEL = "tenantry_outbox"
 TRANSIENT = "bus unavailable: "
+
+
+class _FastPathFailed(Exception):
+    """A handler failed in a batch's fast path (the claim transaction is then rolled back)."""
 
 
 class BusPublisher(Protocol):
@@ -199,6 +209,14 @@ class Relay:
 
     async def run_batch(self, tenant: Tenant) -> int:
         """Claim and deliver one batch of ``tenant``'s due messages; return how many."""
+        try:
+            return await self._run_batch(tenant, fast=True)
+        except _FastPathFailed:
+            # A handler failed: that transaction is rolled back whole (nothing happened);
+            # claim again and go message by message, so only the failing one is retried.
+            return await self._run_batch(tenant, fast=False)
+
+    async def _run_batch(self, tenant: Tenant, *, fast: bool) -> int:
         s = self.settings
         with tenant_scope(tenant):
             async with self.db.tenant_unit_of_work(tenant) as claim:
@@ -208,7 +226,7 @@ class Relay:
                 if self.before_batch is not None:
                     await self.before_batch(tenant, len(rows))
                 envs = [envelope_from_row(r) for r in rows]
-                failed = await self._deliver(tenant, envs)
+                failed = await self._deliver(claim, envs, fast=fast)
                 ok_ids = [r["id"] for r, e in zip(rows, envs, strict=True) if e not in failed]
                 if ok_ids:
                     await claim.execute(q.MARK_DELIVERED, ok_ids)
@@ -237,32 +255,33 @@ class Relay:
                     self.stats.lags_ms.append((now - r["created_at"].timestamp()) * 1000)
         return len(rows)
 
-    async def _deliver(self, tenant: Tenant, envs: list[Envelope]) -> dict[Envelope, str]:
+    async def _deliver(
+        self, claim: UnitOfWork, envs: list[Envelope], *, fast: bool
+    ) -> dict[Envelope, str]:
+        """In-process consumers run in the claim's own transaction, so their effects, their
+        inbox rows and the rows' "delivered" mark commit together (or not at all). ``fast``:
+        one inbox statement per consumer, then the handlers; any error raises
+        ``_FastPathFailed``. Otherwise each message in a savepoint, so a failure fails only
+        that message. Then bus edges are published (with confirms)."""
         failed: dict[Envelope, str] = {}
         by_consumer: dict[str, list[Envelope]] = {}
         for env in envs:
             for consumer in self.dispatcher.local_consumers(env):
                 by_consumer.setdefault(consumer, []).append(env)
         for consumer, batch in by_consumer.items():
-            try:  # fast path: the whole batch in one transaction
-                async with self.db.tenant_unit_of_work(tenant) as uow:
-                    await self.dispatcher.deliver_batch(uow, batch, consumer)
+            if fast:
+                try:
+                    await self.dispatcher.deliver_batch(claim, batch, consumer)
+                except Exception as exc:  # a handler's error (even OSError of SMTP/HTTP)
+                    _log.debug("batch of %s failed (%s); message by message", consumer, exc)
+                    raise _FastPathFailed from exc
                 continue
-            except Exception:  # a handler's error (even an OSError of SMTP/HTTP) or the DB's
-                _log.debug("batch of %s failed; delivering one by one", consumer)
-            errors: dict[Envelope, str] = {}
-            try:  # slow path: each message in a savepoint, so one failure fails only itself
-                async with self.db.tenant_unit_of_work(tenant) as uow:
-                    for env in batch:
-                        try:
-                            async with uow.savepoint():
-                                await self.dispatcher.deliver(uow, env, consumer)
-                        except Exception as exc:
-                            errors[env] = f"{consumer}: {type(exc).__name__}: {exc}"
-            except Exception as exc:
-                errors = {e: f"{consumer}: {type(exc).__name__}: {exc}" for e in batch}
-            for env, why in errors.items():
-                failed.setdefault(env, why)
+            for env in batch:
+                try:
+                    async with claim.savepoint():
+                        await self.dispatcher.deliver(claim, env, consumer)
+                except Exception as exc:
+                    failed.setdefault(env, f"{consumer}: {type(exc).__name__}: {exc}")
         for env in envs:
             if env in failed:
                 continue

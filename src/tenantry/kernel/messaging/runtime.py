@@ -49,7 +49,9 @@ class Messaging:
         loaded modules, ``platform``, and the owners of messages that loaded modules handle
         (a worker may consume ``ledger`` events without running the ledger itself)."""
         owners = {owner_of(name) for name in self.dispatcher.types}
-        self.dispatcher.routes = Routes.parse(table, [*modules, *owners])
+        routes = Routes.parse(table, [*modules, *owners])
+        self.dispatcher.check_routes(routes)
+        self.dispatcher.routes = routes
 
     async def connect_bus(self) -> RabbitBus:
         if self.bus is None:

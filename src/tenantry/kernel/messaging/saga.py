@@ -127,11 +127,15 @@ class SagaRunner:
         beat = asyncio.create_task(self._beat(sid))
         try:
             if status == "running":
+                # One state write per step: "s done" travels with "s+1 started" (the state
+                # after a crash between the two is the same: step s+1 not yet done).
+                done: list[dict[str, Any]] = []
                 while step < len(steps):
                     s = steps[step]
                     await self._save(
-                        sid, "running", step, data, _log_entry(s.name, "started"), None
+                        sid, "running", step, data, [*done, *_log_entry(s.name, "started")], None
                     )
+                    done = []
                     try:
                         if self.inject is not None:
                             await self.inject(kind, f"do:{s.name}")
@@ -156,8 +160,10 @@ class SagaRunner:
                     if out:
                         data.update(out)
                     step += 1
-                    await self._save(sid, "running", step, data, _log_entry(s.name, "done"), None)
-                await self._save(sid, "completed", step, data, _log_entry("*", "completed"), None)
+                    done = _log_entry(s.name, "done")
+                await self._save(
+                    sid, "completed", step, data, [*done, *_log_entry("*", "completed")], None
+                )
                 return data
             row = await SagaStore(self.db).get(sid)
             error = (row or {}).get("error") or "resumed compensation"

@@ -1,8 +1,13 @@
 """The platform's own messages (owner ``platform``), for modules to handle or consume.
 
 - ``SeedChartOfAccounts`` (command): sent by the onboarding saga into the new tenant's
-  context when a module handles it (the ledger: ``platform.dispatcher.handle("ledger",
-  SeedChartOfAccounts, handler)``); it creates the tenant's default chart of accounts.
+  context when a module handles it (the ledger: ``dispatcher.handle("ledger",
+  SeedChartOfAccounts, handler, replies=True)``); it creates the tenant's chart of accounts
+  from a template, idempotently, and replies with the codes it created. The saga needs that
+  reply, so the ``platform -> ledger`` edge stays in-process (a ``bus`` edge is refused at
+  start-up).
+- ``RemoveChartOfAccounts`` (command): the compensation: removes the accounts the seed
+  created that carry no entries (tolerates a seed that ran partly or not at all).
 - ``TenantOnboarded`` (event): published in the new tenant's outbox as the saga's last step;
   the notifications module sends the welcome message.
 """
@@ -22,6 +27,12 @@ class SeedChartOfAccounts(BaseModel):
     currency: str = "EUR"
 
 
+class RemoveChartOfAccounts(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    message_name: ClassVar[str] = "platform.RemoveChartOfAccounts.v1"
+    template: str = "default"
+
+
 class TenantOnboarded(BaseModel):
     model_config = ConfigDict(frozen=True)
     message_name: ClassVar[str] = "platform.TenantOnboarded.v1"
@@ -32,4 +43,4 @@ class TenantOnboarded(BaseModel):
     admin_email: str | None = None
 
 
-__all__ = ["SeedChartOfAccounts", "TenantOnboarded"]
+__all__ = ["RemoveChartOfAccounts", "SeedChartOfAccounts", "TenantOnboarded"]

@@ -1,7 +1,10 @@
 """The tenant onboarding saga, built on the provisioner's steps:
 
 record (catalog row, ``provisioning``) → storage (schema / database / nothing) → chart of
-accounts (``platform.SeedChartOfAccounts.v1``, only if a module handles it) → admin (the
+accounts (``platform.SeedChartOfAccounts.v1`` in the new tenant's context, answered by the
+ledger; compensated by ``platform.RemoveChartOfAccounts.v1``; skipped only when no loaded
+module handles it; the ``chart_of_accounts`` option picks the template, ``none`` for an empty
+ledger) → admin (the
 provisioning hooks: roles, the admin user) → activate → welcome (``TenantOnboarded`` in the
 tenant's outbox). A failure at any step compensates the earlier ones in reverse: the storage
 compensation drops the schema or database (shared tenants: deletes the tenant's rows), the
@@ -27,7 +30,11 @@ from tenantry.kernel.messaging.saga import (
     Step,
 )
 from tenantry.kernel.tenancy.context import tenant_scope
-from tenantry.kernel.tenancy.contracts import SeedChartOfAccounts, TenantOnboarded
+from tenantry.kernel.tenancy.contracts import (
+    RemoveChartOfAccounts,
+    SeedChartOfAccounts,
+    TenantOnboarded,
+)
 from tenantry.kernel.tenancy.model import IsolationMode, Tenant, TenantStatus
 from tenantry.kernel.tenancy.provisioning import Provisioner, ProvisionRequest, ProvisionResult
 
@@ -49,7 +56,7 @@ class Onboarding:
                 [
                     Step("record", self._record, self._unrecord, timeout_s=30),
                     Step("storage", self._storage, self._unstorage, timeout_s=300),
-                    Step("chart_of_accounts", self._chart, None, timeout_s=60),
+                    Step("chart_of_accounts", self._chart, self._unchart, timeout_s=60),
                     Step("admin", self._admin, None, timeout_s=60),
                     Step("activate", self._activate, self._deactivate, timeout_s=30),
                     Step("welcome", self._welcome, None, timeout_s=30),
@@ -67,6 +74,7 @@ class Onboarding:
             "plan": req.plan,
             "server": req.server,
             "admin_email": req.options.get("admin_email"),
+            "chart_template": str(req.options.get("chart_of_accounts") or "default"),
             "_options": dict(req.options),
         }
         try:
@@ -115,9 +123,21 @@ class Onboarding:
     async def _chart(self, data: SagaData) -> SagaData | None:
         if not self.dispatcher.has_handler(SeedChartOfAccounts):
             return {"chart_of_accounts": "skipped: no module handles it"}
+        template = str(data.get("chart_template") or "default")
         with tenant_scope(await self._tenant(data)):
-            await self.dispatcher.send(SeedChartOfAccounts())
-        return {"chart_of_accounts": "seeded"}
+            reply = await self.dispatcher.send(SeedChartOfAccounts(template=template))
+        created = reply.get("created") if isinstance(reply, dict) else None
+        return {"chart_of_accounts": "seeded", "chart_created": created}
+
+    async def _unchart(self, data: SagaData) -> None:
+        if not self.dispatcher.has_handler(RemoveChartOfAccounts):
+            return
+        tenant = await self.p.tenant(uuid.UUID(data["tenant_id"]))
+        if tenant is None:
+            return
+        template = str(data.get("chart_template") or "default")
+        with tenant_scope(tenant):
+            await self.dispatcher.send(RemoveChartOfAccounts(template=template))
 
     async def _admin(self, data: SagaData) -> SagaData | None:
         if "_options" not in data and data.get("admin_email"):

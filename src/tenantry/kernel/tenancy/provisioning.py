@@ -101,7 +101,7 @@ class Provisioner:
         mode = self.validate(req)
         database = database_for(req.slug) if mode is IsolationMode.DATABASE else None
         schema = schema_for(req.slug, mode)
-        async with self.db.admin_connection() as conn:
+        async with self.db.owner_connection() as conn:
             row = await conn.fetchrow(q.SELECT_TENANT_BY_ID, tenant_id)
             if row is None:
                 try:
@@ -123,8 +123,11 @@ class Provisioner:
         return tenant_from_row(row)
 
     async def tenant(self, tenant_id: uuid.UUID) -> Tenant | None:
-        async with self.db.admin_connection() as conn:
-            row = await conn.fetchrow(q.SELECT_TENANT_BY_ID, tenant_id)
+        """The catalog row as it is now (no cache), read through the pool: the app role may
+        read the catalog, and a fresh admin connection per read (a new server process each)
+        was most of the onboarding saga's time."""
+        async with self.db.platform_unit_of_work() as uow:
+            row = await uow.fetchrow(q.SELECT_TENANT_BY_ID, tenant_id)
         return tenant_from_row(row) if row else None
 
     async def make_storage(self, tenant: Tenant) -> None:
@@ -149,7 +152,7 @@ class Provisioner:
         return outputs
 
     async def activate(self, tenant: Tenant, status: TenantStatus = TenantStatus.ACTIVE) -> None:
-        async with self.db.admin_connection() as conn:
+        async with self.db.owner_connection() as conn:
             await conn.execute(q.SET_TENANT_STATUS, tenant.id, status.value)
             await conn.execute(q.NOTIFY_CATALOG, str(tenant.id))
         self.catalog.invalidate(tenant.id)
@@ -192,7 +195,7 @@ class Provisioner:
         raise RuntimeError(f"could not purge {remaining} for tenant {tenant.slug}")
 
     async def delete_record(self, tenant_id: uuid.UUID) -> None:
-        async with self.db.admin_connection() as conn:
+        async with self.db.owner_connection() as conn:
             await conn.execute(q.DELETE_TENANT, tenant_id)
             await conn.execute(q.NOTIFY_CATALOG, str(tenant_id))
         self.catalog.invalidate(tenant_id)

@@ -26,6 +26,8 @@ class NewTenant(BaseModel):
     server: str = Field(default="default", max_length=63)
     admin_email: str | None = Field(default=None, max_length=320)
     admin_password: str | None = Field(default=None, max_length=1024)
+    #: The ledger's chart-of-accounts template ("default"; "none": an empty ledger).
+    chart_of_accounts: str | None = Field(default=None, max_length=40)
 
 
 #: Same value as ``kernel.platform.PLATFORM_ADMIN`` (module-level: FastAPI resolves the
@@ -42,7 +44,11 @@ def build_router(platform: Platform) -> APIRouter:
     ) -> dict[str, Any]:
         options = {
             k: v
-            for k, v in (("admin_email", body.admin_email), ("admin_password", body.admin_password))
+            for k, v in (
+                ("admin_email", body.admin_email),
+                ("admin_password", body.admin_password),
+                ("chart_of_accounts", body.chart_of_accounts),
+            )
             if v
         }
         res = await platform.provisioner.create(

@@ -255,7 +255,9 @@ class IdentityModule(Module):
         self.service: IdentityService | None = None
 
     def setup(self, platform: Platform) -> None:
-        repo = SqlIdentityRepository(platform.db, platform.catalog)
+        # UserAddedToTenant / ApiClientCreated go to the outbox in the change's transaction
+        # (notifications consumes them; "identity -> notifications" is usually "bus").
+        repo = SqlIdentityRepository(platform.db, platform.catalog, platform.dispatcher.publish)
         service = IdentityService(
             repo,
             Argon2PasswordHasher(),

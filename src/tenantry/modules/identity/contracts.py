@@ -14,13 +14,19 @@ class IntegrationEvent(BaseModel):
 
 
 class UserAddedToTenant(IntegrationEvent):
+    """A person became a member of the tenant (published in the membership's transaction)."""
+
     message_name: ClassVar[str] = "identity.UserAddedToTenant.v1"
     user_id: UUID
     email: str
     roles: list[str]
+    #: The tenant's first admin, added by the onboarding saga (the welcome message covers it).
+    onboarding: bool = False
 
 
 class ApiClientCreated(IntegrationEvent):
+    """An API client was created for the tenant (never carries its secret)."""
+
     message_name: ClassVar[str] = "identity.ApiClientCreated.v1"
     client_id: str
     name: str

@@ -27,6 +27,7 @@ from tenantry.kernel.messaging import Dispatcher
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import Principal, current_tenant
+from tenantry.kernel.tenancy.contracts import RemoveChartOfAccounts, SeedChartOfAccounts
 from tenantry.modules.ledger.application.errors import (
     IdempotencyKeyInvalid,
     IdempotencyKeyMissing,
@@ -58,6 +59,7 @@ from tenantry.modules.ledger.infrastructure.lists import (
     Extras,
     split_extras,
 )
+from tenantry.modules.ledger.infrastructure.onboarding import remove_chart, seed_chart
 from tenantry.modules.ledger.infrastructure.repository import SqlLedgerStore, SqlPostingSession
 
 READ = "ledger:read"
@@ -406,6 +408,10 @@ class LedgerModule(Module):
         platform.services["ledger"] = service
         platform.include_router(build_router(service), self.name)
         register_export_sources(platform)
+        # Onboarding: the saga's chart-of-accounts step and its compensation (replies: the
+        # saga waits for the result, so these commands stay in-process).
+        platform.dispatcher.handle(self.name, SeedChartOfAccounts, seed_chart, replies=True)
+        platform.dispatcher.handle(self.name, RemoveChartOfAccounts, remove_chart, replies=True)
 
 
 module = LedgerModule()

@@ -13,7 +13,7 @@ from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import Principal
 from tenantry.kernel.tenancy.contracts import TenantOnboarded
-from tenantry.modules.identity.contracts import UserAddedToTenant
+from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
 from tenantry.modules.ledger.contracts import TransactionPosted
 from tenantry.modules.notifications.application.handlers import NOTICE_EVENT, Notifications
 from tenantry.modules.notifications.infrastructure.repository import SqlNotificationStore
@@ -24,6 +24,7 @@ ADMIN = "notifications:admin"
 WEBHOOK_EVENTS = (
     TransactionPosted.message_name,
     UserAddedToTenant.message_name,
+    ApiClientCreated.message_name,
     NOTICE_EVENT,  # direct notices: exports that ended
 )
 
@@ -79,6 +80,7 @@ class NotificationsModule(Module):
         d = platform.dispatcher
         d.subscribe(self.name, TenantOnboarded, service.on_tenant_onboarded)
         d.subscribe(self.name, UserAddedToTenant, service.on_user_added)
+        d.subscribe(self.name, ApiClientCreated, service.on_api_client_created)
         d.subscribe(self.name, TransactionPosted, service.on_transaction_posted)
 
         router = APIRouter(tags=["notifications"])

@@ -41,7 +41,18 @@ class IdentityRepository(Protocol):
     async def seed_roles(self, uow: Any, roles: dict[str, list[str]]) -> None: ...
     async def user_id_by_email(self, email: str) -> UUID | None: ...
     async def create_user(self, email: str, password_hash: str) -> UUID: ...
-    async def add_membership(self, tenant: Tenant, user_id: UUID, roles: list[str]) -> bool: ...
+    async def add_membership(
+        self,
+        tenant: Tenant,
+        user_id: UUID,
+        roles: list[str],
+        email: str = "",
+        *,
+        onboarding: bool = False,
+    ) -> bool:
+        """Add the membership; publishes ``UserAddedToTenant`` in the same transaction."""
+        ...
+
     async def members(
         self, tenant: Tenant, query: ListQuery
     ) -> tuple[list[Member], str | None]: ...
@@ -177,6 +188,7 @@ class IdentityService:
         roles: list[str],
         *,
         check_roles: bool = True,
+        onboarding: bool = False,
     ) -> tuple[UUID, bool]:
         """Add a person to the tenant; create their login if they have none. (id, created)."""
         try:
@@ -199,7 +211,7 @@ class IdentityService:
                 raise _invalid(exc) from None
             user_id = await self.repo.create_user(email, await self.hasher.hash(password))
             created = True
-        if not await self.repo.add_membership(tenant, user_id, roles):
+        if not await self.repo.add_membership(tenant, user_id, roles, email, onboarding=onboarding):
             raise Conflict(f"{email} is already a member of this tenant")
         return user_id, created
 
@@ -272,7 +284,7 @@ class IdentityService:
             return {}
         password = options.get("admin_password") or secrets.token_urlsafe(12)
         user_id, created = await self.add_member(
-            tenant, email, password, [ADMIN_ROLE], check_roles=False
+            tenant, email, password, [ADMIN_ROLE], check_roles=False, onboarding=True
         )
         out: dict[str, Any] = {"admin_user_id": str(user_id), "admin_email": normalize_email(email)}
         if created and not options.get("admin_password"):

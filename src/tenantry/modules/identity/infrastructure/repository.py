@@ -7,6 +7,7 @@ only login-by-client-id and "my tenants" use explicit platform scope.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -16,14 +17,24 @@ from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.tenancy.catalog import TenantCatalog
 from tenantry.kernel.tenancy.model import Tenant
+from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
 from tenantry.modules.identity.domain.model import ApiClient, Member, Status
 from tenantry.modules.identity.infrastructure import sql
 
+#: Writes an integration event to the outbox in the given unit of work (the dispatcher's
+#: ``publish``): the event commits or rolls back with the change it describes.
+Publish = Callable[[UnitOfWork, Any], Awaitable[Any]]
+
+
+async def _no_publish(uow: UnitOfWork, event: Any) -> None:
+    return None
+
 
 class SqlIdentityRepository:
-    def __init__(self, db: Database, catalog: TenantCatalog) -> None:
+    def __init__(self, db: Database, catalog: TenantCatalog, publish: Publish | None = None):
         self.db = db
         self.catalog = catalog
+        self.publish = publish or _no_publish
 
     async def tenant_by_slug(self, slug: str) -> Tenant | None:
         return await self.catalog.by_slug(slug)
@@ -107,7 +118,16 @@ class SqlIdentityRepository:
         assert isinstance(new_id, UUID)
         return new_id
 
-    async def add_membership(self, tenant: Tenant, user_id: UUID, roles: list[str]) -> bool:
+    async def add_membership(
+        self,
+        tenant: Tenant,
+        user_id: UUID,
+        roles: list[str],
+        email: str = "",
+        *,
+        onboarding: bool = False,
+    ) -> bool:
+        """Add the membership, audited, and publish ``UserAddedToTenant`` in its transaction."""
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
             added = await uow.fetchval(sql.INSERT_MEMBERSHIP, tenant.id, user_id, roles)
             if added is not None:
@@ -116,6 +136,12 @@ class SqlIdentityRepository:
                     action="identity.member.add",
                     resource=f"user:{user_id}",
                     after={"roles": sorted(roles)},
+                )
+                await self.publish(
+                    uow,
+                    UserAddedToTenant(
+                        user_id=user_id, email=email, roles=sorted(roles), onboarding=onboarding
+                    ),
                 )
             return added is not None
 
@@ -159,6 +185,9 @@ class SqlIdentityRepository:
                 action="identity.client.create",
                 resource=f"client:{client_id}",
                 after={"name": name, "roles": sorted(roles)},
+            )
+            await self.publish(
+                uow, ApiClientCreated(client_id=client_id, name=name, roles=sorted(roles))
             )
         return _client(r)
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.messaging.envelope import MessageContext
 from tenantry.kernel.tenancy.contracts import TenantOnboarded
-from tenantry.modules.identity.contracts import UserAddedToTenant
+from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
 from tenantry.modules.ledger.contracts import TransactionPosted
 from tenantry.modules.notifications.domain import texts
 
@@ -89,9 +89,17 @@ class Notifications:
     async def on_user_added(
         self, uow: UnitOfWork, ev: UserAddedToTenant, ctx: MessageContext
     ) -> None:
-        subject, body = texts.added_to_tenant(ev.email, ev.roles)
-        await self.mailer.send(ev.email, subject, body)
-        await self.store.log(uow, str(ctx.message_id), "email", ev.email, "sent")
+        """An email to the new member (not to the onboarding admin: the welcome message is
+        theirs), and the tenant's webhooks."""
+        if ev.email and not ev.onboarding:
+            subject, body = texts.added_to_tenant(ev.email, ev.roles)
+            await self.mailer.send(ev.email, subject, body)
+            await self.store.log(uow, str(ctx.message_id), "email", ev.email, "sent")
+        await self._webhooks(uow, ev.message_name, ctx, ev.model_dump(mode="json"))
+
+    async def on_api_client_created(
+        self, uow: UnitOfWork, ev: ApiClientCreated, ctx: MessageContext
+    ) -> None:
         await self._webhooks(uow, ev.message_name, ctx, ev.model_dump(mode="json"))
 
     async def on_transaction_posted(
