@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import logging
+
 import httpx
 import pytest
+import structlog
 from fastapi import APIRouter
 
 from tenantry.kernel.http.app import create_app
@@ -42,6 +45,12 @@ def boom_router(platform: Platform) -> APIRouter:
 
     @router.get("/ok")
     async def ok() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    @router.get("/logs")
+    async def log_inside() -> dict[str, str]:
+        structlog.get_logger("tests").info("inside the handler")
+        logging.getLogger("tests.stdlib").warning("stdlib inside the handler")
         return {"ok": "yes"}
 
     return router
