@@ -3,8 +3,10 @@ SLO minute counters) on a trivial endpoint: the same app with and without it, ea
 uvicorn process (1 worker) driven by wrk; runs alternate off/on to spread machine noise.
 
 Goal (issue 6): < 10 % throughput loss. Besides req/s (noisy on a shared machine) each run
-reports the server process's CPU time per request (from /proc/<pid>/stat), which other
-processes' load disturbs much less, and the load average when the run ended.
+reports the server process's CPU time per request (from /proc/<pid>/stat) and the load average
+when the run ended. A second part calls the same two apps in process (no server, no network:
+an ASGI call with a GET /bench/ping scope), each in a process of its own, alternating: the
+best of 5 batches is the least disturbed by other processes, so that ratio is the steadiest.
 
     .venv/bin/python -m bench.observability [--duration 8] [--rounds 2] [--connections 32]
 """
@@ -102,11 +104,82 @@ def serve(mode: str) -> subprocess.Popen[bytes]:
     )
 
 
+def inprocess_child(mode: str, n: int, out: str) -> None:
+    """Time ``n`` in-process requests to the bench app (``mode`` off/on); best of 5 batches."""
+    os.environ["BENCH_OBS"] = mode
+    from bench.obs_app import make_app
+
+    app = make_app()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/bench/ping",
+        "raw_path": b"/bench/ping",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"bench"), (b"user-agent", b"bench")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", PORT),
+    }
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(_message: object) -> None:
+        return None
+
+    async def run() -> list[float]:
+        for _ in range(2000):
+            await app(dict(scope), receive, send)
+        batches = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                await app(dict(scope), receive, send)
+            batches.append((time.perf_counter() - t0) / n * 1e6)
+        return batches
+
+    Path(out).write_text(" ".join(f"{x:.2f}" for x in asyncio.run(run())))
+
+
+def inprocess(rounds: int, n: int) -> None:
+    import tempfile
+
+    best: dict[str, list[float]] = {"off": [], "on": []}
+    for _ in range(rounds):
+        for mode in ("off", "on"):
+            with tempfile.NamedTemporaryFile(suffix=".txt") as f:
+                subprocess.run(
+                    [sys.executable, "-m", "bench.observability", "--child", mode, str(n), f.name],
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    check=True,
+                )
+                best[mode].append(min(float(x) for x in Path(f.name).read_text().split()))
+    print(f"\nin process: {n} ASGI calls x 5 batches per process, best batch; {rounds} rounds")
+    print(f"{'middleware':10} {'µs/request (each round)':>32} {'best':>7} {'load':>5}")
+    for mode, xs in best.items():
+        each = " ".join(f"{x:.1f}" for x in xs)
+        print(f"{mode:10} {each:>32} {min(xs):7.1f} {os.getloadavg()[0]:5.1f}")
+    extra = min(best["on"]) - min(best["off"])
+    print(
+        f"in-process overhead: +{extra:.1f} µs per request, "
+        f"{(min(best['on']) / min(best['off']) - 1) * 100:.1f} % (best vs best)"
+    )
+
+
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        inprocess_child(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--inprocess-n", type=int, default=10_000)
     args = ap.parse_args()
 
     async def prepare() -> None:
@@ -154,6 +227,7 @@ def main() -> None:
         f"server CPU per request +{(cpu['on'] / cpu['off'] - 1) * 100:.1f} % (medians) "
         "(goal < 10 %)"
     )
+    inprocess(args.rounds, args.inprocess_n)
 
 
 if __name__ == "__main__":
