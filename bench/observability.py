@@ -5,8 +5,9 @@ uvicorn process (1 worker) driven by wrk; runs alternate off/on to spread machin
 Goal (issue 6): < 10 % throughput loss. Besides req/s (noisy on a shared machine) each run
 reports the server process's CPU time per request (from /proc/<pid>/stat) and the load average
 when the run ended. A second part calls the same two apps in process (no server, no network:
-an ASGI call with a GET /bench/ping scope), each in a process of its own, alternating: the
-best of 5 batches is the least disturbed by other processes, so that ratio is the steadiest.
+an ASGI call with a GET /bench/ping scope), both built in one process and called in
+alternating batches, so machine noise falls on both alike; the best batch of each is the
+least disturbed by other processes.
 
     .venv/bin/python -m bench.observability [--duration 8] [--rounds 2] [--connections 32]
 """
@@ -104,12 +105,15 @@ def serve(mode: str) -> subprocess.Popen[bytes]:
     )
 
 
-def inprocess_child(mode: str, n: int, out: str) -> None:
-    """Time ``n`` in-process requests to the bench app (``mode`` off/on); best of 5 batches."""
-    os.environ["BENCH_OBS"] = mode
+def inprocess_child(n: int, batches: int, out: str) -> None:
+    """Both bench apps (middleware off and on) built in this one process, called in
+    alternating batches of ``n`` in-process requests; writes µs/request per batch."""
     from bench.obs_app import make_app
 
-    app = make_app()
+    os.environ["BENCH_OBS"] = "off"
+    apps = {"off": make_app()}
+    os.environ["BENCH_OBS"] = "on"
+    apps["on"] = make_app()
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -131,55 +135,61 @@ def inprocess_child(mode: str, n: int, out: str) -> None:
     async def send(_message: object) -> None:
         return None
 
-    async def run() -> list[float]:
-        for _ in range(2000):
-            await app(dict(scope), receive, send)
-        batches = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            for _ in range(n):
+    async def run() -> dict[str, list[float]]:
+        times: dict[str, list[float]] = {"off": [], "on": []}
+        for app in apps.values():
+            for _ in range(2000):
                 await app(dict(scope), receive, send)
-            batches.append((time.perf_counter() - t0) / n * 1e6)
-        return batches
+        for _ in range(batches):
+            for mode, app in apps.items():
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    await app(dict(scope), receive, send)
+                times[mode].append((time.perf_counter() - t0) / n * 1e6)
+        return times
 
-    Path(out).write_text(" ".join(f"{x:.2f}" for x in asyncio.run(run())))
+    times = asyncio.run(run())
+    Path(out).write_text("\n".join(" ".join(f"{x:.2f}" for x in times[m]) for m in ("off", "on")))
 
 
-def inprocess(rounds: int, n: int) -> None:
+def inprocess(n: int, batches: int) -> None:
     import tempfile
 
-    best: dict[str, list[float]] = {"off": [], "on": []}
-    for _ in range(rounds):
-        for mode in ("off", "on"):
-            with tempfile.NamedTemporaryFile(suffix=".txt") as f:
-                subprocess.run(
-                    [sys.executable, "-m", "bench.observability", "--child", mode, str(n), f.name],
-                    cwd=ROOT,
-                    stdout=subprocess.DEVNULL,
-                    check=True,
-                )
-                best[mode].append(min(float(x) for x in Path(f.name).read_text().split()))
-    print(f"\nin process: {n} ASGI calls x 5 batches per process, best batch; {rounds} rounds")
-    print(f"{'middleware':10} {'µs/request (each round)':>32} {'best':>7} {'load':>5}")
-    for mode, xs in best.items():
-        each = " ".join(f"{x:.1f}" for x in xs)
-        print(f"{mode:10} {each:>32} {min(xs):7.1f} {os.getloadavg()[0]:5.1f}")
-    extra = min(best["on"]) - min(best["off"])
+    with tempfile.NamedTemporaryFile(suffix=".txt") as f:
+        subprocess.run(
+            [sys.executable, "-m", "bench.observability", "--child", str(n), str(batches), f.name],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,  # the request log lines
+            check=True,
+        )
+        off, on = (
+            [float(x) for x in line.split()] for line in Path(f.name).read_text().split("\n")
+        )
     print(
-        f"in-process overhead: +{extra:.1f} µs per request, "
-        f"{(min(best['on']) / min(best['off']) - 1) * 100:.1f} % (best vs best)"
+        f"\nin process (one process, both apps, {batches} alternating batches of {n} ASGI "
+        f"calls; load average {os.getloadavg()[0]:.1f})"
+    )
+    print(f"{'middleware':10} {'best µs/req':>12} {'median µs/req':>14}")
+    for mode, xs in (("off", off), ("on", on)):
+        print(f"{mode:10} {min(xs):12.1f} {statistics.median(xs):14.1f}")
+    print(
+        f"in-process overhead: +{min(on) - min(off):.1f} µs per request "
+        f"({(min(on) / min(off) - 1) * 100:.1f} %, best vs best), "
+        f"+{statistics.median(on) - statistics.median(off):.1f} µs "
+        f"({(statistics.median(on) / statistics.median(off) - 1) * 100:.1f} %, medians)"
     )
 
 
 def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--child":
-        inprocess_child(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        inprocess_child(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--inprocess-n", type=int, default=10_000)
+    ap.add_argument("--inprocess-n", type=int, default=3_000)
+    ap.add_argument("--inprocess-batches", type=int, default=20)
     args = ap.parse_args()
 
     async def prepare() -> None:
@@ -227,7 +237,7 @@ def main() -> None:
         f"server CPU per request +{(cpu['on'] / cpu['off'] - 1) * 100:.1f} % (medians) "
         "(goal < 10 %)"
     )
-    inprocess(args.rounds, args.inprocess_n)
+    inprocess(args.inprocess_n, args.inprocess_batches)
 
 
 if __name__ == "__main__":
