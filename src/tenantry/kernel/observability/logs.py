@@ -95,11 +95,12 @@ _ts_second = -1
 _ts_prefix = ""
 
 
-def _timestamp() -> str:
+def _timestamp(now: float | None = None) -> str:
     """ISO 8601 UTC with microseconds, as ``TimeStamper(fmt="iso", utc=True)`` writes it; the
     date-time part is formatted once per second."""
     global _ts_second, _ts_prefix
-    now = time.time()
+    if now is None:
+        now = time.time()
     sec = int(now)
     if sec != _ts_second:
         _ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
@@ -145,7 +146,7 @@ _sink: Callable[[bytes], None] | None = None
 _request_log: Any = None
 
 
-def request_line(fields: dict[str, Any]) -> None:
+def request_line(fields: dict[str, Any], now: float | None = None) -> None:
     """Log the per-request line ``{"event": "request", **fields}`` at INFO with the request
     context (``bind_request``), a level and a timestamp: the same keys the structlog chain
     writes. Direct when JSON is configured, else through structlog."""
@@ -157,7 +158,7 @@ def request_line(fields: dict[str, Any]) -> None:
             for k, v in ctx.items():
                 event.setdefault(k, v)
         event["level"] = "info"
-        event["timestamp"] = _timestamp()
+        event["timestamp"] = _timestamp(now)
         sink(orjson.dumps(event, default=str, option=orjson.OPT_APPEND_NEWLINE))
         return
     global _request_log

@@ -100,47 +100,64 @@ class ObservabilityMiddleware:
                 status = message["status"]
             await send(message)
 
-        ctx = tracing.extract(carrier) if carrier else None
-        with tracing.server_span(method, ctx) as span:
+        fields: dict[str, Any] = {"request_id": state.get("request_id")}
+        span: Any = None
+        span_cm: Any = None
+        ids_token: object = None
+        if carrier is None and not tracing.recording():
+            # The common case: a fresh trace id and a span id, no span object to record.
+            fields["trace_id"], fields["span_id"], ids_token = tracing.attach_ids()
+        else:
+            span_cm = tracing.server_span(method, tracing.extract(carrier) if carrier else None)
+            span = span_cm.__enter__()
             sc = span.get_span_context()
-            fields: dict[str, Any] = {"request_id": state.get("request_id")}
             if sc.is_valid:
                 fields["trace_id"] = f"{sc.trace_id:032x}"
                 fields["span_id"] = f"{sc.span_id:016x}"
-            if tenant is not None:
-                fields["tenant_id"] = str(tenant.id)
-            if principal is not None:
-                fields["principal"] = principal.subject
-            state["obs"] = fields
-            token = logs.bind_request(fields)
-            try:
-                await self.app(scope, receive, send_status)
-            except Exception as exc:
+        if tenant is not None:
+            fields["tenant_id"] = str(tenant.id)
+        if principal is not None:
+            fields["principal"] = principal.subject
+        state["obs"] = fields
+        token = logs.bind_request(fields)
+        exc_info: tuple[Any, Any, Any] = (None, None, None)
+        try:
+            await self.app(scope, receive, send_status)
+        except BaseException as exc:
+            exc_info = (type(exc), exc, exc.__traceback__)
+            if isinstance(exc, Exception):
                 status = 500
-                tracing.set_error(span, exc)
-                raise
-            finally:
-                duration = time.perf_counter() - started
-                route = route_template(scope)
-                plan = tenant.plan if tenant is not None else "none"
-                if span.is_recording():
-                    span.update_name(f"{method} {route}")
-                    span.set_attribute("http.request.method", method)
-                    span.set_attribute("http.route", route)
-                    span.set_attribute("http.response.status_code", status)
-                    if tenant is not None:
-                        span.set_attribute("tenant.id", str(tenant.id))
-                    if status >= 500:
-                        span.set_status(tracing.StatusCode.ERROR)
-                self._histogram((route, method, status, plan)).observe(duration)
-                self.record(method, route, status, duration)
-                logs.request_line(
-                    {
-                        "method": method,
-                        "route": route,
-                        "path": path,
-                        "status": status,
-                        "duration_ms": round(duration * 1000, 3),
-                    }
-                )
-                logs.reset_request(token)
+                if span is not None:
+                    tracing.set_error(span, exc)
+            raise
+        finally:
+            duration = time.perf_counter() - started
+            now = time.time()
+            route = route_template(scope)
+            plan = tenant.plan if tenant is not None else "none"
+            if span is not None and span.is_recording():
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.request.method", method)
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if tenant is not None:
+                    span.set_attribute("tenant.id", str(tenant.id))
+                if status >= 500:
+                    span.set_status(tracing.StatusCode.ERROR)
+            self._histogram((route, method, status, plan)).observe(duration)
+            self.record(method, route, status, duration, now)
+            logs.request_line(
+                {
+                    "method": method,
+                    "route": route,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(duration * 1000, 3),
+                },
+                now,
+            )
+            logs.reset_request(token)
+            if span_cm is not None:
+                span_cm.__exit__(*exc_info)
+            else:
+                tracing.detach_ids(ids_token)
