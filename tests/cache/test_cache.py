@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -272,3 +273,21 @@ async def test_pg_connections_queue_callers_and_replace_broken_connections(
             assert await cache.get("conn:1") == {"v": 1}
     finally:
         await cache.close()
+
+
+async def test_pg_connections_waiters_do_not_hang_when_connecting_fails() -> None:
+    """Callers queued behind a connection that fails to open each get an error, not a hang."""
+    from tenantry.capabilities.cache.pg import Connections
+
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conns = Connections(f"postgresql://nobody@127.0.0.1:{port}/none", 1, {})
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(conns.run("fetchval", "SELECT 1") for _ in range(3)), return_exceptions=True
+        ),
+        timeout=30,
+    )
+    assert all(isinstance(r, OSError) for r in results), results
+    await conns.close()

@@ -57,6 +57,9 @@ class Connections:
             self._opening += 1
             try:
                 conn = await asyncpg.connect(self.dsn, server_settings=self.server_settings)
+            except BaseException:
+                self._wake_one()  # a waiter counted on this connection: let it try its own
+                raise
             finally:
                 self._opening -= 1
             self._all.add(conn)
@@ -81,7 +84,11 @@ class Connections:
     def _discard(self, conn: asyncpg.Connection) -> None:
         self._all.discard(conn)
         conn.terminate()
-        # A waiter may now open a connection of its own.
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        """A slot is free (a connection discarded, or one that failed to open): the first
+        waiter tries to open a connection of its own."""
         while self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
