@@ -28,6 +28,8 @@ from typing import Any
 from bench._common import bench_database_url, table
 from tenantry.capabilities.audit.buffer import AuditBuffer
 from tenantry.capabilities.authz import Authz, Resource
+from tenantry.capabilities.cache.cache import Cache
+from tenantry.capabilities.cache.pg import PgBackend
 from tenantry.capabilities.entitlements.plans import Plans
 from tenantry.capabilities.flags.provider import TenantryProvider
 from tenantry.capabilities.flags.store import Flag, FlagStore
@@ -156,6 +158,26 @@ async def authz_rows(platform: Platform, tenant: Tenant, rules: int, n: int) -> 
         await quiet.check(p, action)
         xs = await timed_async(lambda: quiet.check(p, action), n)
         rows.append(["authz.check, cached, audit off (split)", label, len(xs), *pct(xs)])
+        # Would the platform cache (issue 6) help? A decision read from it costs at least a
+        # cache get: measured here on a decision-sized value, L1 miss (PostgreSQL round trip)
+        # and L1 hit, to compare with the rows above.
+        pg_cache = Cache(PgBackend(platform.db, "bench-authz"), platform.db, l1_size=0)
+        l1_cache = Cache(PgBackend(platform.db, "bench-authz-l1"), platform.db)
+        await l1_cache.start()
+        try:
+            decision = {"allowed": True, "policy": "rbac", "reason": "role grants action"}
+            key = f"authz:{p.subject}:{action}"
+            await pg_cache.set(key, decision, ttl_s=60)
+            await l1_cache.get(key)
+            xs = await timed_async(lambda: pg_cache.get(key), min(n, 5_000))
+            rows.append(
+                ["platform cache get of a decision, L1 miss (PG)", label, len(xs), *pct(xs)]
+            )
+            xs = await timed_async(lambda: l1_cache.get(key), n)
+            rows.append(["platform cache get of a decision, L1 hit", label, len(xs), *pct(xs)])
+        finally:
+            await pg_cache.close()
+            await l1_cache.close()
         abac = Authz(platform.db, expand, known, cache_ttl_s=0, snapshot_ttl_s=3600, buffer=buffer)
         res = Resource("transaction", "t1", {"amount": 5000, "department": "sales"})
         xs = await timed_async(lambda: abac.check(p, action, res), n)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,65 @@ async def test_l1_is_coherent_across_two_processes(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_pg_connections_queue_callers_and_replace_broken_connections(
+    platform: Platform, make_tenant: MakeTenant
+) -> None:
+    """The backend's own minimal pool: more concurrent calls than connections all complete;
+    a call cancelled mid-query and a connection killed by the server do not break later
+    calls."""
+    from tenantry.capabilities.cache.pg import PgBackend
+
+    t = await make_tenant()
+    backend = PgBackend(platform.db, origin="test-conns", pool_size=2)
+    cache = Cache(backend, platform.db, l1_size=0)
+    conns = backend.connections()
+    try:
+        with tenant_scope(t.tenant):
+            await cache.set("conn:1", {"v": 1})
+            got = await asyncio.gather(*(cache.get("conn:1") for _ in range(50)))
+            assert got == [{"v": 1}] * 50
+            assert len(conns._all) == 2
+
+            slow = asyncio.create_task(conns.run("execute", "SELECT pg_sleep(5)"))
+            await asyncio.sleep(0.2)
+            slow.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await slow
+            assert len(conns._all) <= 2
+            assert await cache.get("conn:1") == {"v": 1}
+
+            pids = [c.get_server_pid() for c in conns._all]
+            killer = await asyncpg.connect(platform.db.app_dsn())  # same role: may terminate
+            try:
+                for pid in pids:
+                    assert await killer.fetchval("SELECT pg_terminate_backend($1)", pid)
+            finally:
+                await killer.close()
+            await asyncio.sleep(0.3)  # the backends exit
+            assert await cache.get("conn:1") == {"v": 1}
+            # A server-side error leaves the connection in use.
+            with pytest.raises(asyncpg.PostgresError):
+                await conns.run("execute", "SELECT 1/0")
+            assert await cache.get("conn:1") == {"v": 1}
+    finally:
+        await cache.close()
+
+
+async def test_pg_connections_waiters_do_not_hang_when_connecting_fails() -> None:
+    """Callers queued behind a connection that fails to open each get an error, not a hang."""
+    from tenantry.capabilities.cache.pg import Connections
+
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conns = Connections(f"postgresql://nobody@127.0.0.1:{port}/none", 1, {})
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(conns.run("fetchval", "SELECT 1") for _ in range(3)), return_exceptions=True
+        ),
+        timeout=30,
+    )
+    assert all(isinstance(r, OSError) for r in results), results
+    await conns.close()

@@ -29,7 +29,9 @@ ACCOUNTS = [
 
 @pytest.fixture(scope="module")
 async def book(client: httpx.AsyncClient, make_tenant: MakeTenant) -> tuple[Ledger, list[str]]:
-    ledger = Ledger(client, await make_tenant())
+    # Up to 25 examples x 6 posts (plus shrinking) in a few seconds: more than the free plan's
+    # rate limit (10/s, burst 100) once requests are fast enough, so a plan they fit in.
+    ledger = Ledger(client, await make_tenant(plan="pro"))
     ids = []
     for type_, currency, neg in ACCOUNTS:
         extra = {} if neg is None else {"allow_negative": neg}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import structlog
 from fastapi import APIRouter
 
 from tenantry.kernel.http.app import create_app
@@ -42,6 +44,12 @@ def boom_router(platform: Platform) -> APIRouter:
 
     @router.get("/ok")
     async def ok() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    @router.get("/logs")
+    async def log_inside() -> dict[str, str]:
+        structlog.get_logger("tests").info("inside the handler")
+        logging.getLogger("tests.stdlib").warning("stdlib inside the handler")
         return {"ok": "yes"}
 
     return router

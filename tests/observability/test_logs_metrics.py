@@ -45,6 +45,41 @@ async def test_log_lines_carry_tenant_request_and_trace_ids(
     assert anon[0]["request_id"]
 
 
+async def test_lines_logged_inside_a_request_carry_its_ids(
+    obs_client: httpx.AsyncClient, make_tenant: MakeTenant
+) -> None:
+    t = await make_tenant()
+    out = io.StringIO()
+    logs.configure("json", "INFO", out)
+    try:
+        r = await obs_client.get("/test/logs", headers={**t.auth, "X-Request-Id": "rq-inside"})
+        assert r.status_code == 200
+    finally:
+        structlog.reset_defaults()
+    lines = [orjson.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+    mine = [x for x in lines if x.get("request_id") == "rq-inside"]
+    events = {x["event"] for x in mine}
+    assert events == {"inside the handler", "stdlib inside the handler", "request"}, lines
+    request = next(x for x in mine if x["event"] == "request")
+    for x in mine:
+        assert x["trace_id"] == request["trace_id"]
+        assert x["span_id"] == request["span_id"]
+        assert x["tenant_id"] == str(t.tenant.id)
+        assert x["principal"] == request["principal"]
+        assert x["timestamp"].endswith("Z")
+    assert {x["level"] for x in mine} == {"info", "warning"}
+
+
+async def test_request_line_goes_through_structlog_when_not_configured_for_json(
+    obs_client: httpx.AsyncClient,
+) -> None:
+    out = io.StringIO()
+    logs.configure("json", "INFO", out)
+    structlog.reset_defaults()  # someone else reconfigured logging: no direct writes to `out`
+    await obs_client.get("/test/ok", headers={"X-Request-Id": "rq-reset"})
+    assert "rq-reset" not in out.getvalue()
+
+
 async def test_console_format_is_human_readable(obs_client: httpx.AsyncClient) -> None:
     out = io.StringIO()
     logs.configure("console", "INFO", out)

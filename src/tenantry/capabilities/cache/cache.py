@@ -53,6 +53,8 @@ class Cache:
         # L1 only where it can be kept coherent (NOTIFY from the PostgreSQL backend).
         self.l1 = L1(l1_size if backend.name == "postgres" else 0, l1_ttl_s)
         self._stats: dict[str, list[int]] = {}
+        #: Labelled Prometheus children by (prefix, result), saving ``labels()`` per lookup.
+        self._counters: dict[tuple[str, str], Any] = {}
         self._listener: asyncpg.Connection | None = None
         self._listen_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -118,7 +120,7 @@ class Cache:
 
     # -- stats --------------------------------------------------------------------------------
     def _count(self, key: str, idx: int, result: str | None) -> None:
-        prefix = key.split(":", 1)[0]
+        prefix = key.partition(":")[0]
         row = self._stats.get(prefix)
         if row is None:
             if len(self._stats) >= MAX_PREFIXES:
@@ -126,7 +128,13 @@ class Cache:
             row = self._stats.setdefault(prefix, [0, 0, 0])
         row[idx] += 1
         if result is not None:
-            metrics.CACHE_REQUESTS.labels(self.backend.name, prefix, result).inc()
+            counter = self._counters.get((prefix, result))
+            if counter is None:
+                if len(self._counters) >= 4 * MAX_PREFIXES:
+                    self._counters.clear()
+                counter = metrics.CACHE_REQUESTS.labels(self.backend.name, prefix, result)
+                self._counters[(prefix, result)] = counter
+            counter.inc()
 
     async def flush_stats(self) -> int:
         stats, self._stats = self._stats, {}

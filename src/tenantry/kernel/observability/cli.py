@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -137,10 +136,6 @@ def slo_export_cmd(
     """Write prometheus-rules.yaml and grafana-dashboard.json from the SLO config."""
     s = settings()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "prometheus-rules.yaml").write_text(
-        yaml.safe_dump(slo_export.alert_rules(s.slo), sort_keys=False, width=200)
-    )
-    (out / "grafana-dashboard.json").write_text(
-        json.dumps(slo_export.grafana_dashboard(s.slo), indent=2)
-    )
+    (out / "prometheus-rules.yaml").write_text(slo_export.rules_yaml(s.slo))
+    (out / "grafana-dashboard.json").write_text(slo_export.dashboard_json(s.slo))
     console.print(f"wrote {out}/prometheus-rules.yaml and {out}/grafana-dashboard.json")

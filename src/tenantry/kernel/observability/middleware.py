@@ -11,11 +11,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tenantry.kernel.observability import metrics, tracing
+from tenantry.kernel.observability import logs, metrics, tracing
 from tenantry.kernel.tenancy.context import current_principal, current_tenant
 
 if TYPE_CHECKING:
@@ -33,8 +32,11 @@ def route_template(scope: Scope) -> str:
     if fmt is None:
         return UNMATCHED
     path: str = scope["path"]
+    params = scope.get("path_params")
+    if not params and path.endswith(fmt):
+        return path  # a route without parameters: the path is its template
     try:
-        suffix = fmt.format(**{k: str(v) for k, v in scope.get("path_params", {}).items()})
+        suffix = fmt.format(**{k: str(v) for k, v in (params or {}).items()})
     except (KeyError, IndexError, ValueError):
         return fmt
     if suffix and path.endswith(suffix):
@@ -46,8 +48,12 @@ class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, hub: Observability) -> None:
         self.app = app
         self.hub = hub
+        self.record = hub.recorder.record
         self.metrics_path = hub.settings.metrics_path if hub.settings.metrics_enabled else None
-        self.log = structlog.get_logger("tenantry.http")
+        #: Labelled histogram children by (route, method, status, plan): the label values are
+        #: bounded (route templates, methods, statuses, plans), so is this dict; it saves the
+        #: label validation and lock of ``labels()`` on every request.
+        self._histograms: dict[tuple[str, str, int, str], Any] = {}
 
     async def _metrics(self, send: Send) -> None:
         body = metrics.render()
@@ -60,11 +66,20 @@ class ObservabilityMiddleware:
         )
         await send({"type": "http.response.body", "body": body})
 
+    def _histogram(self, key: tuple[str, str, int, str]) -> Any:
+        child = self._histograms.get(key)
+        if child is None:
+            route, method, status, plan = key
+            child = metrics.REQUEST_DURATION.labels(route, method, str(status), plan)
+            self._histograms[key] = child
+        return child
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope["path"] == self.metrics_path:
+        path: str = scope["path"]
+        if path == self.metrics_path:
             await self._metrics(send)
             return
         started = time.perf_counter()
@@ -85,46 +100,64 @@ class ObservabilityMiddleware:
                 status = message["status"]
             await send(message)
 
-        ctx = tracing.extract(carrier) if carrier else None
-        with tracing.server_span(method, ctx) as span:
+        fields: dict[str, Any] = {"request_id": state.get("request_id")}
+        span: Any = None
+        span_cm: Any = None
+        ids_token: object = None
+        if carrier is None and not tracing.recording():
+            # The common case: a fresh trace id and a span id, no span object to record.
+            fields["trace_id"], fields["span_id"], ids_token = tracing.attach_ids()
+        else:
+            span_cm = tracing.server_span(method, tracing.extract(carrier) if carrier else None)
+            span = span_cm.__enter__()
             sc = span.get_span_context()
-            fields: dict[str, Any] = {"request_id": state.get("request_id")}
             if sc.is_valid:
-                fields["trace_id"] = format(sc.trace_id, "032x")
-                fields["span_id"] = format(sc.span_id, "016x")
-            if tenant is not None:
-                fields["tenant_id"] = str(tenant.id)
-            if principal is not None:
-                fields["principal"] = principal.subject
-            state["obs"] = fields
-            tokens = structlog.contextvars.bind_contextvars(**fields)
-            try:
-                await self.app(scope, receive, send_status)
-            except Exception as exc:
+                fields["trace_id"] = f"{sc.trace_id:032x}"
+                fields["span_id"] = f"{sc.span_id:016x}"
+        if tenant is not None:
+            fields["tenant_id"] = str(tenant.id)
+        if principal is not None:
+            fields["principal"] = principal.subject
+        state["obs"] = fields
+        token = logs.bind_request(fields)
+        exc_info: tuple[Any, Any, Any] = (None, None, None)
+        try:
+            await self.app(scope, receive, send_status)
+        except BaseException as exc:
+            exc_info = (type(exc), exc, exc.__traceback__)
+            if isinstance(exc, Exception):
                 status = 500
-                tracing.set_error(span, exc)
-                raise
-            finally:
-                duration = time.perf_counter() - started
-                route = route_template(scope)
-                plan = tenant.plan if tenant is not None else "none"
-                if span.is_recording():
-                    span.update_name(f"{method} {route}")
-                    span.set_attribute("http.request.method", method)
-                    span.set_attribute("http.route", route)
-                    span.set_attribute("http.response.status_code", status)
-                    if tenant is not None:
-                        span.set_attribute("tenant.id", str(tenant.id))
-                    if status >= 500:
-                        span.set_status(tracing.StatusCode.ERROR)
-                metrics.REQUEST_DURATION.labels(route, method, str(status), plan).observe(duration)
-                self.hub.recorder.record(method, route, status, duration)
-                self.log.info(
-                    "request",
-                    method=method,
-                    route=route,
-                    path=scope["path"],
-                    status=status,
-                    duration_ms=round(duration * 1000, 3),
-                )
-                structlog.contextvars.reset_contextvars(**tokens)
+                if span is not None:
+                    tracing.set_error(span, exc)
+            raise
+        finally:
+            duration = time.perf_counter() - started
+            now = time.time()
+            route = route_template(scope)
+            plan = tenant.plan if tenant is not None else "none"
+            if span is not None and span.is_recording():
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.request.method", method)
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if tenant is not None:
+                    span.set_attribute("tenant.id", str(tenant.id))
+                if status >= 500:
+                    span.set_status(tracing.StatusCode.ERROR)
+            self._histogram((route, method, status, plan)).observe(duration)
+            self.record(method, route, status, duration, now)
+            logs.request_line(
+                {
+                    "method": method,
+                    "route": route,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(duration * 1000, 3),
+                },
+                now,
+            )
+            logs.reset_request(token)
+            if span_cm is not None:
+                span_cm.__exit__(*exc_info)
+            else:
+                tracing.detach_ids(ids_token)

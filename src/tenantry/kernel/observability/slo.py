@@ -40,8 +40,11 @@ class RequestRecorder:
         # (minute epoch, method, route) -> [total, 5xx, 4xx, duration_ms, *buckets]
         self._cur: dict[tuple[int, str, str], list[float]] = {}
 
-    def record(self, method: str, route: str, status: int, duration_s: float) -> None:
-        key = (int(time.time()) // 60 * 60, method, route)
+    def record(
+        self, method: str, route: str, status: int, duration_s: float, now: float | None = None
+    ) -> None:
+        """Count one request; ``now`` (``time.time()``) if the caller has read it already."""
+        key = (int(time.time() if now is None else now) // 60 * 60, method, route)
         row = self._cur.get(key)
         if row is None:
             row = self._cur[key] = [0.0] * (4 + NBUCKETS)

@@ -7,8 +7,11 @@ the ones ``tenantry slo report`` computes from PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
+
+import yaml
 
 from tenantry.kernel.observability.settings import Objective, SloSettings
 from tenantry.kernel.observability.slo import FAST_BURN, SLOW_BURN
@@ -88,16 +91,19 @@ def grafana_dashboard(s: SloSettings) -> dict[str, Any]:
     panels: list[dict[str, Any]] = []
     y = 0
     pid = 1
+    datasource = {"type": "prometheus", "uid": "${datasource}"}
     for obj in s.objectives:
         for kind, target in _kinds(obj):
             targets = [
                 {
                     "refId": "A",
+                    "datasource": datasource,
                     "expr": f"1 - {error_ratio(obj, kind, '5m')}",
                     "legendFormat": "SLI (5m)",
                 },
                 {
                     "refId": "B",
+                    "datasource": datasource,
                     "expr": f"{error_ratio(obj, kind, '1h')} / {1 - target:g}",
                     "legendFormat": "burn rate (1h)",
                 },
@@ -108,7 +114,7 @@ def grafana_dashboard(s: SloSettings) -> dict[str, Any]:
                     "type": "timeseries",
                     "title": f"{obj.name} — {kind} (target {target:.3%})",
                     "gridPos": {"x": 0, "y": y, "w": 24, "h": 8},
-                    "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                    "datasource": datasource,
                     "targets": targets,
                 }
             )
@@ -124,3 +130,12 @@ def grafana_dashboard(s: SloSettings) -> dict[str, Any]:
         },
         "panels": panels,
     }
+
+
+def rules_yaml(s: SloSettings) -> str:
+    """The alert rules as a Prometheus rule file (``promtool check rules`` accepts it)."""
+    return yaml.safe_dump(alert_rules(s), sort_keys=False, width=200)
+
+
+def dashboard_json(s: SloSettings) -> str:
+    return json.dumps(grafana_dashboard(s), indent=2)

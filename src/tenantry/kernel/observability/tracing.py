@@ -84,6 +84,24 @@ class _IdsOnlySpan:
         otel_context.detach(self._token)  # type: ignore[arg-type]
 
 
+_NO_FLAGS = TraceFlags(0)
+
+
+def attach_ids() -> tuple[str, str, object]:
+    """A new trace's non-recording server span made current, without the context-manager
+    object: ``(trace id hex, span id hex, token for detach_ids)``. The request path's choice
+    when nothing records spans and no ``traceparent`` came in."""
+    trace_id = _bits(128) or 1
+    span_id = _bits(64) or 1
+    span = NonRecordingSpan(SpanContext(trace_id, span_id, False, trace_flags=_NO_FLAGS))
+    token = otel_context.attach(trace.set_span_in_context(span))
+    return f"{trace_id:032x}", f"{span_id:016x}", token
+
+
+def detach_ids(token: object) -> None:
+    otel_context.detach(token)  # type: ignore[arg-type]
+
+
 def server_span(name: str, parent: otel_context.Context | None) -> Any:
     """The HTTP server span: recorded when something consumes spans, else ids only."""
     if _recording:

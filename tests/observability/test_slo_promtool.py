@@ -1,0 +1,154 @@
+"""The generated Prometheus rules checked by Prometheus's own tool: ``promtool check rules``
+(syntax of the file and of every PromQL expression) and ``promtool test rules`` (the burn-rate
+alerts fire on synthetic series that burn the budget, and stay quiet on ones that do not).
+
+promtool comes with the Debian package ``prometheus`` (``apt-get install prometheus``); these
+tests skip, saying so, only when it is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tenantry.kernel.observability import slo_export
+from tenantry.kernel.observability.settings import SloSettings
+
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None,
+    reason="promtool not installed (Debian: apt-get install prometheus): the generated rules "
+    "are only structure-checked (test_slo.py)",
+)
+METRIC = "tenantry_http_request_duration_seconds"
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    assert PROMTOOL is not None
+    return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=60)
+
+
+def series(suffix: str, route: str, method: str, status: str, values: str, **extra: str) -> dict:
+    labels = {"route": route, "method": method, "status": status, "plan": "free", **extra}
+    body = ", ".join(f'{k}="{v}"' for k, v in labels.items())
+    return {"series": f"{METRIC}_{suffix}{{{body}}}", "values": values}
+
+
+@needs_promtool
+def test_promtool_accepts_the_generated_rules(tmp_path: Path) -> None:
+    rules = tmp_path / "prometheus-rules.yaml"
+    rules.write_text(slo_export.rules_yaml(SloSettings()))
+    r = promtool("check", "rules", str(rules))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS: 8 rules found" in r.stdout, r.stdout
+
+
+@needs_promtool
+def test_burn_rate_alerts_fire_on_synthetic_series(tmp_path: Path) -> None:
+    s = SloSettings()
+    (tmp_path / "rules.yaml").write_text(slo_export.rules_yaml(s))
+    rules = {r["alert"]: r for r in slo_export.alert_rules(s)["groups"][0]["rules"]}
+
+    def expect(name: str) -> dict:
+        rule = rules[name]
+        return {"exp_labels": rule["labels"], "exp_annotations": rule["annotations"]}
+
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                # 10 % of /api requests fail (budget 0.1 %): fast burn after its 2 minutes;
+                # every token request is slower than 250 ms: the token latency SLO burns.
+                "interval": "1m",
+                "input_series": [
+                    series("count", "/api/v1/x", "GET", "500", "0+10x120"),
+                    series("count", "/api/v1/x", "GET", "200", "0+90x120"),
+                    series("count", "/api/v1/identity/token", "POST", "200", "0+100x120"),
+                    series("bucket", "/api/v1/identity/token", "POST", "200", "0x120", le="0.25"),
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "30m",
+                        "alertname": "SLOApiAvailabilityFastBurn",
+                        "exp_alerts": [expect("SLOApiAvailabilityFastBurn")],
+                    },
+                    {
+                        "eval_time": "30m",
+                        "alertname": "SLOIdentityTokenLatencyFastBurn",
+                        "exp_alerts": [expect("SLOIdentityTokenLatencyFastBurn")],
+                    },
+                    {
+                        "eval_time": "1m",  # not yet: the condition must hold for 2 minutes
+                        "alertname": "SLOApiAvailabilityFastBurn",
+                        "exp_alerts": [],
+                    },
+                ],
+            },
+            {
+                # Within budget: 0.05 % of /api requests fail, every token request is fast.
+                "interval": "1m",
+                "input_series": [
+                    series("count", "/api/v1/x", "GET", "500", "0+1x120"),
+                    series("count", "/api/v1/x", "GET", "200", "0+1999x120"),
+                    series("count", "/api/v1/identity/token", "POST", "200", "0+100x120"),
+                    series(
+                        "bucket", "/api/v1/identity/token", "POST", "200", "0+100x120", le="0.25"
+                    ),
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "90m", "alertname": name, "exp_alerts": []} for name in rules
+                ],
+            },
+        ],
+    }
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    r = promtool("test", "rules", str(tmp_path / "tests.yaml"))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_dashboard_has_what_grafana_needs_to_import_it() -> None:
+    """The dashboard JSON model fields Grafana requires or uses on import (no Grafana here to
+    load it): title, uid, schemaVersion, the datasource variable the panels refer to, panels
+    with id/type/title/gridPos/datasource and targets with refId + expr."""
+    s = SloSettings()
+    dash = json.loads(slo_export.dashboard_json(s))
+    assert dash["title"]
+    assert dash["uid"]
+    assert isinstance(dash["schemaVersion"], int)
+    assert dash["schemaVersion"] >= 36
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids))
+    for p in dash["panels"]:
+        assert p["type"] == "timeseries"
+        assert p["title"]
+        assert set(p["gridPos"]) == {"x", "y", "w", "h"}
+        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        refs = [t["refId"] for t in p["targets"]]
+        assert len(refs) == len(set(refs))
+        for t in p["targets"]:
+            assert t["expr"].count("(") == t["expr"].count(")")
+            assert t["datasource"] == p["datasource"]
+
+
+@needs_promtool
+def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
+    """Each panel query checked by promtool, as the expression of a recording rule."""
+    dash = slo_export.grafana_dashboard(SloSettings())
+    rules = [
+        {"record": f"tenantry:check_{p['id']}_{t['refId']}", "expr": t["expr"]}
+        for p in dash["panels"]
+        for t in p["targets"]
+    ]
+    f = tmp_path / "dashboard-queries.yaml"
+    f.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    r = promtool("check", "rules", str(f))
+    assert r.returncode == 0, r.stdout + r.stderr
