@@ -13,6 +13,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from tenantry import __version__
 from tenantry.kernel.http import problems
@@ -79,8 +81,44 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
         return platform.keyring.jwks()
 
     for router, prefix in platform.routers:
+        first = len(app.router.routes)
         app.include_router(router, prefix=prefix)
+        for route in app.router.routes[first:]:
+            gate_by_prefix(route, prefix)
     for factory, kwargs in platform.middleware:
         app.add_middleware(factory, **kwargs)
     app.add_middleware(RequestContextMiddleware, platform=platform)  # outermost
     return app
+
+
+def _route_path(scope: Scope) -> str:
+    """The path routes match against (``root_path`` removed), as Starlette computes it."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :]
+    return path
+
+
+def gate_by_prefix(route: BaseRoute, prefix: str) -> None:
+    """Answer "no match" at once for a path outside ``prefix``, before the route's own
+    matching runs.
+
+    Why: FastAPI (0.16x) keeps an included router as one route that tries every route of that
+    router, twice per request (to match, then to handle); with the modules' routers in a row,
+    reaching ``GET /api/v1/ledger/accounts/{id}/balance`` cost 66 µs of route matching, 15 µs
+    with this gate (docs/performance.md, "GET balance"). Every route of a router included with
+    ``prefix`` has a path equal to it or under ``prefix/``, so the gate changes no outcome (404,
+    405 and the OpenAPI document stay as they were: only ``matches`` is wrapped)."""
+    if not prefix:
+        return
+    under = prefix + "/"
+    matches = route.matches
+
+    def gated(scope: Scope) -> tuple[Match, Scope]:
+        path = _route_path(scope)
+        if path != prefix and not path.startswith(under):
+            return Match.NONE, {}
+        return matches(scope)
+
+    route.matches = gated  # type: ignore[method-assign]
