@@ -346,8 +346,8 @@ async def test_relay_dies_after_handling_before_marking(
     doomed = Relay(platform.db, platform.catalog, m.dispatcher, m.settings)
     original = doomed._deliver
 
-    async def deliver_then_die(claim: Any, envs: Any, *, fast: bool) -> Any:
-        await original(claim, envs, fast=fast)
+    async def deliver_then_die(claim: Any, envs: Any) -> Any:
+        await original(claim, envs)
         assert await folded_in(claim, account) > 0  # the handlers did run
         raise ConnectionResetError("relay process died")
 

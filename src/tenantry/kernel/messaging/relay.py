@@ -20,14 +20,14 @@ exponentially, and after ``max_attempts`` moves to ``outbox_dead``. Tenants are 
 round-robin one batch at a time and a failing row only delays itself, so one tenant's
 poison message never blocks another tenant's (or the same tenant's later) messages.
 
-In-process consumers of a batch run in the claim transaction itself: the inbox rows in one
-statement per consumer, then the handlers, then the "delivered" mark, one commit for all
-(about six round trips per batch instead of ten, and a relay that dies mid-batch leaves
-neither an effect nor a mark behind). If a handler fails, that transaction is rolled back
-and the batch is claimed again and redone message by message, each in a savepoint, so only
-the failing message is retried. A message whose in-process consumers succeeded but whose
-bus publish failed stays pending with their inbox rows committed: its redelivery to them is
-a no-op.
+In-process consumers of a batch run in the claim transaction itself: per consumer, in one
+savepoint, the inbox rows in one statement and then the handlers; then the "delivered" mark,
+one commit for all (a relay that dies mid-batch leaves neither an effect nor a mark behind).
+If a handler fails, only that consumer's savepoint is rolled back (the other consumers' work
+stands, so their external effects such as mail are not repeated) and that consumer's batch
+is redone message by message, each in a savepoint, so only the failing message is retried. A
+message whose in-process consumers succeeded but whose bus publish failed stays pending with
+their inbox rows committed: its redelivery to them is a no-op.
 """
 
 from __future__ import annotations
@@ -57,10 +57,6 @@ from tenantry.kernel.tenancy.model import Tenant, TenantStatus
 _log = logging.getLogger(__name__)
 CHANNEL = "tenantry_outbox"
 TRANSIENT = "bus unavailable: "
-
-
-class _FastPathFailed(Exception):
-    """A handler failed in a batch's fast path (the claim transaction is then rolled back)."""
 
 
 class BusPublisher(Protocol):
@@ -209,14 +205,6 @@ class Relay:
 
     async def run_batch(self, tenant: Tenant) -> int:
         """Claim and deliver one batch of ``tenant``'s due messages; return how many."""
-        try:
-            return await self._run_batch(tenant, fast=True)
-        except _FastPathFailed:
-            # A handler failed: that transaction is rolled back whole (nothing happened);
-            # claim again and go message by message, so only the failing one is retried.
-            return await self._run_batch(tenant, fast=False)
-
-    async def _run_batch(self, tenant: Tenant, *, fast: bool) -> int:
         s = self.settings
         with tenant_scope(tenant):
             async with self.db.tenant_unit_of_work(tenant) as claim:
@@ -226,7 +214,7 @@ class Relay:
                 if self.before_batch is not None:
                     await self.before_batch(tenant, len(rows))
                 envs = [envelope_from_row(r) for r in rows]
-                failed = await self._deliver(claim, envs, fast=fast)
+                failed = await self._deliver(claim, envs)
                 ok_ids = [r["id"] for r, e in zip(rows, envs, strict=True) if e not in failed]
                 if ok_ids:
                     await claim.execute(q.MARK_DELIVERED, ok_ids)
@@ -255,27 +243,25 @@ class Relay:
                     self.stats.lags_ms.append((now - r["created_at"].timestamp()) * 1000)
         return len(rows)
 
-    async def _deliver(
-        self, claim: UnitOfWork, envs: list[Envelope], *, fast: bool
-    ) -> dict[Envelope, str]:
+    async def _deliver(self, claim: UnitOfWork, envs: list[Envelope]) -> dict[Envelope, str]:
         """In-process consumers run in the claim's own transaction, so their effects, their
-        inbox rows and the rows' "delivered" mark commit together (or not at all). ``fast``:
-        one inbox statement per consumer, then the handlers; any error raises
-        ``_FastPathFailed``. Otherwise each message in a savepoint, so a failure fails only
-        that message. Then bus edges are published (with confirms)."""
+        inbox rows and the rows' "delivered" mark commit together (or not at all). Each
+        consumer's batch first in one savepoint (one inbox statement, then the handlers); if
+        that fails, each message in a savepoint of its own, so a failure fails only that
+        message for that consumer. Then bus edges are published
+        (with confirms)."""
         failed: dict[Envelope, str] = {}
         by_consumer: dict[str, list[Envelope]] = {}
         for env in envs:
             for consumer in self.dispatcher.local_consumers(env):
                 by_consumer.setdefault(consumer, []).append(env)
         for consumer, batch in by_consumer.items():
-            if fast:
-                try:
+            try:
+                async with claim.savepoint():
                     await self.dispatcher.deliver_batch(claim, batch, consumer)
-                except Exception as exc:  # a handler's error (even OSError of SMTP/HTTP)
-                    _log.debug("batch of %s failed (%s); message by message", consumer, exc)
-                    raise _FastPathFailed from exc
                 continue
+            except Exception as exc:  # a handler's error (even OSError of SMTP/HTTP)
+                _log.debug("batch of %s failed (%s); message by message", consumer, exc)
             for env in batch:
                 try:
                     async with claim.savepoint():

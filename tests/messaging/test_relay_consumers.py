@@ -1,0 +1,78 @@
+"""The relay runs in-process consumers in its claim transaction, each consumer's batch in a
+savepoint: one consumer failing does not undo (and so does not repeat) another's work."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from tenantry.kernel.db.uow import UnitOfWork
+from tenantry.kernel.messaging.envelope import MessageContext
+from tenantry.kernel.messaging.routing import Routes, Transport
+from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.context import tenant_scope
+from tests.conftest import MakeTenant
+from tests.messaging.conftest import effects, eventually
+from tests.messaging.probe import INSERT_EFFECT
+
+
+class Fanned(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    message_name: ClassVar[str] = "probe.Fanned.v1"
+    key: str
+
+
+#: What a handler did outside the database (a mail sent, a webhook called), per key.
+SENT: Counter[str] = Counter()
+#: How many times the failing consumer was called, per key.
+CALLS: Counter[str] = Counter()
+
+
+def register(platform: Platform) -> None:
+    if Fanned.message_name in platform.dispatcher.types:
+        return
+
+    async def mailer(uow: UnitOfWork, ev: Fanned, ctx: MessageContext) -> None:
+        SENT[ev.key] += 1  # the external effect, not undone by a rollback
+
+    async def flaky(uow: UnitOfWork, ev: Fanned, ctx: MessageContext) -> None:
+        CALLS[ev.key] += 1
+        await uow.execute(
+            INSERT_EFFECT, uow.tenant_id, ctx.consumer, ctx.message_id, ev.key, 1, "", "", ""
+        )
+        if CALLS[ev.key] == 1:
+            raise RuntimeError("first delivery fails")
+
+    platform.dispatcher.subscribe("sink", Fanned, mailer)
+    platform.dispatcher.subscribe("audit", Fanned, flaky)
+
+
+async def test_a_failing_consumer_does_not_repeat_another_consumers_effects(
+    probed: Platform, make_tenant: MakeTenant
+) -> None:
+    register(probed)
+    routes = probed.dispatcher.routes
+    saved = dict(routes.edges)
+    routes.edges[("probe", "sink")] = Transport.INPROC
+    routes.edges[("probe", "audit")] = Transport.INPROC
+    try:
+        a = (await make_tenant()).tenant
+        key = f"fanned-{uuid.uuid4()}"
+        with tenant_scope(a):
+            async with probed.db.unit_of_work() as uow:
+                await probed.dispatcher.publish(uow, Fanned(key=key))
+
+        async def flaky_done() -> bool:
+            return len(await effects(probed, key=key)) == 1
+
+        await eventually(flaky_done, within=15)
+        assert CALLS[key] == 2  # failed once, retried once
+        assert SENT[key] == 1  # the other consumer's effect was not repeated
+        (row,) = await effects(probed, key=key)
+        assert row["consumer"] == "audit"
+        assert row["tenant_seen"] == a.id
+    finally:
+        probed.dispatcher.routes = Routes(saved)
