@@ -11,6 +11,7 @@ import pytest
 
 from tenantry.kernel.errors import ValidationFailed
 from tenantry.kernel.jobs import JobContext, JobRunner, JobsSettings, PermanentJobError
+from tenantry.kernel.observability import tracing
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import require_tenant, tenant_scope
 from tenantry.kernel.tenancy.model import Tenant
@@ -44,8 +45,13 @@ async def test_jobs_run_in_their_tenant_context_in_every_mode(
     r = runner(platform)
     seen: dict[UUID, UUID] = {}
 
+    traces: set[str] = set()
+
     async def record(ctx: JobContext) -> None:
         seen[ctx.id] = require_tenant().id
+        ids = tracing.current_ids()  # each run in a trace of its own (its log lines carry it)
+        assert ids is not None
+        traces.add(ids[0])
         async with platform.db.unit_of_work() as uow:  # RLS: only its own jobs are visible
             ids = {row[0] for row in await uow.fetch("SELECT DISTINCT tenant_id FROM jobs")}
         assert ids == {ctx.tenant.id}
@@ -54,6 +60,7 @@ async def test_jobs_run_in_their_tenant_context_in_every_mode(
     jobs = {await enqueue(platform, r, t, "t.record"): t.id for t in tenants}
     assert await r.run_pending(tenants) == 3
     assert seen == jobs
+    assert len(traces) == 3
     for jid, tid in jobs.items():
         t = next(t for t in tenants if t.id == tid)
         assert (await status(platform, r, t, jid))["status"] == "succeeded"

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.messaging.dispatcher import Dispatcher
 from tenantry.kernel.messaging.envelope import MessageContext
+from tenantry.kernel.observability import tracing
 
 EFFECTS_DDL = """
 CREATE TABLE IF NOT EXISTS public.msg_probe_effects (
@@ -25,12 +26,14 @@ CREATE TABLE IF NOT EXISTS public.msg_probe_effects (
     correlation_id text,
     causation_id text,
     traceparent text
-)
+);
+ALTER TABLE public.msg_probe_effects ADD COLUMN IF NOT EXISTS trace_seen text
 """
 INSERT_EFFECT = """
 INSERT INTO public.msg_probe_effects (tenant_id, tenant_seen, consumer, message_id, key, n,
-                                      correlation_id, causation_id, traceparent)
-VALUES ($1, nullif(current_setting('app.tenant_id', true), '')::uuid, $2, $3, $4, $5, $6, $7, $8)
+                                      correlation_id, causation_id, traceparent, trace_seen)
+VALUES ($1, nullif(current_setting('app.tenant_id', true), '')::uuid, $2, $3, $4, $5, $6, $7, $8,
+        $9)
 """
 
 
@@ -74,6 +77,7 @@ class Sum(BaseModel):
 def register(dispatcher: Dispatcher) -> None:
     async def effect(uow: UnitOfWork, ctx: MessageContext, key: str, n: int) -> None:
         h = ctx.headers
+        ids = tracing.current_ids()  # the trace the handler runs in (its log lines carry it)
         await uow.execute(
             INSERT_EFFECT,
             uow.tenant_id,
@@ -84,6 +88,7 @@ def register(dispatcher: Dispatcher) -> None:
             h.correlation_id,
             h.causation_id,
             h.traceparent,
+            ids and ids[0],
         )
 
     async def on_bumped(uow: UnitOfWork, ev: Bumped, ctx: MessageContext) -> None:

@@ -9,6 +9,7 @@ import pytest
 from tenantry.kernel.errors import ConfigError
 from tenantry.kernel.messaging import dead
 from tenantry.kernel.messaging.routing import Routes, Transport
+from tenantry.kernel.observability import logs
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tests.conftest import MakeTenant
@@ -86,6 +87,36 @@ async def test_chained_event_carries_correlation_and_causation(
         assert echo["correlation_id"] == parents["sink"]["correlation_id"]
         assert echo["traceparent"][3:35] == parents["sink"]["traceparent"][3:35]
         assert echo["tenant_seen"] == a.id
+
+
+async def test_events_continue_the_publishers_trace_and_handlers_run_in_it(
+    probed: Platform, make_tenant: MakeTenant, transport: str
+) -> None:
+    """An event published while handling a request carries the request's trace (as the
+    middleware binds it); its handlers run in that trace (their log lines carry its id), and
+    so do the events they publish."""
+    a = (await make_tenant()).tenant
+    key = f"trace-{uuid.uuid4()}"
+    trace_id, span_id = f"{uuid.uuid4().int:032x}", f"{uuid.uuid4().int >> 64:016x}"
+    token = logs.bind_request({"request_id": "rq", "trace_id": trace_id, "span_id": span_id})
+    try:
+        with tenant_scope(a):
+            async with probed.db.unit_of_work() as uow:
+                await probed.dispatcher.publish(uow, Bumped(key=key, chain=True))
+    finally:
+        logs.reset_request(token)
+
+    async def echoes() -> bool:
+        return len(await effects(probed, key=key + ":echo")) >= 2
+
+    await eventually(echoes)
+    rows = await effects(probed, key=key) + await effects(probed, key=key + ":echo")
+    for r in rows:
+        assert r["traceparent"][3:35] == trace_id, r
+        assert r["trace_seen"] == trace_id, r
+    first = [r for r in rows if r["key"] == key]
+    # Ids only: the request's span is the parent; recording: the publish span under it.
+    assert all(r["traceparent"][36:52] != "0" * 16 for r in first)
 
 
 async def test_redelivery_has_no_second_effect(

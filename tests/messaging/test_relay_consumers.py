@@ -41,7 +41,7 @@ def register(platform: Platform) -> None:
     async def flaky(uow: UnitOfWork, ev: Fanned, ctx: MessageContext) -> None:
         CALLS[ev.key] += 1
         await uow.execute(
-            INSERT_EFFECT, uow.tenant_id, ctx.consumer, ctx.message_id, ev.key, 1, "", "", ""
+            INSERT_EFFECT, uow.tenant_id, ctx.consumer, ctx.message_id, ev.key, 1, "", "", "", None
         )
         if CALLS[ev.key] == 1:
             raise RuntimeError("first delivery fails")

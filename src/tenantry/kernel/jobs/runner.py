@@ -45,6 +45,7 @@ from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.errors import TenantryError
 from tenantry.kernel.jobs import sql
 from tenantry.kernel.jobs.cron import next_fire
+from tenantry.kernel.observability import tracing
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import Tenant, TenantStatus
 
@@ -275,11 +276,24 @@ class JobRunner:
                 running.task.cancel()
                 return
 
+    @staticmethod
+    async def _traced(handler: JobHandler, ctx: JobContext) -> None:
+        """Run the job in a trace of its own: a ``job <kind>`` span when spans are recorded
+        (exports show up in the span store), the trace ids in its log lines and in the
+        messages it publishes either way."""
+        attributes = {
+            "job.id": str(ctx.id),
+            "job.attempt": ctx.attempt,
+            "tenant.id": str(ctx.tenant.id),
+        }
+        with tracing.continue_trace({}, f"job {ctx.kind}", tracing.SpanKind.INTERNAL, **attributes):
+            await handler.run(ctx)
+
     async def run_one(self, ctx: JobContext) -> str:
         """Run a claimed job to its end state; returns it (succeeded/failed/queued/...)."""
         handler = self.handlers[ctx.kind]
         with tenant_scope(ctx.tenant):
-            task: asyncio.Task[None] = asyncio.create_task(handler.run(ctx))
+            task: asyncio.Task[None] = asyncio.create_task(self._traced(handler, ctx))
         running = _Running(task)
         hb = asyncio.create_task(self._heartbeat(ctx, running))
         outcome: str

@@ -49,6 +49,7 @@ from tenantry.kernel.messaging.envelope import (
     roundtrip_for,
 )
 from tenantry.kernel.messaging.routing import Routes, Transport
+from tenantry.kernel.observability import tracing
 
 if TYPE_CHECKING:
     from tenantry.kernel.db.database import Database
@@ -162,13 +163,17 @@ class Dispatcher:
         if not events:
             return []
         ids = [fast_uuid4() for _ in events]
+        with tracing.span("publish", tracing.SpanKind.PRODUCER, messages=len(events)):
+            headers = [
+                orjson.dumps(child_headers(uow.tenant_id).as_dict()).decode() for _ in events
+            ]
         await uow.execute(
             q.INSERT_OUTBOX_EVENTS,
             uow.tenant_id,
             ids,
             [name_of(e) for e in events],
             [orjson.dumps(encode(e)).decode() for e in events],
-            [orjson.dumps(child_headers(uow.tenant_id).as_dict()).decode() for _ in events],
+            headers,
         )
         return ids
 
@@ -179,7 +184,8 @@ class Dispatcher:
         tenant = uow.tenant
         if tenant is None:
             raise MessagingError(f"{name!r}: messages belong to a tenant (platform unit of work)")
-        headers = child_headers(tenant.id)
+        with tracing.span(f"publish {name}", tracing.SpanKind.PRODUCER, message_id=str(message_id)):
+            headers = child_headers(tenant.id)  # the producer span is the consumer's parent
         args = (tenant.id, message_id, name, kind, target, payload, headers.as_dict())
         if not uow.platform:
             await uow.execute(q.INSERT_OUTBOX, *args)
@@ -247,12 +253,7 @@ class Dispatcher:
         status = await uow.execute(q.INBOX_CLAIM, uow.tenant_id, consumer, env.message_id)
         if status.endswith(" 0"):
             return False
-        ctx = MessageContext(env.message_id, env.name, env.headers, consumer)
-        token = current_message.set(ctx)
-        try:
-            await sub.handler(uow, decode(sub.message_type, env.payload), ctx)
-        finally:
-            current_message.reset(token)
+        await self._handle(uow, sub, env)
         return True
 
     async def deliver_batch(self, uow: UnitOfWork, envs: list[Envelope], consumer: str) -> int:
@@ -268,13 +269,25 @@ class Dispatcher:
             sub = self.subscription(env.name, consumer)
             if sub is None:
                 raise MessagingError(f"{consumer!r} does not handle {env.name!r}")
-            ctx = MessageContext(env.message_id, env.name, env.headers, consumer)
+            await self._handle(uow, sub, env)
+        return len(new)
+
+    @staticmethod
+    async def _handle(uow: UnitOfWork, sub: Subscription, env: Envelope) -> None:
+        """Run ``sub``'s handler on ``env`` as the message being handled, in the message's
+        trace (a consumer span when spans are recorded; its ids in log lines either way)."""
+        ctx = MessageContext(env.message_id, env.name, env.headers, sub.consumer)
+        with tracing.continue_trace(
+            {"traceparent": env.headers.traceparent},
+            f"consume {env.name}",
+            consumer=sub.consumer,
+            message_id=str(env.message_id),
+        ):
             token = current_message.set(ctx)
             try:
                 await sub.handler(uow, decode(sub.message_type, env.payload), ctx)
             finally:
                 current_message.reset(token)
-        return len(new)
 
     def local_consumers(self, env: Envelope) -> list[str]:
         """Consumers of ``env`` reached in-process."""

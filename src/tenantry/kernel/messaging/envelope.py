@@ -19,6 +19,8 @@ from uuid import UUID
 
 import orjson
 
+from tenantry.kernel.observability import tracing
+
 _NAME = re.compile(r"^[a-z][a-z0-9_]*\.[A-Za-z][A-Za-z0-9_]*\.v[0-9]+$")
 
 
@@ -170,15 +172,18 @@ current_message: ContextVar[MessageContext | None] = ContextVar("tenantry_messag
 
 
 def child_headers(tenant_id: UUID | None) -> Headers:
-    """Headers of a message published now: caused by the message being handled, if any."""
+    """Headers of a message published now: caused by the message being handled, if any, and
+    in the current trace (the HTTP request's or the consumed message's: its ``traceparent``
+    names the current span as the parent), else in the parent message's, else a new one."""
     parent = current_message.get()
+    traceparent = tracing.current_traceparent()
     if parent is None:
-        return Headers(tenant_id, str(fast_uuid4()), None, new_traceparent())
+        return Headers(tenant_id, str(fast_uuid4()), None, traceparent or new_traceparent())
     return Headers(
         tenant_id,
         parent.headers.correlation_id,
         str(parent.message_id),
-        new_traceparent(trace_id_of(parent.headers.traceparent)),
+        traceparent or new_traceparent(trace_id_of(parent.headers.traceparent)),
     )
 
 

@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from tenantry.kernel.observability import logs, metrics, tracing
+from tenantry.kernel.observability.accounting import RequestAccounting
 from tenantry.kernel.observability.api import build_router
 from tenantry.kernel.observability.errors import ErrorTracker
 from tenantry.kernel.observability.middleware import ObservabilityMiddleware, route_template
@@ -42,6 +43,7 @@ class Observability:
         self.settings = platform.settings.observability
         self.errors = ErrorTracker(platform.db, self.settings.errors, platform.settings.environment)
         self.recorder = RequestRecorder()
+        self.accounting = RequestAccounting(self.recorder)
         self.spans: tracing.PgSpanBuffer | None = None
         self.maintenance_jobs: dict[str, Job] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -101,6 +103,7 @@ class Observability:
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        self.accounting.drain()
         if tasks:
             with contextlib.suppress(Exception):
                 await self.flush()
@@ -109,10 +112,10 @@ class Observability:
         with contextlib.suppress(ValueError):
             metrics.POOLS.databases.remove(self.platform.db)
 
-    @staticmethod
-    async def _flush_logs() -> None:
+    async def _flush_logs(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            self.accounting.drain()
             logs.flush()
 
     async def _loop(self, job: Job, interval: float, run_first: bool) -> None:
@@ -139,6 +142,7 @@ class Observability:
 
     async def flush(self) -> None:
         """Write buffered request minutes and spans (called by the flusher task)."""
+        self.accounting.drain()
         await self.recorder.flush(self.platform.db)
         if self.spans is not None:
             await self.spans.flush_to(self.platform.db)

@@ -44,18 +44,31 @@ class RequestRecorder:
         self, method: str, route: str, status: int, duration_s: float, now: float | None = None
     ) -> None:
         """Count one request; ``now`` (``time.time()``) if the caller has read it already."""
-        key = (int(time.time() if now is None else now) // 60 * 60, method, route)
+        ms = duration_s * 1000.0
+        self.add(
+            int(time.time() if now is None else now) // 60 * 60,
+            method,
+            route,
+            status,
+            ms,
+            bisect_left(LATENCY_BOUNDS_MS, ms),
+        )
+
+    def add(
+        self, minute: int, method: str, route: str, status: int, ms: float, bucket: int
+    ) -> None:
+        """``record`` with the minute (epoch seconds) and latency bucket already computed."""
+        key = (minute, method, route)
         row = self._cur.get(key)
         if row is None:
             row = self._cur[key] = [0.0] * (4 + NBUCKETS)
-        ms = duration_s * 1000.0
         row[0] += 1
         if status >= 500:
             row[1] += 1
         elif status >= 400:
             row[2] += 1
         row[3] += ms
-        row[4 + bisect_left(LATENCY_BOUNDS_MS, ms)] += 1
+        row[4 + bucket] += 1
 
     def drain(self) -> list[tuple[Any, ...]]:
         cur, self._cur = self._cur, {}

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -44,7 +45,16 @@ if TYPE_CHECKING:
     from tenantry.kernel.db.database import Database
     from tenantry.kernel.observability.settings import TracingSettings
 
-__all__ = ["SpanKind", "StatusCode", "continue_trace", "current_ids", "extract", "inject", "span"]
+__all__ = [
+    "SpanKind",
+    "StatusCode",
+    "continue_trace",
+    "current_ids",
+    "current_traceparent",
+    "extract",
+    "inject",
+    "span",
+]
 _log = logging.getLogger("tenantry.tracing")
 _PROPAGATOR = TraceContextTextMapPropagator()
 _provider: TracerProvider | None = None
@@ -58,55 +68,70 @@ def recording() -> bool:
     return _recording
 
 
-class _IdsOnlySpan:
-    """Context manager for a non-recording span with fresh ids (continuing the parent's trace
-    id): what the SDK does with a sampler that drops everything, at a fraction of the cost."""
-
-    __slots__ = ("_token", "span")
-
-    def __init__(self, parent: otel_context.Context | None) -> None:
-        trace_id = 0
-        flags = TraceFlags(0)
-        if parent is not None:
-            psc = trace.get_current_span(parent).get_span_context()
-            if psc.is_valid:
-                trace_id, flags = psc.trace_id, psc.trace_flags
-        self.span = NonRecordingSpan(
-            SpanContext(trace_id or _bits(128) or 1, _bits(64) or 1, False, trace_flags=flags)
-        )
-        self._token: object = None
-
-    def __enter__(self) -> Span:
-        self._token = otel_context.attach(trace.set_span_in_context(self.span))
-        return self.span
-
-    def __exit__(self, *exc: object) -> None:
-        otel_context.detach(self._token)  # type: ignore[arg-type]
+#: The observability fields of the current request or consumed message (``request_id``,
+#: ``trace_id``, ``span_id``, ``tenant_id``, ``principal``): one context variable, set once per
+#: request by the middleware (``logs.bind_request``) and per message by ``continue_trace``.
+#: Every log line merges it. When nothing records spans (the ids-only path) its ``trace_id``
+#: and ``span_id`` are the current span: no OTel span, span context or context is made per
+#: request. ``current_ids``, ``current_traceparent``, ``inject`` and ``span`` read it when no
+#: recorded OTel span is current.
+fields_var: ContextVar[dict[str, Any] | None] = ContextVar("tenantry_obs_fields", default=None)
 
 
-_NO_FLAGS = TraceFlags(0)
+def new_ids(parent: str | None = None) -> tuple[str, str]:
+    """``(trace id hex, span id hex)`` of a new span: in the trace of ``parent`` (a W3C
+    ``traceparent``) when it is a valid one, else in a new trace (as the W3C propagator
+    treats a malformed header)."""
+    ids = f"{_bits(192):048x}"  # one draw and one format for both (all-zero: 2^-64)
+    trace_id = _trace_hex_of(parent) if parent else None
+    return trace_id or ids[:32], ids[32:]
 
 
-def attach_ids() -> tuple[str, str, object]:
-    """A new trace's non-recording server span made current, without the context-manager
-    object: ``(trace id hex, span id hex, token for detach_ids)``. The request path's choice
-    when nothing records spans and no ``traceparent`` came in."""
-    trace_id = _bits(128) or 1
-    span_id = _bits(64) or 1
-    span = NonRecordingSpan(SpanContext(trace_id, span_id, False, trace_flags=_NO_FLAGS))
-    token = otel_context.attach(trace.set_span_in_context(span))
-    return f"{trace_id:032x}", f"{span_id:016x}", token
+_HEX = frozenset("0123456789abcdef")
 
 
-def detach_ids(token: object) -> None:
-    otel_context.detach(token)  # type: ignore[arg-type]
+def _trace_hex_of(traceparent: str) -> str | None:
+    """The trace id of a version-00 ``traceparent``, or None if it is not a valid one."""
+    parts = traceparent.strip().lower().split("-")
+    if len(parts) < 4 or len(parts[0]) != 2 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return None
+    if not _HEX.issuperset(parts[1] + parts[2]) or parts[0] == "ff":
+        return None
+    if parts[1] == "0" * 32 or parts[2] == "0" * 16:
+        return None
+    return parts[1]
+
+
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
+def _current() -> tuple[str, str, str] | None:
+    """``(trace id, span id, flags)`` in hex of the current span: a recorded OTel span if one
+    is current, else the ids-only one of the request or message."""
+    if _recording:
+        sc = trace.get_current_span().get_span_context()
+        if sc.is_valid:
+            return f"{sc.trace_id:032x}", f"{sc.span_id:016x}", f"{int(sc.trace_flags):02x}"
+    fields = fields_var.get()
+    if fields is not None:
+        trace_id = fields.get("trace_id")
+        if trace_id is not None:
+            return trace_id, fields["span_id"], "01"
+    return None
+
+
+def _ambient_context() -> otel_context.Context | None:
+    """An OTel context holding the ids-only span, for a recorded span started under it."""
+    cur = _current()
+    if cur is None:
+        return None
+    sc = SpanContext(int(cur[0], 16), int(cur[1], 16), True, trace_flags=_SAMPLED)
+    return trace.set_span_in_context(NonRecordingSpan(sc))
 
 
 def server_span(name: str, parent: otel_context.Context | None) -> Any:
-    """The HTTP server span: recorded when something consumes spans, else ids only."""
-    if _recording:
-        return tracer().start_as_current_span(name, context=parent, kind=SpanKind.SERVER)
-    return _IdsOnlySpan(parent)
+    """The HTTP server span (recording path): a recorded span continuing ``parent``."""
+    return tracer().start_as_current_span(name, context=parent, kind=SpanKind.SERVER)
 
 
 def tracer() -> trace.Tracer:
@@ -117,16 +142,38 @@ def tracer() -> trace.Tracer:
 
 @contextmanager
 def span(name: str, kind: SpanKind = SpanKind.INTERNAL, **attributes: Any) -> Iterator[Span]:
-    """A child span of the current one; exceptions are recorded and re-raised."""
-    with tracer().start_as_current_span(name, kind=kind, attributes=attributes) as s:
+    """A child span of the current one; exceptions are recorded and re-raised. When nothing
+    records spans this is a no-op span (the current ids stay those of the request or
+    message), which costs next to nothing."""
+    if not _recording:
+        yield trace.INVALID_SPAN
+        return
+    parent = None if trace.get_current_span().get_span_context().is_valid else _ambient_context()
+    with tracer().start_as_current_span(
+        name, context=parent, kind=kind, attributes=attributes
+    ) as s:
         yield s
 
 
 def inject(headers: MutableMapping[str, str] | None = None) -> MutableMapping[str, str]:
     """Write the current trace context (``traceparent``, ``tracestate``) into ``headers``."""
     carrier: MutableMapping[str, str] = {} if headers is None else headers
-    _PROPAGATOR.inject(carrier)
+    if _recording and trace.get_current_span().get_span_context().is_valid:
+        _PROPAGATOR.inject(carrier)
+    else:
+        tp = current_traceparent()
+        if tp is not None:
+            carrier["traceparent"] = tp
     return carrier
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` naming the current span as the parent, or None outside any
+    trace (what a message published now carries)."""
+    cur = _current()
+    if cur is None:
+        return None
+    return f"00-{cur[0]}-{cur[1]}-{cur[2]}"
 
 
 def extract(headers: Mapping[str, str]) -> otel_context.Context:
@@ -137,17 +184,25 @@ def extract(headers: Mapping[str, str]) -> otel_context.Context:
 def continue_trace(
     headers: Mapping[str, str], name: str, kind: SpanKind = SpanKind.CONSUMER, **attributes: Any
 ) -> Iterator[Span]:
-    """A span under the trace carried by message ``headers`` (consumers, jobs)."""
+    """A span under the trace carried by message ``headers`` (consumers, jobs). When nothing
+    records spans, only the ids: the carried trace id and a new span id become current."""
+    if not _recording:
+        trace_id, span_id = new_ids(headers.get("traceparent"))
+        token = fields_var.set({"trace_id": trace_id, "span_id": span_id})
+        try:
+            yield trace.INVALID_SPAN
+        finally:
+            fields_var.reset(token)
+        return
     ctx = extract(headers)
     with tracer().start_as_current_span(name, context=ctx, kind=kind, attributes=attributes) as s:
         yield s
 
 
 def current_ids() -> tuple[str, str] | None:
-    sc = trace.get_current_span().get_span_context()
-    if not sc.is_valid:
-        return None
-    return format(sc.trace_id, "032x"), format(sc.span_id, "016x")
+    """``(trace id hex, span id hex)`` of the current span, or None outside any trace."""
+    cur = _current()
+    return None if cur is None else (cur[0], cur[1])
 
 
 class PgSpanBuffer(SpanProcessor):
