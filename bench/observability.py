@@ -11,6 +11,7 @@ least disturbed by other processes. Each batch ends with the drain of the reques
 middleware deferred (what the server's one-second flusher does), inside the timing.
 
     .venv/bin/python -m bench.observability [--duration 8] [--rounds 2] [--connections 32]
+                                            [--instructions 3000]    # + callgrind counts
 """
 
 from __future__ import annotations
@@ -185,9 +186,95 @@ def inprocess(n: int, batches: int) -> None:
     )
 
 
+def count_child(mode: str, n: int) -> None:
+    """``n`` in-process requests (after 500 of warm-up) to the app of ``mode``, then the
+    drain of deferred request records: what ``instructions`` counts."""
+    from bench.obs_app import make_app
+    from tenantry.kernel.observability import logs
+    from tenantry.kernel.observability.accounting import drain_all
+
+    os.environ["BENCH_OBS"] = mode
+    logs.configure("json", "INFO")  # both modes alike: only the middleware differs
+    app = make_app()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/bench/ping",
+        "raw_path": b"/bench/ping",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"bench"), (b"user-agent", b"bench")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", PORT),
+    }
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(_message: object) -> None:
+        return None
+
+    async def run() -> None:
+        for _ in range(500 + n):
+            await app(dict(scope), receive, send)
+        drain_all()
+
+    asyncio.run(run())
+
+
+def instructions(n: int) -> None:
+    """Instructions per in-process request, middleware off and on, counted by valgrind's
+    callgrind (repeatable whatever else the machine does, unlike time): each mode runs once
+    with 0 and once with ``n`` requests after the same warm-up, and the difference over ``n``
+    is the per-request count. Four runs under valgrind, two at a time: ~2-4 minutes."""
+    import concurrent.futures
+
+    def count(mode: str, k: int) -> int:
+        out = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--callgrind-out-file=/dev/null",
+                sys.executable,
+                "-m",
+                "bench.observability",
+                "--count",
+                mode,
+                str(k),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        m = re.search(r"Collected : (\d+)", out.stderr)
+        assert m is not None, out.stderr[-2000:]
+        return int(m.group(1))
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        runs = {(m, k): pool.submit(count, m, k) for m in ("off", "on") for k in (0, n)}
+        total = {key: f.result() for key, f in runs.items()}
+    per = {m: (total[(m, n)] - total[(m, 0)]) / n for m in ("off", "on")}
+    print(f"\ninstructions per in-process request (callgrind, {n} requests after 500 warm-up)")
+    print(f"{'middleware':10} {'instructions':>14}")
+    for mode in ("off", "on"):
+        print(f"{mode:10} {per[mode]:14,.0f}")
+    print(
+        f"instruction overhead: +{per['on'] - per['off']:,.0f} per request "
+        f"({(per['on'] / per['off'] - 1) * 100:.1f} %)"
+    )
+
+
 def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--child":
         inprocess_child(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+        return
+    if len(sys.argv) == 4 and sys.argv[1] == "--count":
+        count_child(sys.argv[2], int(sys.argv[3]))
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=8)
@@ -195,6 +282,13 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--inprocess-n", type=int, default=3_000)
     ap.add_argument("--inprocess-batches", type=int, default=20)
+    ap.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also count instructions per request under callgrind with N requests (e.g. 3000)",
+    )
     args = ap.parse_args()
 
     async def prepare() -> None:
@@ -243,6 +337,8 @@ def main() -> None:
         "(goal < 10 %)"
     )
     inprocess(args.inprocess_n, args.inprocess_batches)
+    if args.instructions:
+        instructions(args.instructions)
 
 
 if __name__ == "__main__":
