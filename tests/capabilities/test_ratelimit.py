@@ -14,6 +14,7 @@ import pytest
 
 from tenantry.capabilities.entitlements.plans import Plans
 from tenantry.capabilities.ratelimit import Limiter, MemoryLimiter, RedisLimiter, gcra
+from tenantry.kernel.observability import metrics
 from tenantry.kernel.platform import Platform
 from tests.conftest import MakeTenant
 
@@ -85,6 +86,13 @@ async def override(platform: Platform, tenant: object, **plan: object) -> None:
     await plans.set_override(tenant, plan)  # type: ignore[arg-type]
 
 
+def _rejections(plan: str, limit: str) -> float:
+    value = metrics.REGISTRY.get_sample_value(
+        "tenantry_ratelimit_rejections_total", {"plan": plan, "scope": limit}
+    )
+    return value or 0.0
+
+
 async def test_headers_and_429(
     platform: Platform, client: httpx.AsyncClient, make_tenant: MakeTenant
 ) -> None:
@@ -110,8 +118,11 @@ async def test_per_route_limit(
     await override(
         platform, t.tenant, routes={"GET /api/v1/identity/me": {"rate_per_s": 0.5, "burst": 1}}
     )
+    before = _rejections(t.tenant.plan, "route:GET /api/v1/identity/me")
     assert (await client.get("/api/v1/identity/me", headers=t.auth)).status_code == 200
     assert (await client.get("/api/v1/identity/me", headers=t.auth)).status_code == 429
+    # /metrics counts the rejection by plan and limit (never by tenant).
+    assert _rejections(t.tenant.plan, "route:GET /api/v1/identity/me") == before + 1
     r = await client.get("/api/v1/identity/roles", headers=t.auth)
     assert r.status_code == 200
     assert r.headers["ratelimit-limit"] == "100"  # the plan's own bucket

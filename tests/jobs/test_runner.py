@@ -4,6 +4,8 @@ schedules, and tenant context inside handlers."""
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -11,7 +13,7 @@ import pytest
 
 from tenantry.kernel.errors import ValidationFailed
 from tenantry.kernel.jobs import JobContext, JobRunner, JobsSettings, PermanentJobError
-from tenantry.kernel.observability import tracing
+from tenantry.kernel.observability import metrics, tracing
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import require_tenant, tenant_scope
 from tenantry.kernel.tenancy.model import Tenant
@@ -86,11 +88,19 @@ async def test_retries_then_fails_and_permanent_errors(
 
     r.register("t.flaky", flaky, on_failed=on_failed)
     r.register("t.bad", bad)
+    reported: list[tuple[BaseException, dict[str, Any]]] = []
+    r.error_hooks.append(lambda exc, context: reported.append((exc, context)))
     j1 = await enqueue(platform, r, t, "t.flaky")
     j2 = await enqueue(platform, r, t, "t.bad")
     await r.run_pending([t])
     assert calls == [1, 2, 3]
     assert failed == ["RuntimeError: boom"]
+    # Every failed attempt goes to the error hooks (error tracking); a permanent error is the
+    # job's own verdict, not an unhandled exception.
+    assert [c["attempt"] for _, c in reported] == [1, 2, 3]
+    assert {(c["job"], c["job_id"], c["tenant_id"]) for _, c in reported} == {
+        ("t.flaky", str(j1), str(t.id))
+    }
     s1 = await status(platform, r, t, j1)
     assert (s1["status"], s1["attempts"]) == ("failed", 3)
     s2 = await status(platform, r, t, j2)
@@ -187,3 +197,52 @@ async def test_worker_loop_and_schedules(platform: Platform, make_tenant: MakeTe
                 "SELECT next_run_at > now() FROM job_schedules WHERE id=$1", sid
             )
     assert nxt
+
+
+async def test_the_platforms_job_failures_are_tracked_errors(
+    platform: Platform, make_tenant: MakeTenant
+) -> None:
+    t = (await make_tenant()).tenant
+    kind = f"t.tracked-{uuid.uuid4().hex[:8]}"
+
+    async def broken(ctx: JobContext) -> None:
+        raise LookupError(f"no such thing in {ctx.kind}")
+
+    platform.jobs.register(kind, broken)
+    jid = await enqueue(platform, platform.jobs, t, kind)
+    await platform.jobs.run_pending([t])
+    await platform.observability.errors.flush()
+    groups = [
+        g
+        for g in await platform.observability.errors.list(limit=500)
+        if g["message"] == f"no such thing in {kind}"
+    ]
+    assert len(groups) == 1
+    shown = await platform.observability.errors.show(groups[0]["id"])
+    assert shown is not None
+    occurrence = shown["recent"][0]
+    assert occurrence["tenant_id"] == str(t.id)
+    assert occurrence["context"]["job_id"] == str(jid)
+    assert len(occurrence["trace_id"]) == 32  # the job's own trace
+
+
+async def test_jobs_queued_gauge_counts_queued_jobs_by_kind(
+    platform: Platform, make_tenant: MakeTenant
+) -> None:
+    a, b = (await make_tenant()).tenant, (await make_tenant("schema")).tenant
+    r = runner(platform)
+    kind = f"t.later-{uuid.uuid4().hex[:8]}"
+    later = datetime.now(UTC) + timedelta(hours=1)
+    jobs = []
+    for t in (a, a, b):
+        with tenant_scope(t):
+            async with platform.db.unit_of_work() as uow:
+                jobs.append((t, await r.enqueue(uow, kind, run_at=later)))
+    assert (await r.measure([a, b]))[kind] == 3
+    assert metrics.REGISTRY.get_sample_value("tenantry_jobs_queued", {"kind": kind}) == 3
+    for t, jid in jobs:
+        with tenant_scope(t):
+            async with platform.db.unit_of_work() as uow:
+                assert await r.cancel(uow, jid) is not None
+    await r.measure([a, b])
+    assert metrics.REGISTRY.get_sample_value("tenantry_jobs_queued", {"kind": kind}) == 0

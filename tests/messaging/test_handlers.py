@@ -9,7 +9,7 @@ import pytest
 from tenantry.kernel.errors import ConfigError
 from tenantry.kernel.messaging import dead
 from tenantry.kernel.messaging.routing import Routes, Transport
-from tenantry.kernel.observability import logs
+from tenantry.kernel.observability import logs, metrics
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tests.conftest import MakeTenant
@@ -152,12 +152,20 @@ async def test_redelivery_has_no_second_effect(
     assert len(await effects(probed, key=key)) == 2
 
 
+def _consumer_errors(consumer: str) -> float:
+    value = metrics.REGISTRY.get_sample_value(
+        "tenantry_consumer_errors_total", {"consumer": consumer}
+    )
+    return value or 0.0
+
+
 async def test_poison_message_goes_dead_without_blocking_others(
     probed: Platform, make_tenant: MakeTenant, transport: str
 ) -> None:
     a = (await make_tenant()).tenant
     b = (await make_tenant()).tenant
     key = f"poison-{uuid.uuid4()}"
+    sink_errors_before = _consumer_errors("sink")
     with tenant_scope(a):
         async with probed.db.unit_of_work() as uow:
             await probed.dispatcher.publish(uow, Poison(key=key))
@@ -188,6 +196,23 @@ async def test_poison_message_goes_dead_without_blocking_others(
     (d,) = await dead_one()
     assert d["tenant"] == a.slug
     assert "poison" in str(d["last_error"])
+    # Each failed attempt was tracked as an error of the consumer, with the message's context.
+    assert _consumer_errors("sink") > sink_errors_before
+    await probed.observability.errors.flush()
+    groups = [
+        g
+        for g in await probed.observability.errors.list(limit=500)
+        if g["error_type"] == "builtins.RuntimeError" and g["message"] == f"poison {key}"
+    ]
+    assert len(groups) == 1
+    shown = await probed.observability.errors.show(groups[0]["id"])
+    assert shown is not None
+    occurrence = shown["recent"][0]
+    assert occurrence["tenant_id"] == str(a.id)
+    assert occurrence["context"]["consumer"] == "sink"
+    assert occurrence["context"]["message"] == "probe.Poison.v1"
+    assert len(occurrence["trace_id"]) == 32
+    assert any(f["function"] == "on_poison" for f in occurrence["stack"])
     assert await dead.replay(probed.db, probed.catalog, d["id"])  # type: ignore[arg-type]
     # Replayed, it fails again and dies again (with a new dead-letter id).
     await eventually(is_dead, within=20)

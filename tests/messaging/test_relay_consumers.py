@@ -7,11 +7,13 @@ import uuid
 from collections import Counter
 from typing import ClassVar
 
+import pytest
 from pydantic import BaseModel, ConfigDict
 
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.messaging.envelope import MessageContext
 from tenantry.kernel.messaging.routing import Routes, Transport
+from tenantry.kernel.observability import metrics
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tests.conftest import MakeTenant
@@ -76,3 +78,34 @@ async def test_a_failing_consumer_does_not_repeat_another_consumers_effects(
         assert row["tenant_seen"] == a.id
     finally:
         probed.dispatcher.routes = Routes(saved)
+
+
+async def test_outbox_gauges_show_depth_and_age_of_undelivered_messages(
+    probed: Platform, make_tenant: MakeTenant
+) -> None:
+    t = (await make_tenant("schema")).tenant
+    relay = probed.messaging.relay
+    store = f"{t.server}/{t.database or 'main'}"
+    with tenant_scope(t):
+        async with probed.db.unit_of_work() as uow:
+            # Two messages the relay will not take yet (due in an hour), one minute old.
+            for _ in range(2):
+                await uow.execute(
+                    "INSERT INTO outbox (tenant_id, message_id, name, payload, headers,"
+                    " available_at, created_at) VALUES ($1, gen_random_uuid(), 'probe.Later.v1',"
+                    " '{}', '{}', now() + interval '1 hour', now() - interval '1 minute')",
+                    t.id,
+                )
+    try:
+        depth, lag = (await relay.measure([t]))[store]
+        assert depth == 2
+        assert 59 <= lag < 600
+        assert metrics.REGISTRY.get_sample_value("tenantry_outbox_depth", {"store": store}) == 2
+        assert metrics.REGISTRY.get_sample_value(
+            "tenantry_outbox_lag_seconds", {"store": store}
+        ) == pytest.approx(lag, abs=5)
+    finally:
+        with tenant_scope(t):
+            async with probed.db.unit_of_work() as uow:
+                await uow.execute("DELETE FROM outbox WHERE name = 'probe.Later.v1'")
+    assert (await relay.measure([t]))[store] == (0, 0.0)

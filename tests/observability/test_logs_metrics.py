@@ -118,7 +118,8 @@ async def test_metrics_endpoint_has_route_templates_and_plans_never_tenant_ids(
         "tenantry_consumer_errors_total",
         "tenantry_cache_requests_total",
         "tenantry_ratelimit_rejections_total",
-        "tenantry_export_queue_depth",
+        "tenantry_jobs_queued",
+        "tenantry_outbox_lag_seconds",
     ):
         assert f"# TYPE {name.removesuffix('_total')}" in body, name
 

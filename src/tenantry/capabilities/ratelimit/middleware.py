@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tenantry.capabilities.entitlements.plans import Plans
 from tenantry.capabilities.ratelimit.backends import Limiter, Verdict
 from tenantry.kernel.http.problems import problem_response
+from tenantry.kernel.observability import metrics
 from tenantry.kernel.tenancy.context import current_tenant
 
 _log = logging.getLogger(__name__)
@@ -45,32 +46,39 @@ class RateLimitMiddleware:
         self.plans = plans
         self.anon = (anonymous_rate_per_s, anonymous_burst)
 
-    async def _verdict(self, scope: Scope) -> Verdict | None:
+    async def _verdict(self, scope: Scope) -> tuple[Verdict | None, str]:
+        """The limiter's verdict and which limit gave it (the rejection metric's ``scope``
+        label: ``anonymous``, ``tenant`` or ``route:<name>``, bounded by the config)."""
         tenant = current_tenant()
         if tenant is None:
             client = scope.get("client")
-            return await self.limiter.hit(f"ip:{client[0] if client else '-'}", *self.anon)
+            key = f"ip:{client[0] if client else '-'}"
+            return await self.limiter.hit(key, *self.anon), "anonymous"
         plan = await self.plans.for_tenant(tenant)
         route = plan.route_limit(scope.get("method", "GET"), scope.get("path", ""))
         if route is not None:
             name, limit = route
-            return await self.limiter.hit(f"t:{tenant.id}:{name}", limit.rate_per_s, limit.burst)
-        return await self.limiter.hit(f"t:{tenant.id}", plan.rate_per_s, plan.burst)
+            key = f"t:{tenant.id}:{name}"
+            return await self.limiter.hit(key, limit.rate_per_s, limit.burst), f"route:{name}"
+        return await self.limiter.hit(f"t:{tenant.id}", plan.rate_per_s, plan.burst), "tenant"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path", "") in EXEMPT:
             await self.app(scope, receive, send)
             return
         try:
-            verdict = await self._verdict(scope)
+            verdict, limit = await self._verdict(scope)
         except Exception:
             _log.exception("rate limiter unavailable; request let through")
-            verdict = None
+            verdict, limit = None, ""
         if verdict is None:
             await self.app(scope, receive, send)
             return
         extra = headers_of(verdict)
         if not verdict.allowed:
+            tenant = current_tenant()
+            plan = tenant.plan if tenant is not None else "none"
+            metrics.RATELIMIT_REJECTIONS.labels(plan, limit).inc()
             retry = str(max(1, math.ceil(verdict.retry_after_s)))
             response = problem_response(
                 429,

@@ -45,7 +45,7 @@ from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.errors import TenantryError
 from tenantry.kernel.jobs import sql
 from tenantry.kernel.jobs.cron import next_fire
-from tenantry.kernel.observability import tracing
+from tenantry.kernel.observability import metrics, tracing
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import Tenant, TenantStatus
 
@@ -137,6 +137,10 @@ class JobRunner:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stats = WorkerStats()
         self._wake = asyncio.Event()
+        self._measured_kinds: set[str] = set()
+        #: Called (never raising) with ``(exc, context)`` for every failed attempt of a job:
+        #: error tracking.
+        self.error_hooks: list[Callable[[BaseException, dict[str, Any]], object]] = []
 
     # -- registration -----------------------------------------------------------------------
     def register(
@@ -276,18 +280,37 @@ class JobRunner:
                 running.task.cancel()
                 return
 
-    @staticmethod
-    async def _traced(handler: JobHandler, ctx: JobContext) -> None:
+    def _report(self, exc: BaseException, ctx: JobContext) -> None:
+        context: dict[str, Any] = {
+            "job": ctx.kind,
+            "job_id": str(ctx.id),
+            "attempt": ctx.attempt,
+            "tenant_id": str(ctx.tenant.id),
+        }
+        for hook in self.error_hooks:
+            try:
+                hook(exc, context)
+            except Exception:  # a broken hook must not change the job's outcome
+                _log.exception("job error hook failed")
+
+    async def _traced(self, handler: JobHandler, ctx: JobContext) -> None:
         """Run the job in a trace of its own: a ``job <kind>`` span when spans are recorded
-        (exports show up in the span store), the trace ids in its log lines and in the
-        messages it publishes either way."""
+        (exports show up in the span store), the trace ids in its log lines, its tracked
+        errors and the messages it publishes either way. A failed attempt is reported to the
+        error hooks here, inside the trace (a PermanentJobError is the job's own verdict)."""
         attributes = {
             "job.id": str(ctx.id),
             "job.attempt": ctx.attempt,
             "tenant.id": str(ctx.tenant.id),
         }
         with tracing.continue_trace({}, f"job {ctx.kind}", tracing.SpanKind.INTERNAL, **attributes):
-            await handler.run(ctx)
+            try:
+                await handler.run(ctx)
+            except PermanentJobError:
+                raise
+            except Exception as exc:
+                self._report(exc, ctx)
+                raise
 
     async def run_one(self, ctx: JobContext) -> str:
         """Run a claimed job to its end state; returns it (succeeded/failed/queued/...)."""
@@ -371,6 +394,24 @@ class JobRunner:
                 done += 1
         return done
 
+    async def measure(self, tenants: Iterable[Tenant]) -> dict[str, int]:
+        """Set the jobs-queued gauge (by kind, over ``tenants``): one count per tenant on
+        its queued-jobs index. Kinds seen before and now empty go back to 0."""
+        counts: dict[str, int] = dict.fromkeys(self._measured_kinds, 0)
+        for t in tenants:
+            try:
+                with tenant_scope(t):
+                    async with self.db.unit_of_work() as uow:
+                        rows = await uow.fetch(sql.QUEUED_BY_KIND)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                continue
+            for row in rows:
+                counts[row["kind"]] = counts.get(row["kind"], 0) + row["n"]
+        for kind, n in counts.items():
+            metrics.JOBS_QUEUED.labels(kind).set(n)
+        self._measured_kinds.update(counts)
+        return counts
+
     def _on_notify(self, *_args: Any) -> None:
         self._wake.set()
 
@@ -384,10 +425,14 @@ class JobRunner:
             await listener.add_listener(sql.NOTIFY_CHANNEL, self._on_notify)
         loop = asyncio.get_running_loop()
         last_schedules = 0.0
+        last_measure = -metrics.METRICS_INTERVAL_S
         offset = 0
         try:
             while not stop.is_set():
                 tenants = await self._tenants()
+                if loop.time() - last_measure >= metrics.METRICS_INTERVAL_S:
+                    last_measure = loop.time()
+                    await self.measure(tenants)
                 if loop.time() - last_schedules >= self.settings.schedule_interval_s:
                     last_schedules = loop.time()
                     for t in tenants:

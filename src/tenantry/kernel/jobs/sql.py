@@ -96,3 +96,6 @@ UPDATE job_schedules SET enabled = false WHERE id = $1 AND kind = $2 RETURNING i
 """
 
 NOTIFY_CHANNEL = "tenantry_jobs"
+
+#: The tenant's queued jobs by kind (due or not), for the jobs-queued gauge.
+QUEUED_BY_KIND = "SELECT kind, count(*) AS n FROM jobs WHERE status = 'queued' GROUP BY kind"

@@ -47,9 +47,10 @@ from tenantry.kernel.messaging.envelope import (
     name_of,
     owner_of,
     roundtrip_for,
+    trace_id_of,
 )
 from tenantry.kernel.messaging.routing import Routes, Transport
-from tenantry.kernel.observability import tracing
+from tenantry.kernel.observability import metrics, tracing
 
 if TYPE_CHECKING:
     from tenantry.kernel.db.database import Database
@@ -84,6 +85,30 @@ class Dispatcher:
         self.subscribers: dict[str, list[Subscription]] = {}
         self.commands: dict[str, Subscription] = {}
         self._by_type: dict[type[Any], Subscription] = {}
+        #: Called (never raising) with ``(exc, context)`` for every failed delivery of a
+        #: message to a consumer (the relay's and the bus consumer's): error tracking.
+        self.error_hooks: list[Callable[[BaseException, dict[str, Any]], object]] = []
+
+    def report_failure(self, exc: BaseException, env: Envelope, consumer: str) -> None:
+        """A consumer failed on ``env`` (its transaction rolled back; the message will be
+        retried or dead-lettered): count it and hand it to the error hooks."""
+        metrics.CONSUMER_ERRORS.labels(consumer).inc()
+        context: dict[str, Any] = {
+            "consumer": consumer,
+            "message": env.name,
+            "message_id": str(env.message_id),
+            "attempt": env.attempts + 1,
+        }
+        if env.headers.tenant_id is not None:
+            context["tenant_id"] = str(env.headers.tenant_id)
+        trace_id = trace_id_of(env.headers.traceparent)
+        if trace_id:
+            context["trace_id"] = trace_id
+        for hook in self.error_hooks:
+            try:
+                hook(exc, context)
+            except Exception:  # a broken hook must not turn into a delivery failure
+                _log.exception("consumer error hook failed")
 
     # -- registration (module setup) --------------------------------------------------------
     def _register_type(self, message_type: type[Any]) -> str:

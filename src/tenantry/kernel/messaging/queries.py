@@ -47,6 +47,11 @@ LIMIT $1
 FOR UPDATE SKIP LOCKED
 """
 
+#: The tenant's undelivered messages and the oldest one's commit time (the pending index).
+OUTBOX_PENDING = """
+SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE delivered_at IS NULL
+"""
+
 MARK_DELIVERED = "UPDATE outbox SET delivered_at = now() WHERE id = ANY($1::bigint[])"
 
 RETRY_LATER = """

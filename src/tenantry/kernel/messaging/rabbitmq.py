@@ -36,6 +36,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -295,6 +296,7 @@ class RabbitBus:
                 return
             except Exception as exc:
                 error = f"{consumer}: {type(exc).__name__}: {exc}"
+                self.dispatcher.report_failure(exc, replace(env, attempts=attempt), consumer)
                 _log.warning(
                     "consumer %s failed on %s (attempt %d): %s",
                     consumer,

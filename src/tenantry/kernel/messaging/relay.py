@@ -39,6 +39,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -50,6 +51,7 @@ from tenantry.kernel.messaging import queries as q
 from tenantry.kernel.messaging.config import MessagingSettings
 from tenantry.kernel.messaging.dispatcher import Dispatcher, envelope_from_row
 from tenantry.kernel.messaging.envelope import Envelope
+from tenantry.kernel.observability import metrics
 from tenantry.kernel.tenancy.catalog import TenantCatalog
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import Tenant, TenantStatus
@@ -100,6 +102,7 @@ class Relay:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._last_prune = 0.0
+        self._last_measure = 0.0
         #: Test hook: called before each batch is delivered.
         self.before_batch: Callable[[Tenant, int], Awaitable[None]] | None = None
 
@@ -152,9 +155,11 @@ class Relay:
         while not self._stopping:
             try:
                 tenants: list[Tenant] = []
+                polled = False
                 if time.monotonic() >= next_poll:
                     next_poll = time.monotonic() + self.settings.poll_interval_s
                     tenants = await self._all_tenants()
+                    polled = True
                     for t in tenants:
                         if t.database:
                             await self._listen(t)
@@ -167,6 +172,9 @@ class Relay:
                 if tenants:
                     await self.drain(tenants)
                     await self._maybe_prune(tenants)
+                if polled and time.monotonic() - self._last_measure >= metrics.METRICS_INTERVAL_S:
+                    self._last_measure = time.monotonic()
+                    await self.measure(tenants)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(
                         self._wake.wait(), max(0.0, next_poll - time.monotonic())
@@ -268,6 +276,7 @@ class Relay:
                         await self.dispatcher.deliver(claim, env, consumer)
                 except Exception as exc:
                     failed.setdefault(env, f"{consumer}: {type(exc).__name__}: {exc}")
+                    self.dispatcher.report_failure(exc, env, consumer)
         for env in envs:
             if env in failed:
                 continue
@@ -283,6 +292,32 @@ class Relay:
                 # The broker, not the message: retried without counting an attempt.
                 failed[env] = f"{TRANSIENT}{type(exc).__name__}: {exc}"
         return failed
+
+    async def measure(self, tenants: list[Tenant]) -> dict[str, tuple[int, float]]:
+        """Set the outbox gauges: undelivered messages and the age of the oldest one, per
+        store (``server/database``), over ``tenants`` (every tenant on a poll round); one
+        count per tenant on its pending index. Returns ``{store: (depth, lag seconds)}``."""
+        found: dict[str, tuple[int, datetime | None]] = {}
+        for t in tenants:
+            store = f"{t.server}/{t.database or 'main'}"
+            try:
+                async with self.db.tenant_unit_of_work(t) as uow:
+                    row = await uow.fetchrow(q.OUTBOX_PENDING)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                continue  # an unreachable store keeps its last figures
+            n, oldest = found.get(store, (0, None))
+            if row is not None and row["n"]:
+                first = row["oldest"]
+                n, oldest = n + row["n"], first if oldest is None else min(oldest, first)
+            found[store] = (n, oldest)
+        now = datetime.now(UTC)
+        out: dict[str, tuple[int, float]] = {}
+        for store, (n, oldest) in found.items():
+            lag = (now - oldest).total_seconds() if oldest is not None else 0.0
+            metrics.OUTBOX_DEPTH.labels(store).set(n)
+            metrics.OUTBOX_LAG.labels(store).set(max(lag, 0.0))
+            out[store] = (n, lag)
+        return out
 
     async def _maybe_prune(self, tenants: list[Tenant]) -> None:
         if time.monotonic() - self._last_prune < 60:

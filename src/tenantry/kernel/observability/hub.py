@@ -51,6 +51,8 @@ class Observability:
         platform.add_middleware(ObservabilityMiddleware, hub=self)
         platform.include_router(build_router(self), "platform")
         platform.unhandled_hooks.append(self.on_unhandled)
+        platform.dispatcher.error_hooks.append(self._consumer_error)
+        platform.jobs.error_hooks.append(self._background_job_error)
 
     def add_maintenance(self, name: str, job: Job) -> None:
         """Run ``job`` with the periodic maintenance (e.g. the cache's expired-row sweep)."""
@@ -64,6 +66,12 @@ class Observability:
         route = route_template(request.scope)
         ctx["request"] = {"method": request.method, "path": request.url.path, "route": route}
         self.errors.capture_exception(exc, ctx, source="http")
+
+    def _consumer_error(self, exc: BaseException, context: dict[str, Any]) -> None:
+        self.capture_exception(exc, context, source="consumer")
+
+    def _background_job_error(self, exc: BaseException, context: dict[str, Any]) -> None:
+        self.capture_exception(exc, context, source="job")
 
     def capture_exception(
         self, exc: BaseException, context: dict[str, Any] | None = None, source: str = "app"

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from tenantry.kernel.db.database import Database
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+#: How often the relay and the job worker refresh the gauges they measure with a query
+#: (outbox depth and lag, jobs queued): one cheap indexed count per tenant each time.
+METRICS_INTERVAL_S = 15.0
 
 #: Upper bounds of the request latency buckets as Prometheus writes them (``le``), +Inf last.
 _LE = [*(repr(b / 1000) for b in LATENCY_BOUNDS_MS), "+Inf"]  # as prometheus_client writes
@@ -89,8 +92,10 @@ RATELIMIT_REJECTIONS = Counter(
     ["plan", "scope"],
     registry=REGISTRY,
 )
-EXPORT_QUEUE_DEPTH = Gauge(
-    "tenantry_export_queue_depth", "Export jobs waiting.", ["format"], registry=REGISTRY
+#: Jobs waiting to run, by kind (the export queue is ``kind="exports.run"``): measured by the
+#: job worker every ``METRICS_INTERVAL_S``.
+JOBS_QUEUED = Gauge(
+    "tenantry_jobs_queued", "Background jobs queued, by kind.", ["kind"], registry=REGISTRY
 )
 ERRORS_CAPTURED = Counter(
     "tenantry_errors_captured_total",
