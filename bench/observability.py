@@ -107,6 +107,31 @@ def serve(mode: str) -> subprocess.Popen[bytes]:
     )
 
 
+#: The ASGI scope of ``GET /bench/ping`` for the in-process parts (copied per call).
+PING_SCOPE = {
+    "type": "http",
+    "asgi": {"version": "3.0"},
+    "http_version": "1.1",
+    "method": "GET",
+    "scheme": "http",
+    "path": "/bench/ping",
+    "raw_path": b"/bench/ping",
+    "query_string": b"",
+    "root_path": "",
+    "headers": [(b"host", b"bench"), (b"user-agent", b"bench")],
+    "client": ("127.0.0.1", 40000),
+    "server": ("127.0.0.1", PORT),
+}
+
+
+async def receive() -> dict[str, object]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def send(_message: object) -> None:
+    return None
+
+
 def inprocess_child(n: int, batches: int, out: str) -> None:
     """Both bench apps (middleware off and on) built in this one process, called in
     alternating batches of ``n`` in-process requests; writes µs/request per batch."""
@@ -117,26 +142,7 @@ def inprocess_child(n: int, batches: int, out: str) -> None:
     apps = {"off": make_app()}
     os.environ["BENCH_OBS"] = "on"
     apps["on"] = make_app()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/bench/ping",
-        "raw_path": b"/bench/ping",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"bench"), (b"user-agent", b"bench")],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", PORT),
-    }
-
-    async def receive() -> dict[str, object]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(_message: object) -> None:
-        return None
+    scope = PING_SCOPE
 
     async def run() -> dict[str, list[float]]:
         times: dict[str, list[float]] = {"off": [], "on": []}
@@ -196,26 +202,7 @@ def count_child(mode: str, n: int) -> None:
     os.environ["BENCH_OBS"] = mode
     logs.configure("json", "INFO")  # both modes alike: only the middleware differs
     app = make_app()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/bench/ping",
-        "raw_path": b"/bench/ping",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"bench"), (b"user-agent", b"bench")],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", PORT),
-    }
-
-    async def receive() -> dict[str, object]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(_message: object) -> None:
-        return None
+    scope = PING_SCOPE
 
     async def run() -> None:
         for _ in range(500 + n):
