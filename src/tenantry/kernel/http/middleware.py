@@ -41,13 +41,17 @@ class RequestContextMiddleware:
             elif name == b"authorization":
                 auth = value.decode("latin-1")
         request_id = request_id or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         rid_header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], rid_header]
+                # The status the client gets, for the observability middleware inside (one
+                # send wrapper per request instead of two).
+                state["status"] = message["status"]
             await send(message)
 
         ctx = None

@@ -96,7 +96,6 @@ class ObservabilityMiddleware:
             await self._metrics(send)
             return
         started = time.perf_counter()
-        status = 500
         state = scope.setdefault("state", {})
         method: str = scope["method"]
         tenant = current_tenant()
@@ -109,10 +108,13 @@ class ObservabilityMiddleware:
             elif name == b"tracestate":
                 tracestate = value.decode("latin-1")
 
+        # The request-context middleware (always outermost) records the response status in
+        # the scope's state; without it, a send wrapper of our own does.
+        own_status = "request_id" not in state
+
         async def send_status(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                state["status"] = message["status"]
             await send(message)
 
         fields: dict[str, Any] = {"request_id": state.get("request_id")}
@@ -143,17 +145,19 @@ class ObservabilityMiddleware:
         state["obs"] = fields
         token = logs.bind_request(fields)
         exc_info: tuple[Any, Any, Any] = (None, None, None)
+        failed = False
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, send_status if own_status else send)
         except BaseException as exc:
             exc_info = (type(exc), exc, exc.__traceback__)
             if isinstance(exc, Exception):
-                status = 500
+                failed = True
                 if span is not None:
                     tracing.set_error(span, exc)
             raise
         finally:
             duration = time.perf_counter() - started
+            status = 500 if failed else state.get("status", 500)
             now = time.time()
             route = self._route(scope)
             plan = tenant.plan if tenant is not None else "none"
