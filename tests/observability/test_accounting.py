@@ -92,3 +92,33 @@ async def test_metrics_and_slo_flush_account_pending_requests_first(
     await obs_client.get("/test/ok")
     await platform.observability.flush()  # the SLO minutes to PostgreSQL, pending ones first
     assert _count("/test/ok") == before + 2
+
+
+async def test_status_is_recorded_without_the_request_context_middleware(
+    platform: Platform,
+) -> None:
+    """Used on its own (no request-context middleware to note the status), the middleware
+    captures the status with a send wrapper of its own."""
+    from starlette.types import Message, Receive, Scope, Send
+
+    from tenantry.kernel.observability.middleware import ObservabilityMiddleware
+
+    async def teapot(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 418, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    before = _count("<unmatched>", 418)
+    mw = ObservabilityMiddleware(teapot, platform.observability)
+    scope = {"type": "http", "method": "GET", "path": "/teapot", "headers": []}
+    await mw(scope, receive, send)
+    platform.observability.accounting.drain()
+    assert sent[0]["status"] == 418
+    assert _count("<unmatched>", 418) == before + 1
