@@ -83,7 +83,14 @@ def test_ids_only_path_keeps_one_trace_without_span_objects(
     assert trace_id == TRACE
     assert len(span_id) == 16
     assert span_id != PARENT
-    for bad in ("00-zz-bad", f"00-{'0' * 32}-{PARENT}-01", f"00-{TRACE}-{'0' * 16}-01"):
+    for bad in (
+        "00-zz-bad",
+        f"00-{'0' * 32}-{PARENT}-01",
+        f"00-{TRACE}-{'0' * 16}-01",
+        f"00-{TRACE.upper()}-{PARENT}-01",
+        f"00-{TRACE}-{PARENT}-01-more",  # version 00 has exactly four fields
+        f"ff-{TRACE}-{PARENT}-01",
+    ):
         other, _ = tracing.new_ids(bad)
         assert other != TRACE
         assert len(other) == 32

@@ -302,11 +302,16 @@ class Dispatcher:
         """Run ``sub``'s handler on ``env`` as the message being handled, in the message's
         trace (a consumer span when spans are recorded; its ids in log lines either way)."""
         ctx = MessageContext(env.message_id, env.name, env.headers, sub.consumer)
+        attributes = (
+            {"consumer": sub.consumer, "message_id": str(env.message_id)}
+            if tracing.recording()
+            else {}  # ids only: nothing would read them
+        )
         with tracing.continue_trace(
             {"traceparent": env.headers.traceparent},
             f"consume {env.name}",
-            consumer=sub.consumer,
-            message_id=str(env.message_id),
+            tracing.SpanKind.CONSUMER,
+            **attributes,
         ):
             token = current_message.set(ctx)
             try:

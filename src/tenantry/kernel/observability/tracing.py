@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, MutableMapping
@@ -87,19 +88,20 @@ def new_ids(parent: str | None = None) -> tuple[str, str]:
     return trace_id or ids[:32], ids[32:]
 
 
-_HEX = frozenset("0123456789abcdef")
+#: A W3C ``traceparent`` (lowercase hex; extra fields after the flags allowed for future
+#: versions, as the spec says).
+_TRACEPARENT = re.compile(r"\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(?:-|\s*$)")
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 
 
 def _trace_hex_of(traceparent: str) -> str | None:
-    """The trace id of a version-00 ``traceparent``, or None if it is not a valid one."""
-    parts = traceparent.strip().lower().split("-")
-    if len(parts) < 4 or len(parts[0]) != 2 or len(parts[1]) != 32 or len(parts[2]) != 16:
+    """The trace id of a valid ``traceparent``, or None if it is not one."""
+    m = _TRACEPARENT.match(traceparent)
+    if m is None or m[1] == "ff" or m[2] == _ZERO_TRACE or m[3] == _ZERO_SPAN:
         return None
-    if not _HEX.issuperset(parts[1] + parts[2]) or parts[0] == "ff":
-        return None
-    if parts[1] == "0" * 32 or parts[2] == "0" * 16:
-        return None
-    return parts[1]
+    if m[1] == "00" and len(traceparent.strip()) != 55:
+        return None  # version 00 has exactly four fields
+    return m[2]
 
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
