@@ -18,6 +18,9 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 
+from tenantry.kernel.config import load_settings
+from tenantry.kernel.modules import discover
+from tenantry.kernel.observability.errors import Notification
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import IsolationMode
@@ -25,6 +28,7 @@ from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 from tenantry.modules.notifications.contracts import MESSAGE_ID_HEADER, SIGNATURE_HEADER
 from tenantry.modules.notifications.domain.breaker import CircuitBreaker, CircuitOpen
 from tenantry.modules.notifications.domain.signing import verify
+from tenantry.modules.notifications.infrastructure.error_mail import ErrorMailNotifier
 from tests.conftest import RUN, MakeTenant
 from tests.isolation.seed_reporting import posted
 from tests.messaging.conftest import eventually
@@ -383,3 +387,43 @@ async def test_membership_event_of_a_database_tenant_lands_in_its_database(
         )
     assert [r["payload"]["email"] for r in rows if r["payload"]["email"] == email] == [email]
     assert {r["tenant_id"] for r in rows} == {t.tenant.id}
+
+
+async def test_error_notifications_reach_operators_by_email(smtp: Inbox, probed: Platform) -> None:
+    notifier = ErrorMailNotifier(
+        service_of(probed).mailer, ["ops@example.test", "sre@example.test"]
+    )
+    await notifier.notify(
+        Notification(7, "fp", "builtins.KeyError", "'tenant'", "production", 10, "threshold")
+    )
+    await notifier.notify(
+        Notification(7, "fp", "builtins.KeyError", "'tenant'", "production", 11, "reopened")
+    )
+    assert [m["To"] for m in smtp.messages] == [
+        "ops@example.test",
+        "sre@example.test",
+        "ops@example.test",
+        "sre@example.test",
+    ]
+    first, reopened = smtp.messages[0], smtp.messages[2]
+    assert first["Subject"] == "[production] builtins.KeyError: 'tenant'"
+    assert "happened 10 times" in first.get_payload()
+    assert "tenantry errors show 7" in first.get_payload()
+    assert "resolved and happened again" in reopened.get_payload()
+
+
+def test_error_emails_setting_plugs_the_mail_notifier_into_error_tracking(
+    probed: Platform,
+) -> None:
+    settings = load_settings(
+        None,
+        database=probed.settings.database.model_dump(),
+        notifications={"error_emails": ["ops@example.test"]},
+    )
+    # Fresh module objects: the discovered ones are shared with the running platform.
+    built = Platform(settings, [type(m)() for m in discover()], probed.db.admin_url)
+    mails = [n for n in built.observability.errors.notifiers if isinstance(n, ErrorMailNotifier)]
+    assert [n.recipients for n in mails] == [["ops@example.test"]]
+    assert not any(
+        isinstance(n, ErrorMailNotifier) for n in probed.observability.errors.notifiers
+    )  # not configured: log (and webhook) only

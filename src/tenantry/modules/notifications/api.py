@@ -16,6 +16,7 @@ from tenantry.kernel.tenancy.contracts import TenantOnboarded
 from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
 from tenantry.modules.ledger.contracts import TransactionPosted
 from tenantry.modules.notifications.application.handlers import NOTICE_EVENT, Notifications
+from tenantry.modules.notifications.infrastructure.error_mail import ErrorMailNotifier
 from tenantry.modules.notifications.infrastructure.repository import SqlNotificationStore
 from tenantry.modules.notifications.infrastructure.smtp import SmtpMailer
 from tenantry.modules.notifications.infrastructure.webhooks import HttpWebhookSender
@@ -42,6 +43,8 @@ class NotificationSettings(BaseModel):
     webhook_timeout_s: float = Field(default=5.0, gt=0)
     breaker_threshold: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, ge=0)
+    #: Operators' addresses for error-tracking notifications (thresholds, reopenings).
+    error_emails: list[str] = Field(default_factory=list, max_length=50)
 
 
 class NewEndpoint(BaseModel):
@@ -74,6 +77,8 @@ class NotificationsModule(Module):
         )
         store = SqlNotificationStore()
         self.webhooks, self.mailer = webhooks, mailer
+        if s.error_emails:
+            platform.observability.errors.add_notifier(ErrorMailNotifier(mailer, s.error_emails))
         service = Notifications(mailer, webhooks, store, platform.db.unit_of_work)
         self.service = service
         platform.services[self.name] = service

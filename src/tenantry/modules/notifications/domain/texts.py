@@ -21,3 +21,19 @@ def notice(subject: str, body: dict[str, object]) -> str:
     """The text of a direct notice (e.g. an export that ended): the subject and its fields."""
     lines = [subject, ""] + [f"{k}: {v}" for k, v in body.items() if v is not None]
     return "\n".join(lines) + "\n"
+
+
+def error_alert(
+    error_type: str, message: str, environment: str, occurrences: int, reason: str, group_id: int
+) -> tuple[str, str]:
+    """An error-tracking notification for operators: a threshold reached or a reopening."""
+    why = (
+        "was resolved and happened again"
+        if reason == "reopened"
+        else f"has happened {occurrences} times"
+    )
+    return (
+        f"[{environment}] {error_type}: {message[:120]}",
+        f"{error_type}: {message}\n\nThis error {why} in {environment}.\n"
+        f"Details: tenantry errors show {group_id}\n",
+    )
