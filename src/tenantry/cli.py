@@ -52,7 +52,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 LogFormatOpt = Annotated[
     str | None,
     typer.Option(
-        "--log-format", help="json | console (default: [logging] format).", show_default=False
+        "--log-format",
+        help="json | console (default: the config's logging.format).",
+        show_default=False,
     ),
 ]
 
