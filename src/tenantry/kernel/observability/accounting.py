@@ -69,17 +69,7 @@ class RequestAccounting:
         bucket = bisect_left(LATENCY_BOUNDS_MS, ms)  # one bisect for the histogram and SLO
         metrics.REQUEST_DURATION.add((route, method, status, plan), bucket, duration)
         self.recorder.add(int(now) // 60 * 60, method, route, status, ms, bucket)
-        logs.request_line(
-            {
-                "method": method,
-                "route": route,
-                "path": path,
-                "status": status,
-                "duration_ms": round(ms, 3),
-            },
-            now,
-            fields,
-        )
+        logs.request_line(method, route, path, status, round(ms, 3), now, fields)
 
 
 #: Every accounting of the process, drained at exit (before ``logs.flush``, registered

@@ -165,18 +165,28 @@ def deferred() -> bool:
 
 
 def request_line(
-    fields: dict[str, Any], now: float | None = None, context: dict[str, Any] | None = None
+    method: str,
+    route: str,
+    path: str,
+    status: int,
+    duration_ms: float,
+    now: float | None = None,
+    context: dict[str, Any] | None = None,
 ) -> None:
-    """Log the per-request line ``{"event": "request", **fields}`` at INFO with the request
-    context (``context``, else the one of ``bind_request``; it shares no key with ``fields``),
-    a level and a timestamp: the same keys the structlog chain writes. Direct when JSON is
-    configured, else through structlog."""
+    """Log the per-request line (``event: "request"``, method, route, path, status,
+    duration_ms) at INFO with the request context (``context``, else the one of
+    ``bind_request``), a level and a timestamp: the same keys the structlog chain writes.
+    Direct when JSON is configured (one dict, one orjson call), else through structlog."""
     sink = _sink
     if sink is not None and structlog.is_configured():
         ctx = context if context is not None else _request.get()
         event = {
             "event": "request",
-            **fields,
+            "method": method,
+            "route": route,
+            "path": path,
+            "status": status,
+            "duration_ms": duration_ms,
             **(ctx or {}),
             "level": "info",
             "timestamp": _timestamp(now),
@@ -186,7 +196,9 @@ def request_line(
     global _request_log
     if _request_log is None:
         _request_log = structlog.get_logger("tenantry.http")
-    _request_log.info("request", **fields)
+    _request_log.info(
+        "request", method=method, route=route, path=path, status=status, duration_ms=duration_ms
+    )
 
 
 def flush() -> None:

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantry.kernel.observability import logs, metrics, tracing
-from tenantry.kernel.tenancy.context import current_principal, current_tenant
+from tenantry.kernel.tenancy.context import current_context
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -98,8 +98,9 @@ class ObservabilityMiddleware:
         started = time.perf_counter()
         state = scope.setdefault("state", {})
         method: str = scope["method"]
-        tenant = current_tenant()
-        principal = current_principal()
+        ctx = current_context()
+        tenant = ctx.tenant if ctx is not None else None
+        principal = ctx.principal if ctx is not None else None
         traceparent: str | None = None
         tracestate: str | None = None
         for name, value in scope["headers"]:

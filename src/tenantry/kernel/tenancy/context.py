@@ -41,6 +41,11 @@ class TenantContext:
 _current: ContextVar[TenantContext | None] = ContextVar("tenantry_tenant", default=None)
 
 
+def current_context() -> TenantContext | None:
+    """The tenant and principal in one read (hot paths that need both)."""
+    return _current.get()
+
+
 def current_tenant() -> Tenant | None:
     ctx = _current.get()
     return ctx.tenant if ctx else None
