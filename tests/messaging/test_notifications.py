@@ -390,9 +390,8 @@ async def test_membership_event_of_a_database_tenant_lands_in_its_database(
 
 
 async def test_error_notifications_reach_operators_by_email(smtp: Inbox, probed: Platform) -> None:
-    notifier = ErrorMailNotifier(
-        service_of(probed).mailer, ["ops@example.test", "sre@example.test"]
-    )
+    recipients = ["ops@example.test", "sre@example.test"]
+    notifier = ErrorMailNotifier(service_of(probed).mailer, recipients)
     await notifier.notify(
         Notification(7, "fp", "builtins.KeyError", "'tenant'", "production", 10, "threshold")
     )
