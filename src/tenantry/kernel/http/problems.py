@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from tenantry.kernel.errors import ProblemError
+from tenantry.kernel.hooks import call_hooks
 
 _log = logging.getLogger("tenantry.http")
 PROBLEM_TYPE_BASE = "https://tenantry.dev/problems/"
@@ -116,11 +117,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 async def _unhandled(request: Request, exc: Exception) -> Response:
     _log.exception("unhandled error on %s %s", request.method, request.url.path)
     platform = getattr(request.app.state, "platform", None)
-    for hook in getattr(platform, "unhandled_hooks", ()):
-        try:  # error tracking must never fail the response it reports on
-            hook(request, exc)
-        except Exception:
-            _log.warning("unhandled-error hook %r failed", hook, exc_info=True)
+    call_hooks(getattr(platform, "unhandled_hooks", ()), request, exc, what="unhandled-error")
     rid = _rid(request)
     return problem_response(
         500,

@@ -43,6 +43,7 @@ from pydantic import BaseModel, Field
 
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.errors import TenantryError
+from tenantry.kernel.hooks import ErrorHook, call_hooks
 from tenantry.kernel.jobs import sql
 from tenantry.kernel.jobs.cron import next_fire
 from tenantry.kernel.observability import metrics, tracing
@@ -140,7 +141,7 @@ class JobRunner:
         self._measured_kinds: set[str] = set()
         #: Called (never raising) with ``(exc, context)`` for every failed attempt of a job:
         #: error tracking.
-        self.error_hooks: list[Callable[[BaseException, dict[str, Any]], object]] = []
+        self.error_hooks: list[ErrorHook] = []
 
     # -- registration -----------------------------------------------------------------------
     def register(
@@ -287,11 +288,7 @@ class JobRunner:
             "attempt": ctx.attempt,
             "tenant_id": str(ctx.tenant.id),
         }
-        for hook in self.error_hooks:
-            try:
-                hook(exc, context)
-            except Exception:  # a broken hook must not change the job's outcome
-                _log.exception("job error hook failed")
+        call_hooks(self.error_hooks, exc, context, what="job error")
 
     async def _traced(self, handler: JobHandler, ctx: JobContext) -> None:
         """Run the job in a trace of its own: a ``job <kind>`` span when spans are recorded

@@ -33,6 +33,7 @@ import orjson
 
 from tenantry.kernel.db.uow import quote_ident
 from tenantry.kernel.errors import ConfigError
+from tenantry.kernel.hooks import ErrorHook, call_hooks
 from tenantry.kernel.messaging import queries as q
 from tenantry.kernel.messaging.config import MessagingSettings
 from tenantry.kernel.messaging.envelope import (
@@ -87,7 +88,7 @@ class Dispatcher:
         self._by_type: dict[type[Any], Subscription] = {}
         #: Called (never raising) with ``(exc, context)`` for every failed delivery of a
         #: message to a consumer (the relay's and the bus consumer's): error tracking.
-        self.error_hooks: list[Callable[[BaseException, dict[str, Any]], object]] = []
+        self.error_hooks: list[ErrorHook] = []
 
     def report_failure(self, exc: BaseException, env: Envelope, consumer: str) -> None:
         """A consumer failed on ``env`` (its transaction rolled back; the message will be
@@ -104,11 +105,7 @@ class Dispatcher:
         trace_id = trace_id_of(env.headers.traceparent)
         if trace_id:
             context["trace_id"] = trace_id
-        for hook in self.error_hooks:
-            try:
-                hook(exc, context)
-            except Exception:  # a broken hook must not turn into a delivery failure
-                _log.exception("consumer error hook failed")
+        call_hooks(self.error_hooks, exc, context, what="consumer error")
 
     # -- registration (module setup) --------------------------------------------------------
     def _register_type(self, message_type: type[Any]) -> str:
