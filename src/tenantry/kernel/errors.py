@@ -59,6 +59,14 @@ class BadRequest(ProblemError):
     status, type_slug, title = 400, "bad-request", "Bad request"
 
 
+class IdempotencyKeyMissing(BadRequest):
+    type_slug, title = "idempotency-key-missing", "Idempotency-Key header required"
+
+
+class IdempotencyKeyInvalid(BadRequest):
+    type_slug, title = "idempotency-key-invalid", "Invalid Idempotency-Key header"
+
+
 class Unauthorized(ProblemError):
     status, type_slug, title = 401, "unauthorized", "Unauthorized"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 from starlette.responses import Response
@@ -29,6 +29,7 @@ from tenantry.capabilities.export.sources import Column, Source, export_sources
 from tenantry.capabilities.export.storage import build_storage
 from tenantry.kernel.errors import Forbidden, NotFound
 from tenantry.kernel.http.deps import require
+from tenantry.kernel.http.idempotency import IdempotencyKeyHeader
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
@@ -129,7 +130,7 @@ def build_router(service: ExportService, platform: Platform) -> APIRouter:
     async def create_export(
         body: NewExport,
         p: Writer,
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        idempotency_key: IdempotencyKeyHeader,
     ) -> JsonResponse:
         export, created = await service.create(body.request(), p, idempotency_key)
         headers = {"Location": f"/api/v1/exports/{export['id']}"}

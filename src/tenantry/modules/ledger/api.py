@@ -22,6 +22,7 @@ from tenantry.capabilities.pagination import MAX_LIMIT, ListQuery, list_query
 from tenantry.capabilities.pagination.http import cursor_signer, parse_filter_param
 from tenantry.kernel.errors import BadRequest, ValidationFailed
 from tenantry.kernel.http.deps import require
+from tenantry.kernel.http.idempotency import IdempotencyKey, idempotency_key
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.messaging import Dispatcher
 from tenantry.kernel.modules import Module
@@ -29,8 +30,6 @@ from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import Principal, current_tenant
 from tenantry.kernel.tenancy.contracts import RemoveChartOfAccounts, SeedChartOfAccounts
 from tenantry.modules.ledger.application.errors import (
-    IdempotencyKeyInvalid,
-    IdempotencyKeyMissing,
     ItemInvalid,
     RuleBroken,
 )
@@ -95,7 +94,7 @@ class TransactionIn(Strict):
 
 
 class BatchItemIn(TransactionIn):
-    idempotency_key: str = Field(min_length=1, max_length=255)
+    idempotency_key: IdempotencyKey
 
 
 class BatchIn(Strict):
@@ -150,14 +149,8 @@ def _parse(model: type[Strict], raw: bytes) -> Any:
 
 
 def _idempotency_key(request: Request) -> str:
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        raise IdempotencyKeyMissing(
-            "POST /transactions needs an Idempotency-Key header (a unique string per "
-            "transaction, reused only to retry the same request)"
-        )
-    if not 0 < len(key) <= 255 or not key.isprintable() or key.startswith("~"):
-        raise IdempotencyKeyInvalid("Idempotency-Key must be 1-255 printable characters, not ~…")
+    key = idempotency_key(request, required=True)
+    assert key is not None  # required=True raises instead
     return key
 
 
@@ -326,8 +319,6 @@ def build_router(service: LedgerService) -> APIRouter:
             )
             try:
                 item = raw if isinstance(raw, BatchItemIn) else _BATCH_ITEM.validate_python(raw)
-                if item.idempotency_key.startswith("~"):
-                    raise LedgerError("idempotency_key must not start with ~", "idempotency_key")
                 if item.idempotency_key in seen:
                     raise LedgerError(
                         f"idempotency_key {item.idempotency_key!r} appears twice in the batch",

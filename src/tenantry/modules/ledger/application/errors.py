@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tenantry.kernel.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from tenantry.kernel.errors import Conflict, NotFound, ValidationFailed
 from tenantry.modules.ledger.domain.model import LedgerError
 
 
@@ -22,14 +22,6 @@ class DuplicateCode(Conflict):
 
 class AccountNotEmpty(Conflict):
     type_slug, title = "ledger-account-not-empty", "Account balance is not zero"
-
-
-class IdempotencyKeyMissing(BadRequest):
-    type_slug, title = "idempotency-key-missing", "Idempotency-Key header required"
-
-
-class IdempotencyKeyInvalid(BadRequest):
-    type_slug, title = "idempotency-key-invalid", "Invalid Idempotency-Key header"
 
 
 class IdempotencyKeyReused(Conflict):
