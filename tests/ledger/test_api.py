@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -413,3 +414,67 @@ async def test_permissions(
     )
     await _problem(r, 403, "forbidden")
     assert (await client.get(f"{API}/accounts")).status_code == 401
+
+
+MAX = 2**63 - 1
+
+
+async def test_amounts_and_totals_stay_in_int64(
+    client: httpx.AsyncClient, make_tenant: MakeTenant, platform: Platform
+) -> None:
+    """Four legs of 2^63-1 balance but total 2^64-2; an account whose debits are already at
+    2^63-1 cannot take one more unit. Both are 422 ``amount-out-of-range``, nothing written;
+    exactly 2^63-1 is fine and reads back exactly."""
+    t = await make_tenant()
+    ledger = Ledger(client, t)
+    a, b, c, d = [(await ledger.account("asset"))["id"] for _ in range(4)]
+    eq = (await ledger.account("equity", allow_negative=True))["id"]
+    before = await row_counts(platform, t)
+    four = [(a, "debit", MAX), (b, "debit", MAX), (c, "credit", MAX), (d, "credit", MAX)]
+    await _problem(await ledger.post(four), 422, "amount-out-of-range")
+    assert await row_counts(platform, t) == before
+
+    r = await ledger.post([(a, "debit", MAX), (eq, "credit", MAX)])
+    assert r.status_code == 201, r.text
+    assert r.json()["amount"] == MAX
+    assert (await ledger.balance(a))["balance"] == MAX
+    after_max = await row_counts(platform, t)
+    # a's debits are at the cap: one more debit would overflow them (and eq's credits).
+    await _problem(
+        await ledger.post([(a, "debit", 1), (b, "credit", 1)]), 422, "amount-out-of-range"
+    )
+    # Crediting a brings its balance down but its credits total stays in range: fine.
+    r = await ledger.post([(b, "debit", 5), (a, "credit", 5)])
+    assert r.status_code == 201, r.text
+    assert (await ledger.balance(a))["balance"] == MAX - 5
+    # Only the two accepted postings were written.
+    assert (
+        after_max["ledger_transactions"] + 1
+        == (await row_counts(platform, t))["ledger_transactions"]
+    )
+
+    # A batch item that would overflow is refused on its own; the others post.
+    items = [
+        {"idempotency_key": "over", "entries": [
+            {"account_id": a, "direction": "debit", "amount": MAX},
+            {"account_id": c, "direction": "credit", "amount": MAX},
+        ]},
+        {"idempotency_key": "fine", "entries": [
+            {"account_id": c, "direction": "debit", "amount": 1},
+            {"account_id": d, "direction": "credit", "amount": 1},
+        ]},
+    ]  # fmt: skip
+    r = await client.post(f"{API}/transactions/batch", headers=t.auth, json={"transactions": items})
+    res = r.json()["results"]
+    assert [x["status"] for x in res] == [422, 201], res
+    assert res[0]["error"]["type"] == PROBLEM + "amount-out-of-range"
+
+    # The database keeps the range too (last line of defence under the code).
+    tt = t.tenant
+    async with platform.db.admin_connection(tt.server, tt.database, as_owner=False) as conn:
+        with pytest.raises(asyncpg.CheckViolationError, match="totals_in_range"):
+            await conn.execute(
+                f'UPDATE "{tt.schema}".ledger_accounts SET debits = debits + $2 WHERE id = $1',
+                uuid.UUID(a),
+                MAX,
+            )

@@ -12,6 +12,7 @@ from tenantry.modules.ledger.domain.model import (
     AccountClosed,
     AccountState,
     AccountType,
+    AmountOutOfRange,
     CurrencyMismatch,
     Direction,
     Draft,
@@ -109,3 +110,22 @@ def test_transaction_posted_event_equals_the_validated_model() -> None:
         "direction": "debit",
         "amount": 70,
     }
+
+
+def test_totals_stay_in_int64() -> None:
+    big = 2**63 - 1
+    a, b, c, d = (uuid.uuid4() for _ in range(4))
+    with pytest.raises(AmountOutOfRange):
+        Draft("", {}, (Entry(a, D, big), Entry(b, D, big), Entry(c, C, big), Entry(d, C, big)))
+    cash, equity = acc("asset", debits=big, balance=big), acc("equity", allow_negative=True)
+    books = {cash.id: cash, equity.id: equity}
+    with pytest.raises(AmountOutOfRange):
+        post(
+            uuid.uuid4(), Draft("", {}, (Entry(cash.id, D, 1), Entry(equity.id, C, 1))), books, NOW
+        )
+    assert (cash.debits, equity.credits) == (big, 0)  # untouched on refusal
+    p = post(
+        uuid.uuid4(), Draft("", {}, (Entry(equity.id, D, 1), Entry(cash.id, C, 1))), books, NOW
+    )
+    assert p.amount == 1
+    assert cash.balance == big - 1

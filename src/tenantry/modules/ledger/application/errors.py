@@ -47,6 +47,7 @@ RULES: dict[str, tuple[int, str, str]] = {
     "idempotency-key-reused": (
         409, "idempotency-key-reused", "Idempotency key reused with another body",
     ),
+    "amount-out-of-range": (422, "amount-out-of-range", "Amount out of range"),
     "validation-error": (422, "validation-error", "Validation failed"),
 }  # fmt: skip
 

@@ -73,6 +73,14 @@ class InsufficientFunds(LedgerError):
     kind = "insufficient-funds"
 
 
+class AmountOutOfRange(LedgerError):
+    """A transaction's total or an account's debits, credits or balance would leave the
+    documented range (``-MAX_AMOUNT``..``MAX_AMOUNT``, a signed 64-bit integer: what every
+    client language can hold exactly)."""
+
+    kind = "amount-out-of-range"
+
+
 def default_allow_negative(account_type: AccountType) -> bool:
     """Asset and expense accounts may go negative by default; the others may not."""
     return account_type.debit_normal
@@ -113,6 +121,10 @@ class Draft:
                 credits += e.amount
         if debits != credits:
             raise Unbalanced(f"debits ({debits}) and credits ({credits}) differ", "entries")
+        if debits > MAX_AMOUNT:
+            raise AmountOutOfRange(
+                f"the transaction's total ({debits}) exceeds {MAX_AMOUNT}", "entries"
+            )
 
     @property
     def account_ids(self) -> set[UUID]:
@@ -210,6 +222,12 @@ def post(
     for acc_id, (debits, credits, _n) in scratch.items():
         acc = accounts[acc_id]
         balance = debits - credits if acc.type.debit_normal else credits - debits
+        if max(debits, credits, abs(balance)) > MAX_AMOUNT:
+            raise AmountOutOfRange(
+                f"account {acc.code!r} would leave the range of amounts (debits {debits}, "
+                f"credits {credits}, balance {balance}; each at most {MAX_AMOUNT} in size)",
+                "entries",
+            )
         if balance < 0 and not acc.allow_negative:
             raise InsufficientFunds(
                 f"account {acc.code!r} cannot go below zero (balance {acc.balance}, "
