@@ -17,6 +17,7 @@ from starlette.requests import Request
 from tenantry.capabilities.entitlements.plans import Plan, Plans
 from tenantry.kernel.errors import Forbidden, ProblemError
 from tenantry.kernel.http.deps import principal
+from tenantry.kernel.http.openapi import declares
 from tenantry.kernel.tenancy.context import require_tenant
 
 __all__ = ["NotEntitled", "Plan", "Plans", "QuotaExceeded", "check", "plans_of", "require"]
@@ -60,6 +61,7 @@ def require(limit: str, usage: Usage | None = None) -> Callable[[Request], Await
     count is not locked.
     """
 
+    @declares(402, 403)
     async def dependency(request: Request) -> None:
         principal()  # 401 before anything is counted
         plans = plans_of(request)

@@ -30,6 +30,7 @@ from tenantry.capabilities.export.storage import build_storage
 from tenantry.kernel.errors import Forbidden, NotFound
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.http.idempotency import IdempotencyKeyHeader
+from tenantry.kernel.http.openapi import problems_extra
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
@@ -126,7 +127,9 @@ def build_router(service: ExportService, platform: Platform) -> APIRouter:
     ) -> dict[str, Any]:
         return {"items": await service.runs(schedule_id, limit)}
 
-    @router.post("", status_code=202, summary="Request an export")
+    @router.post(
+        "", status_code=202, summary="Request an export", openapi_extra=problems_extra(409)
+    )
     async def create_export(
         body: NewExport,
         p: Writer,
@@ -152,7 +155,11 @@ def build_router(service: ExportService, platform: Platform) -> APIRouter:
     async def cancel_export(export_id: UUID, _: Writer) -> dict[str, Any]:
         return await service.cancel(export_id)
 
-    @router.get("/{export_id}/download", summary="The file, with a signed link (no bearer needed)")
+    @router.get(
+        "/{export_id}/download",
+        summary="The file, with a signed link (no bearer needed)",
+        openapi_extra=problems_extra(410),
+    )
     async def download(
         request: Request,
         export_id: UUID,

@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
 from tenantry import __version__
-from tenantry.kernel.http import problems
+from tenantry.kernel.http import openapi, problems
 from tenantry.kernel.http.middleware import RequestContextMiddleware
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.platform import Platform
@@ -88,6 +88,7 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
     for factory, kwargs in platform.middleware:
         app.add_middleware(factory, **kwargs)
     app.add_middleware(RequestContextMiddleware, platform=platform)  # outermost
+    openapi.install(app)
     return app
 
 

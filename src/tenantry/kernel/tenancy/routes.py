@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantry.kernel.http.deps import require
+from tenantry.kernel.http.openapi import problems_extra
 from tenantry.kernel.tenancy.context import Principal
 from tenantry.kernel.tenancy.model import IsolationMode
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
@@ -38,7 +39,12 @@ PLATFORM_ADMIN = "platform:admin"
 def build_router(platform: Platform) -> APIRouter:
     router = APIRouter(tags=["platform"])
 
-    @router.post("/tenants", status_code=201, summary="Onboard a tenant (the onboarding saga)")
+    @router.post(
+        "/tenants",
+        status_code=201,
+        summary="Onboard a tenant (the onboarding saga)",
+        openapi_extra=problems_extra(409),
+    )
     async def create_tenant(
         body: NewTenant, _: Annotated[Principal, Depends(require(PLATFORM_ADMIN))]
     ) -> dict[str, Any]:

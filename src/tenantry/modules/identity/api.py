@@ -15,6 +15,7 @@ from tenantry.capabilities.pagination import ListQuery, list_query, search_query
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.errors import BadRequest, Unauthorized
 from tenantry.kernel.http.deps import principal, require
+from tenantry.kernel.http.openapi import problems_extra
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
@@ -147,6 +148,7 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
     @router.post(
         "/users",
         status_code=201,
+        openapi_extra=problems_extra(409),
         dependencies=[Depends(entitlements.require("max_users", usage=active_members))],
     )
     async def create_user(
@@ -214,7 +216,7 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
     async def list_roles(_: Annotated[Principal, Depends(require(ADMIN))]) -> dict[str, Any]:
         return {"items": await service.repo.roles(require_tenant())}
 
-    @router.post("/roles", status_code=201)
+    @router.post("/roles", status_code=201, openapi_extra=problems_extra(409))
     async def create_role(
         body: NewRole, _: Annotated[Principal, Depends(require(ADMIN))]
     ) -> dict[str, Any]:
@@ -227,7 +229,7 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
             "description": body.description,
         }
 
-    @router.put("/roles/{name}")
+    @router.put("/roles/{name}", openapi_extra=problems_extra(409))
     async def replace_role(
         name: str, body: RoleBody, _: Annotated[Principal, Depends(require(ADMIN))]
     ) -> dict[str, Any]:
@@ -236,7 +238,7 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
         )
         return {"name": name, "actions": sorted(set(body.actions)), "description": body.description}
 
-    @router.delete("/roles/{name}", status_code=204)
+    @router.delete("/roles/{name}", status_code=204, openapi_extra=problems_extra(409))
     async def delete_role(name: str, _: Annotated[Principal, Depends(require(ADMIN))]) -> None:
         await service.delete_role(require_tenant(), name)
 

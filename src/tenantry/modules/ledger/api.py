@@ -23,6 +23,7 @@ from tenantry.capabilities.pagination.http import cursor_signer, parse_filter_pa
 from tenantry.kernel.errors import BadRequest, ValidationFailed
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.http.idempotency import IdempotencyKey, idempotency_key
+from tenantry.kernel.http.openapi import problems_extra
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.messaging import Dispatcher
 from tenantry.kernel.modules import Module
@@ -246,7 +247,7 @@ def build_router(service: LedgerService) -> APIRouter:
     store = service.store
 
     # -- accounts ---------------------------------------------------------------------------
-    @router.post("/accounts", status_code=201)
+    @router.post("/accounts", status_code=201, openapi_extra=problems_extra(409))
     async def create_account(body: AccountIn, _: CanWrite) -> JsonResponse:
         row = await service.create_account(
             body.code, body.name, body.type, body.currency, body.allow_negative, body.metadata
@@ -263,21 +264,21 @@ def build_router(service: LedgerService) -> APIRouter:
         items, nxt = await store.list_accounts(*q)
         return JsonResponse({"items": items, "next_cursor": nxt})
 
-    @router.get("/accounts/{account_id}")
+    @router.get("/accounts/{account_id:uuid}")
     async def get_account(account_id: UUID, _: CanRead) -> JsonResponse:
         return JsonResponse(await service.account(account_id))
 
-    @router.post("/accounts/{account_id}/close")
+    @router.post("/accounts/{account_id:uuid}/close", openapi_extra=problems_extra(409))
     async def close_account(account_id: UUID, _: CanWrite) -> JsonResponse:
         return JsonResponse(await service.close_account(account_id))
 
-    @router.get("/accounts/{account_id}/balance")
+    @router.get("/accounts/{account_id:uuid}/balance")
     async def balance(
         account_id: UUID, _: CanRead, as_of: Annotated[datetime | None, Query()] = None
     ) -> JsonResponse:
         return JsonResponse(await service.balance(account_id, as_of))
 
-    @router.get("/accounts/{account_id}/entries")
+    @router.get("/accounts/{account_id:uuid}/entries")
     async def entries(account_id: UUID, _: CanRead, q: EntryList) -> JsonResponse:
         items, nxt = await service.statement(account_id, q)
         return JsonResponse({"items": items, "next_cursor": nxt})
@@ -286,7 +287,7 @@ def build_router(service: LedgerService) -> APIRouter:
     @router.post(
         "/transactions",
         status_code=201,
-        openapi_extra=_body_doc(TransactionIn),
+        openapi_extra=problems_extra(404, 409, **_body_doc(TransactionIn)),
         summary="Post a transaction (Idempotency-Key header required)",
     )
     async def post_transaction(request: Request, _: CanWrite) -> JsonResponse:
@@ -300,7 +301,7 @@ def build_router(service: LedgerService) -> APIRouter:
 
     @router.post(
         "/transactions/batch",
-        openapi_extra=_body_doc(BatchIn),
+        openapi_extra=problems_extra(404, 409, **_body_doc(BatchIn)),
         summary="Post up to 1,000 transactions, each with its idempotency_key",
     )
     async def post_batch(request: Request, _: CanWrite) -> JsonResponse:
@@ -349,11 +350,15 @@ def build_router(service: LedgerService) -> APIRouter:
         items, nxt = await store.list_transactions(*q)
         return JsonResponse({"items": items, "next_cursor": nxt})
 
-    @router.get("/transactions/{transaction_id}")
+    @router.get("/transactions/{transaction_id:uuid}")
     async def get_transaction(transaction_id: UUID, _: CanRead) -> JsonResponse:
         return JsonResponse(await service.transaction(transaction_id))
 
-    @router.post("/transactions/{transaction_id}/reverse", status_code=201)
+    @router.post(
+        "/transactions/{transaction_id:uuid}/reverse",
+        status_code=201,
+        openapi_extra=problems_extra(409),
+    )
     async def reverse(
         transaction_id: UUID, _: CanWrite, body: ReverseIn | None = None
     ) -> JsonResponse:

@@ -1,0 +1,112 @@
+"""The OpenAPI document describes what the server answers: every error an operation can give
+is declared, as application/problem+json with the Problem schema, and every $ref resolves.
+(The schemathesis gate in test_schemathesis.py checks the same against a running server.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import MakeTenant
+
+PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+METHODS = {"get", "put", "post", "delete", "patch", "options", "head"}
+
+
+@pytest.fixture(scope="module")
+async def document(client: httpx.AsyncClient) -> dict[str, Any]:
+    r = await client.get("/openapi.json")
+    assert r.status_code == 200
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+def _operations(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method in METHODS:
+                yield f"{method.upper()} {path}", op
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for v in node.values():
+            yield from _refs(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _refs(v)
+
+
+def test_every_error_is_a_declared_problem(document: dict[str, Any]) -> None:
+    missing: list[str] = []
+    for name, op in _operations(document):
+        responses = op["responses"]
+        wheres = {p["in"] for p in op.get("parameters", [])}
+        expected = {"401", "403", "429", "503"}
+        if "requestBody" in op or wheres & {"query", "header"}:
+            expected |= {"400", "422"}
+        if "path" in wheres:
+            expected |= {"404", "422"}
+        for status in sorted(expected - set(responses)):
+            missing.append(f"{name}: {status} not declared")
+        for status, response in responses.items():
+            if status[0] in "45" and response.get("content") != PROBLEM:
+                missing.append(f"{name}: {status} is {response.get('content')}, not a problem")
+    assert not missing, "\n".join(missing)
+
+
+def test_problem_schema_replaces_fastapis_validation_error(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    assert set(schemas["Problem"]["required"]) == {"type", "title", "status", "detail"}
+
+
+def test_every_ref_resolves(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    bad = sorted(
+        {
+            ref
+            for ref in [*_refs(document["paths"]), *_refs(schemas)]
+            if not ref.startswith("#/components/schemas/")
+            or ref.removeprefix("#/components/schemas/") not in schemas
+        }
+    )
+    assert not bad
+
+
+def test_route_and_dependency_extras_are_declared(document: dict[str, Any]) -> None:
+    paths = document["paths"]
+    # entitlements.require (a dependency) declares 402; the route declares its 409.
+    add_user = paths["/api/v1/identity/users"]["post"]["responses"]
+    assert {"402", "409"} <= set(add_user)
+    assert "410" in paths["/api/v1/exports/{export_id}/download"]["get"]["responses"]
+    assert "409" in paths["/api/v1/ledger/transactions"]["post"]["responses"]
+    # the marker is read, then removed from the document
+    assert all("x-tenantry-problems" not in op for _, op in _operations(document))
+
+
+async def test_405_allows_every_method_of_the_path(
+    client: httpx.AsyncClient, make_tenant: MakeTenant
+) -> None:
+    t = await make_tenant()
+    r = await client.request("OPTIONS", "/api/v1/authz/policies/some-name", headers=t.auth)
+    assert r.status_code == 405
+    assert r.headers["allow"] == "DELETE, GET, PUT"
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_literal_segment_is_not_taken_for_an_id(
+    client: httpx.AsyncClient, make_tenant: MakeTenant
+) -> None:
+    """GET /accounts/search is not GET /accounts/{account_id} with a bad id (422): only POST
+    is defined there, so it is a 405."""
+    t = await make_tenant()
+    for path in ("/api/v1/ledger/accounts/search", "/api/v1/ledger/transactions/search"):
+        r = await client.get(path, headers=t.auth)
+        assert r.status_code == 405, r.text
+        assert r.headers["allow"] == "POST"
