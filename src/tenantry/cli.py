@@ -1,13 +1,24 @@
-"""The ``tenantry`` command line (typer + rich)."""
+"""The ``tenantry`` command line (typer + rich).
+
+Every outcome is an exit code and, on failure, one line on stderr: 0 done; 1 the command
+failed (``error: ...``); 2 bad usage or an invalid value (an unknown option, a value of the
+wrong type or out of range, input the platform refuses as invalid). A traceback is printed
+only with ``--debug`` or ``TENANTRY_DEBUG=1``. typer's "pretty" exceptions are off: rendering
+a traceback with its locals (a Platform, asyncpg pools...) once ran for 40 minutes and grew to
+20 GB; :func:`main` handles every exception itself.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import json
+import os
+import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -17,12 +28,16 @@ from rich.table import Table
 
 from tenantry.kernel.config import Settings, load_settings
 from tenantry.kernel.db.embedded import stop_embedded
-from tenantry.kernel.errors import ProblemError, TenantryError
+from tenantry.kernel.errors import ProblemError, TenantryError, ValidationFailed
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode, TenantStatus
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 
-app = typer.Typer(help="Tenantry: multi-tenant SaaS platform on PostgreSQL.", no_args_is_help=True)
+app = typer.Typer(
+    help="Tenantry: multi-tenant SaaS platform on PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 tenants_app = typer.Typer(help="Tenant catalog and provisioning.", no_args_is_help=True)
 clients_app = typer.Typer(help="API clients (client_credentials).", no_args_is_help=True)
 keys_app = typer.Typer(help="JWT signing keys.", no_args_is_help=True)
@@ -35,7 +50,7 @@ app.add_typer(db_app, name="db")
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
-_state: dict[str, Any] = {"config": None, "log_format": None}
+_state: dict[str, Any] = {"config": None, "log_format": None, "debug": False}
 
 ConfigOpt = Annotated[
     Path | None,
@@ -59,10 +74,39 @@ LogFormatOpt = Annotated[
 ]
 
 
+DebugOpt = Annotated[
+    bool,
+    typer.Option(
+        "--debug",
+        envvar="TENANTRY_DEBUG",
+        help="On an error, print the traceback too ($TENANTRY_DEBUG=1).",
+    ),
+]
+
+
+def _host(value: str | None) -> str | None:
+    """A bind address must be an IP address or a name that resolves (checked before any
+    work, so ``demo --host typo`` fails at once instead of after setting up the demo)."""
+    if value is None:
+        return None
+    try:
+        socket.getaddrinfo(value, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise typer.BadParameter(f"{value!r} is not an address this machine can bind") from None
+    return value
+
+
+HostOpt = Annotated[str | None, typer.Option(help="Bind address.", callback=_host)]
+PortOpt = Annotated[int | None, typer.Option(help="Port.", min=1, max=65535)]
+
+
 @app.callback()
-def _main(config: ConfigOpt = None, log_format: LogFormatOpt = None) -> None:
+def _main(
+    config: ConfigOpt = None, log_format: LogFormatOpt = None, debug: DebugOpt = False
+) -> None:
     _state["config"] = config
     _state["log_format"] = log_format
+    _state["debug"] = debug
 
 
 def settings(**overrides: Any) -> Settings:
@@ -72,7 +116,7 @@ def settings(**overrides: Any) -> Settings:
 
 
 def run(fn: Callable[[Platform], Awaitable[T]], cfg: Settings | None = None) -> T:
-    """Build the platform, run ``fn``, close; print TenantryErrors cleanly (exit 1)."""
+    """Build the platform, run ``fn``, close (errors are reported by :func:`main`)."""
 
     async def go() -> T:
         platform = Platform.build(cfg or settings())
@@ -81,14 +125,7 @@ def run(fn: Callable[[Platform], Awaitable[T]], cfg: Settings | None = None) -> 
         finally:
             await platform.close()
 
-    try:
-        return asyncio.run(go())
-    except ProblemError as exc:
-        err.print(f"[red]error:[/red] {exc.detail}")
-        raise typer.Exit(1) from None
-    except TenantryError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    return asyncio.run(go())
 
 
 def _progress(store: Any, names: list[str]) -> None:
@@ -154,8 +191,8 @@ async def _serve(platform: Platform, host: str, port: int, migrate_first: bool) 
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
     migrate_first: Annotated[bool, typer.Option("--migrate", help="Migrate first.")] = False,
 ) -> None:
     """Run the HTTP server (refuses to start if the database is not safe)."""
@@ -177,8 +214,8 @@ DEMO_PASSWORD = "tenantry-demo-password"  # noqa: S105 - printed demo credential
 
 @app.command()
 def demo(
-    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Bind address.", callback=_host)] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 8000,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Set up, print, exit.")] = False,
 ) -> None:
     """Zero-setup demo: (embedded) PostgreSQL, migrations, three tenants, the server."""
@@ -389,13 +426,44 @@ def _plugins() -> None:
         app.add_typer(ep.load(), name=ep.name)
 
 
-def main() -> None:
+def _debug_wanted(args: Sequence[str]) -> bool:
+    env = os.environ.get("TENANTRY_DEBUG", "").strip().lower()
+    return bool(_state.get("debug")) or "--debug" in args or env in {"1", "true", "yes", "on"}
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"error: {_one_line(message)}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI; exit 0, 1 (failed) or 2 (bad usage or value) with a one-line message."""
     _plugins()
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app()
-    except TenantryError as exc:  # config errors raised before _run
-        err.print(f"[red]error:[/red] {exc}")
-        sys.exit(1)
+        rv = app(args=args, prog_name="tenantry", standalone_mode=False)
+    except typer.TyperException as exc:  # click's usage errors: unknown option, bad value...
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        _fail(exc.format_message() + hint, exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    except ValidationFailed as exc:  # the platform refused a value as invalid
+        _fail(exc.detail, 2)
+    except ProblemError as exc:
+        _fail(exc.detail, 1)
+    except TenantryError as exc:
+        _fail(str(exc), 1)
+    except Exception as exc:
+        if _debug_wanted(args):
+            traceback.print_exc()
+            _fail(f"{type(exc).__name__}: {exc}", 1)
+        _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ modules' startup (what ``tenantry serve`` does before taking traffic).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tenantry.kernel.auth.keys import Keyring
@@ -35,7 +35,7 @@ from tenantry.kernel.modules import Module, discover, order
 from tenantry.kernel.observability.hub import OBSERVABILITY_MIGRATIONS, Observability
 from tenantry.kernel.tenancy.catalog import TenantCatalog
 from tenantry.kernel.tenancy.onboarding import attach as attach_onboarding
-from tenantry.kernel.tenancy.provisioning import Provisioner, ProvisionHook
+from tenantry.kernel.tenancy.provisioning import Provisioner, ProvisionHook, ProvisionRequest
 from tenantry.kernel.tenancy.routes import build_router as build_platform_router
 
 if TYPE_CHECKING:
@@ -95,6 +95,8 @@ class Platform:
         self.secrets = PlatformSecrets(self.db, secret.get_secret_value() if secret else None)
         self.routers: list[tuple[APIRouter, str]] = []
         self.provision_hooks: list[ProvisionHook] = []
+        #: Checks of tenant-creation options, by the modules that own them (see on_provision).
+        self.provision_checks: list[Callable[[ProvisionRequest], None]] = []
         self.permissions: dict[str, str] = {PLATFORM_ADMIN: "operate the whole platform"}
         self.default_roles: dict[str, list[str]] = {}
         self.services: dict[str, Any] = {}
@@ -119,6 +121,7 @@ class Platform:
             settings.module_settings("dispatch"), [m.name for m in self.modules]
         )
         self.provisioner = Provisioner(self.db, self.migrator, self.catalog, self.provision_hooks)
+        self.provisioner.option_checks = self.provision_checks
         self.sagas = SagaRunner(self.db, self.messaging.settings.saga_stale_s)
         self.onboarding = attach_onboarding(self.provisioner, self.dispatcher, self.sagas)
         self.include_router(build_platform_router(self), "platform")
@@ -130,6 +133,11 @@ class Platform:
 
     def on_provision(self, hook: ProvisionHook) -> None:
         self.provision_hooks.append(hook)
+
+    def check_provision_request(self, check: Callable[[ProvisionRequest], None]) -> None:
+        """Validate a tenant-creation request before anything is written (raise
+        ``ValidationFailed`` naming the field or option)."""
+        self.provision_checks.append(check)
 
     def set_authorizer(self, authorizer: Authorizer) -> None:
         """Route every ``require()`` permission check through ``authorizer``."""

@@ -87,6 +87,7 @@ class EntitlementsModule(Module):
         ttl = float(platform.settings.module_settings("entitlements").get("cache_ttl_s", 5.0))
         plans = Plans(platform.db, cfg, ttl)
         platform.services["entitlements"] = plans
+        platform.check_provision_request(plans.check_request)
         platform.add_middleware(ModuleGate, plans=plans)
         platform.include_router(build_router(platform, plans), self.name)
 

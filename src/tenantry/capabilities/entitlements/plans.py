@@ -9,7 +9,7 @@ override changes (``NOTIFY tenantry_plans``).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.errors import ConfigError, ValidationFailed
 from tenantry.kernel.tenancy.model import Tenant
+from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 
 CHANNEL = "tenantry_plans"
 QUOTAS = ("max_users", "max_accounts", "max_export_rows", "max_concurrent_exports")
@@ -143,6 +144,17 @@ class Plans:
         except ValidationError as exc:
             raise ConfigError(f"plans: {exc}") from None
         self._cache: dict[UUID, tuple[float, Plan]] = {}
+
+    def check_known(self, names: Iterable[str], field: str = "plan") -> None:
+        """Raise ValidationFailed naming the first plan that is not configured."""
+        for name in names:
+            if name not in self.plans:
+                msg = f"unknown plan {name!r} (known: {', '.join(sorted(self.plans))})"
+                raise ValidationFailed(msg, errors=[{"field": field, "message": msg}])
+
+    def check_request(self, req: ProvisionRequest) -> None:
+        """The provisioner's check: a new tenant's plan must be one that exists."""
+        self.check_known([req.plan])
 
     def base(self, name: str) -> Plan:
         plan = self.plans.get(name)

@@ -34,7 +34,7 @@ async def _in_tenant(platform: Platform, slug: str) -> Any:
 @app.command("list")
 def list_(
     tenant: TenantOpt,
-    limit: Annotated[int, typer.Option(help="How many.")] = 20,
+    limit: Annotated[int, typer.Option(help="How many.", min=1, max=500)] = 20,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The tenant's exports, newest first."""
@@ -70,7 +70,9 @@ def show(
     export_id: UUID,
     tenant: TenantOpt,
     watch: Annotated[bool, typer.Option("--watch", help="Follow progress until done.")] = False,
-    interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 1.0,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between polls.", min=0.1, max=3600)
+    ] = 1.0,
 ) -> None:
     """One export; with --watch, a progress bar until it ends."""
     from tenantry.cli import run

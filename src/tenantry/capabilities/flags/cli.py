@@ -55,6 +55,9 @@ def rule(
     flag = Flag(name, description, default, frozenset(p for p in plans.split(",") if p), percentage)
 
     async def go(platform: Platform) -> None:
+        plan_catalog = platform.services.get("entitlements")
+        if plan_catalog is not None:
+            plan_catalog.check_known(flag.plans, "plans")
         await FlagStore(platform.db).put(flag)
 
     run(go)

@@ -32,7 +32,9 @@ async def serve_worker(platform: Platform, concurrency: int | None, once: bool) 
 
 @app.command()
 def worker(
-    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once.")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs run at once.", min=1, max=1000)
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="Run what is due, then exit.")] = False,
 ) -> None:
     """Claim and run jobs of every tenant store until SIGTERM/SIGINT."""

@@ -12,6 +12,7 @@ from uuid import UUID
 
 import typer
 
+from tenantry.kernel.errors import ValidationFailed
 from tenantry.kernel.messaging import dead
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def dead_discard(dead_id: str) -> None:
 
 @sagas_app.command("list")
 def sagas_list(
-    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    limit: Annotated[int, typer.Option(help="How many, newest first.", min=1, max=1000)] = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """Sagas, newest first."""
@@ -117,6 +118,12 @@ async def run_worker(platform: Platform, consumers: list[str] | None, relay: boo
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     m = platform.messaging
+    bindings = m.dispatcher.bus_bindings() if m.dispatcher.routes.uses_bus else {}
+    unknown = sorted(set(consumers or ()) - set(bindings))
+    if unknown:  # before anything starts: a typo must not leave a worker that does nothing
+        known = ", ".join(sorted(bindings)) or "none: no consumer is routed over the bus"
+        msg = f"unknown consumer {', '.join(map(repr, unknown))} (known: {known})"
+        raise ValidationFailed(msg, errors=[{"field": "consumer", "message": msg}])
     if relay and not m.relay.running:
         await m.start_relay()
     from tenantry.kernel.messaging.rabbitmq import RabbitBus

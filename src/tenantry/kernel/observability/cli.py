@@ -13,6 +13,7 @@ from rich.table import Table
 from tenantry.cli import run, settings
 from tenantry.kernel.errors import TenantryError
 from tenantry.kernel.observability import slo, slo_export
+from tenantry.kernel.observability.errors import STATUSES
 from tenantry.kernel.platform import Platform
 
 errors_app = typer.Typer(help="Errors tracked in PostgreSQL.", no_args_is_help=True)
@@ -21,10 +22,18 @@ console = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
+def _status(value: str | None) -> str | None:
+    if value is not None and value not in STATUSES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(STATUSES)}")
+    return value
+
+
 @errors_app.command("list")
 def errors_list(
-    status: Annotated[str | None, typer.Option(help="unresolved | resolved | ignored")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many groups.")] = 50,
+    status: Annotated[
+        str | None, typer.Option(help="unresolved | resolved | ignored", callback=_status)
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many groups.", min=1, max=1000)] = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """Error groups, most recent first."""

@@ -65,6 +65,10 @@ class Provisioner:
         self.migrator = migrator
         self.catalog = catalog
         self.hooks = list(hooks)
+        #: Checks of the request by the modules that own its parts (the ledger's
+        #: ``chart_of_accounts`` option, the plans capability's plan), run by ``validate``
+        #: before anything is written; each raises ``ValidationFailed`` naming the field.
+        self.option_checks: list[Callable[[ProvisionRequest], None]] = []
         #: The onboarding saga, when the platform attaches one (see kernel/tenancy/onboarding).
         self.onboarding: Callable[[ProvisionRequest], Awaitable[ProvisionResult]] | None = None
 
@@ -94,6 +98,8 @@ class Provisioner:
         if not req.name.strip():
             raise ValidationFailed("name must not be empty", errors=[{"field": "name"}])
         self.db.server_url(req.server)  # unknown server: clear error before anything is written
+        for check in self.option_checks:
+            check(req)
         return IsolationMode(req.isolation)
 
     async def insert_record(self, req: ProvisionRequest, tenant_id: uuid.UUID) -> Tenant:

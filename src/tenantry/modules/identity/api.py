@@ -276,6 +276,7 @@ class IdentityModule(Module):
             return await service.seed_tenant(uow, tenant, options, platform.default_roles)
 
         platform.on_provision(seed)
+        platform.check_provision_request(service.check_onboarding_request)
 
 
 module = IdentityModule()

@@ -34,6 +34,7 @@ from tenantry.modules.ledger.application.errors import (
     ItemInvalid,
     RuleBroken,
 )
+from tenantry.modules.ledger.application.onboarding import check_onboarding_request
 from tenantry.modules.ledger.application.ports import PostingSession
 from tenantry.modules.ledger.application.services import (
     REVERSAL_KEY_PREFIX,
@@ -406,6 +407,7 @@ class LedgerModule(Module):
         register_export_sources(platform)
         # Onboarding: the saga's chart-of-accounts step and its compensation (replies: the
         # saga waits for the result, so these commands stay in-process).
+        platform.check_provision_request(check_onboarding_request)
         platform.dispatcher.handle(self.name, SeedChartOfAccounts, seed_chart, replies=True)
         platform.dispatcher.handle(self.name, RemoveChartOfAccounts, remove_chart, replies=True)
 

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from tenantry.kernel.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from tenantry.kernel.tenancy.model import Tenant, TenantStatus
+from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 from tenantry.modules.identity.application.ports import PasswordHasher
 from tenantry.modules.identity.domain.model import (
     ADMIN_ROLE,
@@ -275,6 +276,22 @@ class IdentityService:
             raise NotFound(f"no role named {name!r}")
 
     # -- provisioning -----------------------------------------------------------------------
+    @staticmethod
+    def check_onboarding_request(req: ProvisionRequest) -> None:
+        """The provisioner's check of the admin options, before anything is written."""
+        email, password = req.options.get("admin_email"), req.options.get("admin_password")
+        try:
+            if password and not email:
+                raise DomainError("admin_password", "an admin password needs an admin e-mail")
+            if email:
+                normalize_email(str(email))
+            if password:
+                check_password(str(password))
+        except DomainError as exc:
+            field = exc.field if exc.field.startswith("admin_") else f"admin_{exc.field}"
+            msg = f"{field}: {exc}"
+            raise ValidationFailed(msg, errors=[{"field": field, "message": str(exc)}]) from None
+
     async def seed_tenant(
         self, uow: Any, tenant: Tenant, options: dict[str, Any], default_roles: dict[str, list[str]]
     ) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tenantry.kernel.errors import ValidationFailed
+from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 from tenantry.modules.ledger.domain.model import AccountType, default_allow_negative
 
 #: The ``metadata.seeded`` mark of seeded accounts: what the compensation may remove.
@@ -35,14 +37,21 @@ CHARTS: dict[str, tuple[ChartAccount, ...]] = {
 }
 
 
-class UnknownChart(ValueError):
-    pass
+class UnknownChart(ValidationFailed):
+    """An onboarding request names a chart-of-accounts template that does not exist."""
+
+    type_slug, title = "ledger-unknown-chart", "Unknown chart of accounts"
+
+
+def check_onboarding_request(req: ProvisionRequest) -> None:
+    """The provisioner's check of ``chart_of_accounts`` (before anything is written)."""
+    chart(str(req.options.get("chart_of_accounts") or "default"))
 
 
 def chart(template: str) -> tuple[ChartAccount, ...]:
     try:
         return CHARTS[template]
     except KeyError:
-        raise UnknownChart(
-            f"unknown chart of accounts {template!r} (known: {', '.join(sorted(CHARTS))})"
-        ) from None
+        known = ", ".join(sorted(CHARTS))
+        msg = f"unknown chart of accounts {template!r} (known: {known})"
+        raise UnknownChart(msg, errors=[{"field": "chart_of_accounts", "message": msg}]) from None
