@@ -95,6 +95,9 @@ class AuthSettings(BaseModel):
     access_token_ttl_s: int = Field(default=900, ge=30, le=86_400)
     algorithm: Literal["EdDSA", "RS256"] = "EdDSA"
     leeway_s: int = Field(default=5, ge=0, le=300)
+    #: How long a "this user/client is still active" answer is reused on a process. Changes
+    #: reach every process at once by NOTIFY; this bounds staleness if one is missed.
+    principal_status_ttl_s: float = Field(default=5.0, ge=0, le=300)
 
 
 class TenancySettings(BaseModel):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tenantry.kernel.auth.keys import Keyring
 from tenantry.kernel.auth.secrets import PlatformSecrets
+from tenantry.kernel.auth.status import PrincipalStatus
 from tenantry.kernel.auth.tokens import TokenService
 from tenantry.kernel.config import Settings
 from tenantry.kernel.db.bootstrap import ensure_database, ensure_roles
@@ -90,6 +91,9 @@ class Platform:
         grace = settings.auth.access_token_ttl_s + settings.auth.leeway_s
         self.keyring = Keyring(self.db, grace)
         self.tokens = TokenService(self.keyring, settings.auth)
+        #: Per-request "is the token's principal still active?" (the identity module sets
+        #: its ``source``); see kernel/auth/status.
+        self.principals = PrincipalStatus(self.db, settings.auth.principal_status_ttl_s)
         #: The platform secret and keys derived from it (``await secrets.derive(purpose)``).
         secret = settings.security.secret_key
         self.secrets = PlatformSecrets(self.db, secret.get_secret_value() if secret else None)
@@ -197,6 +201,7 @@ class Platform:
         await self.keyring.load()
         if listen:
             await self.catalog.listen()
+            await self.principals.listen()
         for m in self.modules:
             await m.startup(self)
         if self.messaging.settings.relay_in_process:
@@ -209,6 +214,7 @@ class Platform:
         for m in reversed(self.modules):
             await m.shutdown(self)
         await self.catalog.close()
+        await self.principals.close()
         await self.db.close()
         self._started = False
 

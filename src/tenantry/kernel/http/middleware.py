@@ -1,8 +1,10 @@
 """Pure ASGI middleware: request id, and the tenant context from the verified token.
 
 The tenant is taken only from a verified bearer token, never from the request body, path or
-a header a client could choose. A bad token is a 401; a token of a suspended (or deleted)
-tenant is a 403 (problem+json) before any route runs. Without a token the request goes on
+a header a client could choose. A bad token is a 401, and so is the token of a user or API
+client that was disabled or removed from the tenant since it was issued (checked per request,
+cached, invalidated by NOTIFY: kernel/auth/status); a token of a suspended tenant is a 403
+(problem+json) before any route runs. Without a token the request goes on
 with no tenant: routes that need one say so with ``require``.
 """
 
@@ -106,6 +108,18 @@ class RequestContextMiddleware:
                     "tenant-suspended",
                     "Tenant suspended",
                     f"tenant {tenant.slug!r} is {tenant.status.value}",
+                    request_id,
+                )
+                return
+            if not await self.platform.principals.active(tenant, principal):
+                await self._reject(
+                    scope,
+                    receive,
+                    send_with_id,
+                    401,
+                    "invalid-token",
+                    "Invalid token",
+                    "the token's user or client is disabled or no longer a member of the tenant",
                     request_id,
                 )
                 return

@@ -187,6 +187,11 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
         await service.set_member_status(require_tenant(), user_id, "disabled")
         return {"id": str(user_id), "status": "disabled"}
 
+    @router.delete("/users/{user_id}", status_code=204, openapi_extra=problems_extra(409))
+    async def remove_user(user_id: UUID, p: Annotated[Principal, Depends(require(ADMIN))]) -> None:
+        """Remove the user from this tenant (their tokens stop working within a second)."""
+        await service.remove_member(require_tenant(), user_id, p.subject)
+
     @router.post("/users/{user_id}/enable")
     async def enable_user(
         user_id: UUID, _: Annotated[Principal, Depends(require(ADMIN))]
@@ -276,6 +281,7 @@ class IdentityModule(Module):
             return await service.seed_tenant(uow, tenant, options, platform.default_roles)
 
         platform.on_provision(seed)
+        platform.principals.source = repo.principal_active
         platform.check_provision_request(service.check_onboarding_request)
 
 

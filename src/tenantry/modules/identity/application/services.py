@@ -58,6 +58,7 @@ class IdentityRepository(Protocol):
         self, tenant: Tenant, query: ListQuery
     ) -> tuple[list[Member], str | None]: ...
     async def set_member_status(self, tenant: Tenant, user_id: UUID, status: str) -> bool: ...
+    async def remove_membership(self, tenant: Tenant, user_id: UUID) -> bool: ...
     async def create_client(
         self, tenant: Tenant, client_id: str, secret_hash: str, name: str, roles: list[str]
     ) -> ApiClient: ...
@@ -218,6 +219,14 @@ class IdentityService:
 
     async def set_member_status(self, tenant: Tenant, user_id: UUID, status: str) -> None:
         if not await self.repo.set_member_status(tenant, user_id, status):
+            raise NotFound("no such user in this tenant")
+
+    async def remove_member(self, tenant: Tenant, user_id: UUID, by: str | None) -> None:
+        """Take a user out of the tenant; their tokens stop working at once (kernel/auth/
+        status). Removing yourself is refused: it is how a tenant loses its last admin."""
+        if by == str(user_id):
+            raise Conflict("you cannot remove yourself from the tenant")
+        if not await self.repo.remove_membership(tenant, user_id):
             raise NotFound("no such user in this tenant")
 
     # -- API clients ------------------------------------------------------------------------

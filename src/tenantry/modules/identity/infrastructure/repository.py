@@ -16,6 +16,7 @@ from tenantry.capabilities.pagination import ListQuery
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.tenancy.catalog import TenantCatalog
+from tenantry.kernel.tenancy.context import Principal
 from tenantry.kernel.tenancy.model import Tenant
 from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
 from tenantry.modules.identity.domain.model import ApiClient, Member, Status
@@ -158,6 +159,37 @@ class SqlIdentityRepository:
     async def member_count(self, tenant: Tenant) -> int:
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
             return int(await uow.fetchval(sql.COUNT_MEMBERS))
+
+    async def principal_active(self, tenant: Tenant, principal: Principal) -> bool:
+        """Is the token's user (active login, active membership) or API client (active)
+        still allowed into ``tenant``? One query; called on a principal-status cache miss."""
+        if principal.kind == "client":
+            query, key = sql.CLIENT_ACTIVE, principal.subject.removeprefix("client:")
+            if key == principal.subject:
+                return False
+            args: tuple[Any, ...] = (key, tenant.id)
+        else:
+            try:
+                args = (UUID(principal.subject), tenant.id)
+            except ValueError:
+                return False
+            query = sql.USER_ACTIVE
+        async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
+            return bool(await uow.fetchval(query, *args))
+
+    async def remove_membership(self, tenant: Tenant, user_id: UUID) -> bool:
+        """Take the user out of the tenant (the login stays: it may belong to others)."""
+        async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
+            old = await uow.fetchrow(sql.DELETE_MEMBERSHIP, user_id, tenant.id)
+            if old is not None:
+                await audit.record(
+                    uow,
+                    action="identity.member.remove",
+                    resource=f"user:{user_id}",
+                    before={"roles": list(old["roles"]), "status": old["status"]},
+                    after=None,
+                )
+            return old is not None
 
     async def set_member_status(self, tenant: Tenant, user_id: UUID, status: str) -> bool:
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:

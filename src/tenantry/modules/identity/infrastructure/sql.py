@@ -79,3 +79,21 @@ ON CONFLICT (tenant_id, name) DO NOTHING RETURNING name
 UPDATE_ROLE = "UPDATE roles SET actions = $2, description = $3 WHERE name = $1 RETURNING name"
 DELETE_ROLE = "DELETE FROM roles WHERE name = $1 RETURNING name"
 COUNT_MEMBERS = "SELECT count(*) FROM tenantry.memberships WHERE status = 'active'"
+#: Is the token's user still an active member of the tenant (both the login and the
+#: membership active)? The per-request principal status check (kernel/auth/status), on a miss.
+USER_ACTIVE = """
+SELECT EXISTS (
+    SELECT 1 FROM tenantry.users u JOIN tenantry.memberships m ON m.user_id = u.id
+    WHERE u.id = $1 AND m.tenant_id = $2 AND u.status = 'active' AND m.status = 'active'
+)
+"""
+CLIENT_ACTIVE = """
+SELECT EXISTS (
+    SELECT 1 FROM tenantry.api_clients
+    WHERE client_id = $1 AND tenant_id = $2 AND status = 'active'
+)
+"""
+DELETE_MEMBERSHIP = """
+DELETE FROM tenantry.memberships WHERE user_id = $1 AND tenant_id = $2
+RETURNING roles, status
+"""
