@@ -9,7 +9,10 @@ method (``channel`` is ``"email"`` or ``"webhook"``) is used when present.
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from tenantry.kernel.db.uow import UnitOfWork
 
 _log = logging.getLogger("tenantry.exports")
 
@@ -20,10 +23,20 @@ class Notifier(Protocol):
         self, channel: str, target: str, subject: str, body: dict[str, Any]
     ) -> None: ...
 
+    async def refusal(self, uow: UnitOfWork, channel: str, target: str) -> str | None:
+        """Why ``target`` cannot be notified on ``channel`` (checked when the export is
+        requested, in its unit of work), or None."""
+        ...
+
 
 class LogNotifier:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, str, dict[str, Any]]] = []
+
+    async def refusal(self, uow: UnitOfWork, channel: str, target: str) -> str | None:
+        if channel == "webhook":
+            return "webhook notices need the notifications module, which is not loaded"
+        return None
 
     async def notify(self, channel: str, target: str, subject: str, body: dict[str, Any]) -> None:
         self.sent.append((channel, target, subject, body))

@@ -146,6 +146,8 @@ class ExportService:
         schedule_id: UUID | None,
     ) -> tuple[dict[str, Any], bool]:
         digest = self.request_hash(req)
+        if schedule_id is None:  # a schedule's target was checked when it was created
+            await self._check_notify(uow, req)
         if key is not None:
             prior = await uow.fetchrow(q.BY_IDEMPOTENCY_KEY, key)
             if prior is not None:
@@ -180,6 +182,15 @@ class ExportService:
             uow, CLEANUP, self.settings.cleanup_cron, "UTC", {}, name=CLEANUP
         )
         return await self._get(uow, eid), True
+
+    async def _check_notify(self, uow: UnitOfWork, req: ExportRequest) -> None:
+        """A notice target the notifier cannot deliver to (a webhook that is not one of the
+        tenant's registered endpoints) is a 422 now, not a notice dropped when the export ends."""
+        for channel, target in (req.notify or {}).items():
+            why = await self.notifier.refusal(uow, channel, str(target))
+            if why is not None:
+                field = f"notify.{channel}"
+                raise ValidationFailed(why, errors=[{"field": field, "message": why}])
 
     async def _get(self, uow: UnitOfWork, export_id: UUID) -> dict[str, Any]:
         row = await uow.fetchrow(q.GET_EXPORT, export_id)
@@ -393,6 +404,7 @@ class ExportService:
             "notify": req.notify,
         }
         async with self.db.unit_of_work() as uow:
+            await self._check_notify(uow, req)
             sid = await self.jobs.add_schedule(uow, SCHEDULED, cron, timezone, payload)
             return await self._schedule(uow, sid)
 

@@ -16,9 +16,11 @@ from tenantry.kernel.tenancy.contracts import TenantOnboarded
 from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
 from tenantry.modules.ledger.contracts import TransactionPosted
 from tenantry.modules.notifications.application.handlers import NOTICE_EVENT, Notifications
+from tenantry.modules.notifications.domain.targets import TargetRefused
 from tenantry.modules.notifications.infrastructure.error_mail import ErrorMailNotifier
 from tenantry.modules.notifications.infrastructure.repository import SqlNotificationStore
 from tenantry.modules.notifications.infrastructure.smtp import SmtpMailer
+from tenantry.modules.notifications.infrastructure.targets import TargetGuard
 from tenantry.modules.notifications.infrastructure.webhooks import HttpWebhookSender
 
 ADMIN = "notifications:admin"
@@ -43,6 +45,10 @@ class NotificationSettings(BaseModel):
     webhook_timeout_s: float = Field(default=5.0, gt=0)
     breaker_threshold: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, ge=0)
+    #: Webhooks to loopback, private, link-local (cloud metadata) and other non-public
+    #: addresses are refused at registration and at delivery. True: allowed (development,
+    #: tests with a local receiver). Never in production.
+    allow_private_targets: bool = False
     #: Operators' addresses for error-tracking notifications (thresholds, reopenings).
     error_emails: list[str] = Field(default_factory=list, max_length=50)
 
@@ -62,15 +68,19 @@ class NotificationsModule(Module):
         self.service: Notifications | None = None
         self.webhooks: HttpWebhookSender | None = None
         self.mailer: SmtpMailer | None = None
+        self.guard: TargetGuard | None = None
 
     def setup(self, platform: Platform) -> None:
         s = NotificationSettings(**platform.settings.module_settings(self.name))
+        guard = TargetGuard(s.allow_private_targets)
+        self.guard = guard
         webhooks = HttpWebhookSender(
             s.webhook_attempts,
             s.webhook_backoff_s,
             s.webhook_timeout_s,
             s.breaker_threshold,
             s.breaker_cooldown_s,
+            guard,
         )
         mailer = SmtpMailer(
             s.smtp_host, s.smtp_port, s.sender, s.smtp_starttls, s.smtp_username, s.smtp_password
@@ -94,8 +104,13 @@ class NotificationsModule(Module):
         async def add_webhook(
             body: NewEndpoint, _: Annotated[Principal, Depends(require(ADMIN))]
         ) -> dict[str, Any]:
-            if not body.url.startswith(("https://", "http://")):
-                raise ValidationFailed("url must be http(s)", errors=[{"field": "url"}])
+            try:
+                await guard.vet(body.url)
+            except TargetRefused as exc:
+                msg = f"url refused: {exc}"
+                raise ValidationFailed(
+                    msg, errors=[{"field": "url", "message": str(exc)}]
+                ) from None
             unknown = sorted(set(body.events) - set(WEBHOOK_EVENTS))
             if unknown:
                 raise ValidationFailed(f"unknown events {unknown}", errors=[{"field": "events"}])

@@ -54,6 +54,15 @@ class Notifications:
         self.store = store
         self.unit_of_work = unit_of_work
 
+    async def refusal(self, uow: UnitOfWork, channel: str, target: str) -> str | None:
+        """Exports ask before queueing: a webhook notice must go to one of the tenant's
+        registered, active endpoints (it is signed with that endpoint's secret)."""
+        if channel == "webhook" and await self.store.endpoint_by_url(uow, target) is None:
+            return f"{target} is not one of this tenant's registered, active webhook endpoints"
+        if channel not in ("email", "webhook"):
+            return f"unknown notification channel {channel!r}"
+        return None
+
     async def notify(self, channel: str, target: str, subject: str, body: dict[str, Any]) -> None:
         """A direct notice from a capability (exports call it when an export ends), in the
         current tenant's context: an email, or a signed webhook to one of the tenant's

@@ -1,5 +1,6 @@
 """Signed webhooks over HTTP (httpx): retries with exponential backoff, a circuit breaker
-per endpoint."""
+per endpoint, and every request sent to an address vetted at that moment (SSRF and DNS
+rebinding: see ``infrastructure/targets``)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,16 @@ from tenantry.modules.notifications.contracts import (
 )
 from tenantry.modules.notifications.domain.breaker import CircuitBreaker
 from tenantry.modules.notifications.domain.signing import sign
+from tenantry.modules.notifications.domain.targets import TargetRefused
+from tenantry.modules.notifications.infrastructure.targets import TargetGuard
 
 
 class WebhookFailed(Exception):
     """Every attempt failed; the message is retried later by the relay or consumer."""
+
+
+class WebhookRefused(WebhookFailed):
+    """The target is (now) a forbidden address: nothing was sent."""
 
 
 class HttpWebhookSender:
@@ -30,7 +37,9 @@ class HttpWebhookSender:
         timeout_s: float = 5.0,
         breaker_threshold: int = 5,
         breaker_cooldown_s: float = 30.0,
+        guard: TargetGuard | None = None,
     ) -> None:
+        self.guard = guard or TargetGuard()
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
@@ -61,7 +70,18 @@ class HttpWebhookSender:
                 EVENT_HEADER: event,
             }
             try:
-                r = await self.client().post(url, content=raw, headers=headers)
+                pinned = await self.guard.pinned(url)
+            except TargetRefused as exc:
+                # Not a transient failure and not the endpoint's fault to retry here: nothing
+                # is sent; the message is retried later (the name may resolve well again).
+                raise WebhookRefused(f"{url}: refused: {exc}") from None
+            try:
+                r = await self.client().post(
+                    pinned.url,
+                    content=raw,
+                    headers={**headers, **pinned.headers},
+                    extensions=pinned.extensions,
+                )
             except httpx.HTTPError as exc:
                 last = f"{type(exc).__name__}: {exc}"
             else:
