@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tenantry.kernel.config import Settings
-from tenantry.kernel.errors import ConfigError
+from tenantry.kernel.errors import ConfigError, ValidationFailed
 from tenantry.kernel.messaging.saga import SagaDefinition, SagaFailed, SagaStore, Step
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
@@ -188,11 +188,37 @@ async def test_failure_after_the_chart_removes_it_before_storage(onboarding: Pla
     assert await leftovers(platform, slug, None) == []
 
 
-async def test_ledger_failing_in_the_chart_step_compensates(onboarding: Platform) -> None:
-    """Not an injection: the ledger's handler itself fails (an unknown template)."""
+async def test_an_unknown_chart_is_refused_before_anything_is_written(
+    onboarding: Platform,
+) -> None:
+    """The ledger's request check runs in ``validate``: no saga, no catalog row."""
+    platform = onboarding
+    slug = f"sg{RUN}-coaref"
+    with pytest.raises(ValidationFailed, match="unknown chart of accounts"):
+        await platform.provisioner.create(
+            ProvisionRequest(
+                slug, "Bad chart", IsolationMode.SHARED, options={"chart_of_accounts": "nope"}
+            )
+        )
+    async with platform.db.admin_connection(as_owner=False) as conn:
+        sagas = await conn.fetchval(
+            "SELECT count(*) FROM tenantry.sagas WHERE kind = $1 AND data->>'slug' = $2",
+            KIND,
+            slug,
+        )
+    assert sagas == 0
+    assert await platform.catalog.by_slug(slug) is None
+
+
+async def test_ledger_failing_in_the_chart_step_compensates(
+    onboarding: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not an injection: the ledger's handler itself fails (an unknown template), reached
+    with the up-front request checks switched off."""
     platform = onboarding
     slug = f"sg{RUN}-coabad"
-    with pytest.raises(ValueError, match="unknown chart of accounts"):
+    monkeypatch.setattr(platform.provisioner, "option_checks", [])
+    with pytest.raises(ValidationFailed, match="unknown chart of accounts"):
         await platform.provisioner.create(
             ProvisionRequest(
                 slug, "Bad chart", IsolationMode.SHARED, options={"chart_of_accounts": "nope"}
