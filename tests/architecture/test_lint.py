@@ -1,4 +1,4 @@
-"""ruff and mypy (strict on src/) run as part of the suite, so CI keeps them clean."""
+"""ruff and mypy (strict on src/ and tests/) run as part of the suite, so CI keeps them clean."""
 
 from __future__ import annotations
 

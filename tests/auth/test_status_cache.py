@@ -16,7 +16,7 @@ from tenantry.kernel.tenancy.model import IsolationMode, Tenant, TenantStatus
 def _tenant() -> Tenant:
     return Tenant(
         uuid.uuid4(), "t", "T", IsolationMode.SHARED, TenantStatus.ACTIVE, "free", "default",
-        None, None, datetime.now(UTC),
+        None, "tenant_shared", datetime.now(UTC),
     )  # fmt: skip
 
 

@@ -96,8 +96,8 @@ async def test_cli_and_api_reach_every_process(
     assert r.returncode == 1
     assert "no tenant" in r.stderr
     # Operators only: a tenant admin cannot change flags.
-    r = await client.put(f"/api/v1/flags/{name}", headers=t.auth, json={"default": True})
-    assert r.status_code == 403
+    res = await client.put(f"/api/v1/flags/{name}", headers=t.auth, json={"default": True})
+    assert res.status_code == 403
     store: FlagStore = platform.services["flags"]
     await store.set_target(name, t.tenant, None)
     assert not store.enabled(name, t.tenant)

@@ -64,7 +64,7 @@ class Case:
     argv: tuple[str, ...]
 
 
-def _walk(cmd: typer.core.TyperGroup, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+def _walk(cmd: object, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     """Every runnable command path (a group with a callback that runs, like ``worker``, too)."""
     commands = getattr(cmd, "commands", None)
     if commands is None or getattr(cmd, "invoke_without_command", False):

@@ -53,7 +53,7 @@ async def test_bad_header_key_posts_nothing(
     r = await client.post(
         f"{API}/transactions",
         json={"entries": _entries(a, b)},
-        headers=[*t.auth.items(), ("Idempotency-Key", key)],
+        headers=[*((k.encode(), v.encode()) for k, v in t.auth.items()), (b"Idempotency-Key", key)],
     )
     assert r.status_code == 400, r.text
     assert r.headers["content-type"] == "application/problem+json"
@@ -63,7 +63,7 @@ async def test_bad_header_key_posts_nothing(
     r = await client.post(
         "/api/v1/exports",
         json={"source": "ledger.accounts", "format": "csv"},
-        headers=[*t.auth.items(), ("Idempotency-Key", key)],
+        headers=[*((k.encode(), v.encode()) for k, v in t.auth.items()), (b"Idempotency-Key", key)],
     )
     assert r.status_code == 400, r.text
     assert r.json()["type"] == PROBLEM + "idempotency-key-invalid"

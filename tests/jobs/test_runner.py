@@ -55,8 +55,8 @@ async def test_jobs_run_in_their_tenant_context_in_every_mode(
         assert ids is not None
         traces.add(ids[0])
         async with platform.db.unit_of_work() as uow:  # RLS: only its own jobs are visible
-            ids = {row[0] for row in await uow.fetch("SELECT DISTINCT tenant_id FROM jobs")}
-        assert ids == {ctx.tenant.id}
+            owners = {row[0] for row in await uow.fetch("SELECT DISTINCT tenant_id FROM jobs")}
+        assert owners == {ctx.tenant.id}
 
     r.register("t.record", record)
     jobs = {await enqueue(platform, r, t, "t.record"): t.id for t in tenants}

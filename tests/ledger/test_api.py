@@ -357,7 +357,9 @@ async def test_statement_as_of_and_lists(shared: Ledger) -> None:
     seen: list[str] = []
     cursor = None
     while True:
-        params = {"sort": "-code", "limit": 4, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, str | int] = {"sort": "-code", "limit": 4}
+        if cursor:
+            params["cursor"] = cursor
         r = await c.get(f"{API}/accounts", headers=h, params=params)
         seen += [x["code"] for x in r.json()["items"]]
         cursor = r.json()["next_cursor"]

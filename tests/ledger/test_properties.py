@@ -34,7 +34,7 @@ async def book(client: httpx.AsyncClient, make_tenant: MakeTenant) -> tuple[Ledg
     ledger = Ledger(client, await make_tenant(plan="pro"))
     ids = []
     for type_, currency, neg in ACCOUNTS:
-        extra = {} if neg is None else {"allow_negative": neg}
+        extra: dict[str, bool] = {} if neg is None else {"allow_negative": neg}
         ids.append((await ledger.account(type_, currency, **extra))["id"])
     return ledger, ids
 

@@ -35,7 +35,7 @@ async def test_posting_reaches_reporting(
         )
         assert res.status_code == 200, res.text
         rows = {i["account_id"]: i for i in res.json()["items"]}
-        return rows.get(cash["id"], {}).get("count") == 2
+        return bool(rows.get(cash["id"], {}).get("count") == 2)
 
     try:
         await eventually(folded)

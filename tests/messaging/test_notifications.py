@@ -189,7 +189,7 @@ async def test_circuit_breaker_stops_calling_a_failing_endpoint(
                 await probed.dispatcher.publish(uow, posted(datetime(2026, 7, 2, tzinfo=UTC)))
 
         async def opened() -> bool:
-            return wh.breaker.is_open(hooks.url)
+            return bool(wh.breaker.is_open(hooks.url))
 
         await eventually(opened)
         calls = len(hooks.requests)

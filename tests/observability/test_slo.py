@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -60,7 +61,7 @@ def seg_of(age: timedelta) -> int:
     return 4
 
 
-def check(rows: list[dict[str, object]]) -> None:
+def check(rows: list[dict[str, Any]]) -> None:
     by = {r["slo"]: r for r in rows}
     api = by["api:availability"]
     # valid = 100 + (9900 - 100) + 200 = 10100; bad = 2 + 8 = 10 (healthz is not /api/*)

@@ -33,7 +33,9 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=60)
 
 
-def series(suffix: str, route: str, method: str, status: str, values: str, **extra: str) -> dict:
+def series(
+    suffix: str, route: str, method: str, status: str, values: str, **extra: str
+) -> dict[str, str]:
     labels = {"route": route, "method": method, "status": status, "plan": "free", **extra}
     body = ", ".join(f'{k}="{v}"' for k, v in labels.items())
     return {"series": f"{METRIC}_{suffix}{{{body}}}", "values": values}
@@ -54,7 +56,7 @@ def test_burn_rate_alerts_fire_on_synthetic_series(tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(slo_export.rules_yaml(s))
     rules = {r["alert"]: r for r in slo_export.alert_rules(s)["groups"][0]["rules"]}
 
-    def expect(name: str) -> dict:
+    def expect(name: str) -> dict[str, object]:
         rule = rules[name]
         return {"exp_labels": rule["labels"], "exp_annotations": rule["annotations"]}
 
