@@ -2,7 +2,7 @@
 
 A source's columns become a ``FieldSet`` (each column a field whose SQL expression is
 ``src."<column>"``, every column sortable, filterable ones with the engine's default operators
-for their type), so an export accepts exactly the DESIGN.md §6 filter document the list
+for their type), so an export accepts exactly the docs/architecture.md, API conventions filter document the list
 endpoints accept, with the same validation (422 naming the place) and the same semantics::
 
     {"filters": [{"field": "created_at", "op": "gte", "value": "2026-01-01"}],

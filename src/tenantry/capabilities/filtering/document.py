@@ -1,6 +1,6 @@
 """The JSON filter document, parsed and validated into a small tree.
 
-Document (DESIGN.md §6)::
+Document (docs/architecture.md, API conventions)::
 
     {"filters": [{"field": "created_at", "op": "gte", "value": "2026-01-01"},
                  {"or": [{"field": "status", "op": "eq", "value": "active"},
