@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 
 from tenantry.kernel.errors import Forbidden, Unauthorized
+from tenantry.kernel.http.openapi import PERMISSION_ATTR
 from tenantry.kernel.tenancy.context import Principal, current_principal
 
 
@@ -37,4 +38,5 @@ def require(action: str) -> Callable[[Request], Awaitable[Principal]]:
         return p
 
     dependency.__name__ = f"require_{action.replace(':', '_')}"
+    setattr(dependency, PERMISSION_ATTR, action)  # the OpenAPI document lists it
     return dependency

@@ -38,6 +38,10 @@ from tenantry.kernel.http.problems import MEDIA_TYPE
 EXTRA_KEY = "x-tenantry-problems"
 #: Attribute a dependency carries to declare the problem statuses it can answer.
 DEPENDENCY_ATTR = "__tenantry_problems__"
+#: Attribute ``require(action)``'s dependency carries: the permission it checks. Each
+#: operation lists what its dependencies require under ``x-tenantry-permissions``.
+PERMISSION_ATTR = "__tenantry_permission__"
+PERMISSIONS_KEY = "x-tenantry-permissions"
 
 ALWAYS = frozenset({401, 403, 429, 503})
 WITH_INPUT = frozenset({400, 422})
@@ -141,6 +145,18 @@ def _dependency_statuses(dependant: Dependant) -> Iterator[int]:
         yield from _dependency_statuses(sub)
 
 
+def required_permissions(dependant: Dependant) -> set[str]:
+    """The permissions ``require()`` dependencies of ``dependant`` check (sub-dependencies and
+    the including routers' dependencies included)."""
+    found: set[str] = set()
+    for sub in dependant.dependencies:
+        action = getattr(sub.call, PERMISSION_ATTR, None)
+        if isinstance(action, str):
+            found.add(action)
+        found |= required_permissions(sub)
+    return found
+
+
 def operation_statuses(operation: dict[str, Any], route: Any) -> set[int]:
     """The problem statuses an operation can answer (see the module docstring)."""
     statuses = set(ALWAYS)
@@ -221,8 +237,12 @@ def complete(document: dict[str, Any], routes: Iterable[BaseRoute]) -> dict[str,
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses: dict[str, Any] = operation["responses"]
-            for status in sorted(operation_statuses(operation, by_operation.get((path, method)))):
+            route = by_operation.get((path, method))
+            for status in sorted(operation_statuses(operation, route)):
                 responses[str(status)] = problem_response(status)
+            permissions = required_permissions(route.dependant) if route is not None else set()
+            if permissions:
+                operation[PERMISSIONS_KEY] = sorted(permissions)
     document["paths"] = _hoist_defs(document.get("paths", {}), schemas)
     rest = {k: v for k, v in document.items() if k != "components"}
     for name in FASTAPI_VALIDATION_SCHEMAS:
