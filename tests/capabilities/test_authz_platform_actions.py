@@ -236,7 +236,7 @@ def _policy_surface(name: str, condition: dict[str, Any] | None, roles: list[str
     async def plant(p: Platform, s: Setup, grant: str) -> None:
         await _sql(p, s, INSERT_POLICY, s.t.tenant.id, POLICY, [grant], roles, condition)
         if condition is not None:  # the attribute the condition reads
-            await _sql(p, s, UPSERT_ATTRIBUTES, s.t.tenant.id, s.member_id, {"tier": "platform"})
+            await _sql(p, s, UPSERT_ATTRIBUTES, s.t.tenant.id, s.member_id, {"tier": "gold"})
 
     async def unplant(p: Platform, s: Setup) -> None:
         await _sql(p, s, DELETE_POLICY, POLICY)
@@ -294,7 +294,7 @@ def _claims(grant: str) -> dict[str, Any]:
         "permissions": {grant: True},
         "roles": ["admin", grant],
         "kind": grant,
-        "tier": "platform",
+        "tier": "gold",
     }
 
 
@@ -319,7 +319,7 @@ async def _unplant_attributes(p: Platform, s: Setup) -> None:
 SURFACES = [
     _policy_surface("policy", None, []),
     _policy_surface("policy-for-a-role", None, [MEMBER_ROLE]),
-    _policy_surface("abac-policy", {"attr": "principal.tier", "op": "eq", "value": "platform"}, []),
+    _policy_surface("abac-policy", {"attr": "principal.tier", "op": "eq", "value": "gold"}, []),
     Surface("custom-role", _create_role, _role_saved, _plant_role, _unplant_role),
     Surface("role-replace", _replace_role, _replaced, _plant_replace, _unplant_replace),
     Surface(

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tenantry.kernel.auth.actions import without_platform_actions
 from tenantry.kernel.auth.keys import Keyring
 from tenantry.kernel.auth.secrets import PlatformSecrets
 from tenantry.kernel.auth.status import PrincipalStatus
@@ -57,8 +58,9 @@ class Authorizer(Protocol):
 _log = logging.getLogger(__name__)
 KERNEL_MIGRATIONS = "tenantry.kernel.db.sql"
 JOBS_MIGRATIONS = "tenantry.kernel.jobs.migrations"
-#: Platform-wide operations (tenant onboarding, error and SLO views). Only tokens of the
-#: operator tenant (``tenancy.operator_tenant``) can carry it, whatever their roles say.
+#: Platform-wide operations (tenant onboarding, error and SLO views). Only the operator
+#: tenant (``tenancy.operator_tenant``) can hold it, through its roles; nothing any other
+#: tenant writes grants it (kernel/auth/actions.py).
 PLATFORM_ADMIN = "platform:admin"
 
 
@@ -218,9 +220,13 @@ class Platform:
         await self.db.close()
         self._started = False
 
+    def is_operator_tenant(self, tenant_slug: str | None) -> bool:
+        """The one tenant whose roles may grant platform actions (kernel/auth/actions.py)."""
+        return tenant_slug is not None and tenant_slug == self.settings.tenancy.operator_tenant
+
     def expand_actions(self, actions: Sequence[str], tenant_slug: str | None = None) -> list[str]:
         """Role actions to token scopes: ``*`` is every declared action; unknown ones drop;
-        ``platform:admin`` only for the operator tenant."""
+        platform actions (``platform:*``) only for the operator tenant."""
         out: set[str] = set()
         for a in actions:
             if a == "*":
@@ -230,6 +236,6 @@ class Platform:
                 out.update(p for p in self.permissions if p.startswith(prefix))
             elif a in self.permissions:
                 out.add(a)
-        if tenant_slug != self.settings.tenancy.operator_tenant:
-            out.discard(PLATFORM_ADMIN)
+        if not self.is_operator_tenant(tenant_slug):
+            out = without_platform_actions(out)
         return sorted(out)

@@ -13,6 +13,7 @@ from tenantry.capabilities.audit.log import event, record_event
 from tenantry.capabilities.authz.conditions import ConditionError, validate
 from tenantry.capabilities.authz.engine import Authz, notify_change
 from tenantry.capabilities.authz.policy import Policy, Resource
+from tenantry.kernel.auth.actions import refuse_platform_grants, refuse_platform_names
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.errors import NotFound, ValidationFailed
 from tenantry.kernel.http.deps import principal, require
@@ -139,6 +140,8 @@ def build_router(platform: Platform, engine: Authz) -> APIRouter:
     async def put_policy(name: str, body: PolicyBody, p: AdminDep) -> dict[str, Any]:
         if not re.match(NAME_RE, name):
             raise ValidationFailed("invalid policy name", errors=[{"field": "name"}])
+        if body.effect == "allow":  # a deny cannot grant: it may name anything
+            refuse_platform_grants(body.actions)
         _check_actions(body.actions)
         if body.condition is not None:
             try:
@@ -195,6 +198,7 @@ def build_router(platform: Platform, engine: Authz) -> APIRouter:
     async def put_attributes(subject: str, body: dict[str, Any], _: AdminDep) -> dict[str, Any]:
         if len(subject) > 200 or len(body) > 100:
             raise ValidationFailed("subject or attributes too large")
+        refuse_platform_names(body)
         async with db.unit_of_work() as uow:
             before = await uow.fetchval(SELECT_ATTRIBUTES, subject)
             await uow.execute(UPSERT_ATTRIBUTES, uow.tenant_id, subject, body)
@@ -243,6 +247,7 @@ class AuthzModule(Module):
             snapshot_ttl_s=float(cfg.get("snapshot_ttl_s", 60.0)),
             buffer=platform.services.get("audit.buffer"),
             audit_decisions=bool(cfg.get("audit_decisions", True)),
+            is_operator_tenant=platform.is_operator_tenant,
         )
         platform.services["authz"] = engine
         platform.set_authorizer(engine)

@@ -62,6 +62,7 @@ class Authz:
         snapshot_ttl_s: float = 60.0,
         buffer: AuditBuffer | None = None,
         audit_decisions: bool = True,
+        is_operator_tenant: Callable[[str | None], bool] = lambda _slug: False,
     ) -> None:
         self.db = db
         self.expand = expand
@@ -71,6 +72,9 @@ class Authz:
         self.snapshot_ttl_s = snapshot_ttl_s
         self.buffer = buffer
         self.audit_decisions = audit_decisions
+        #: The only tenant whose roles may grant platform actions (``Platform.is_operator_tenant``;
+        #: by default none).
+        self.is_operator_tenant = is_operator_tenant
         self._snapshots: dict[UUID, tuple[float, PolicySet]] = {}
         self._decisions: dict[UUID, dict[Any, tuple[float, Decision]]] = {}
         self.invalidations = 0  # also the generation: a load that raced a change is not kept
@@ -96,6 +100,7 @@ class Authz:
             attrs,
             lambda actions: self.expand(actions, tenant.slug),
             self.known_actions,
+            operator_tenant=self.is_operator_tenant(tenant.slug),
         )
 
     async def snapshot(self, tenant: Tenant) -> PolicySet:

@@ -1,8 +1,11 @@
 """The decision: RBAC roles of a tenant plus ABAC policies, deny by default. Pure Python.
 
-Order: an unknown action is denied; a matching ``deny`` policy (platform default or tenant)
-wins; else a role of the principal that grants the action allows; else a matching ``allow``
-policy allows; else deny. Every decision names what decided it.
+Order: an unknown action is denied; a platform action (``platform:*``) outside the operator
+tenant is denied (``default:platform-action``), whatever the tenant's roles, policies or
+attributes say; a matching ``deny`` policy (platform default or tenant) wins; else a role of
+the principal that grants the action allows; else a matching ``allow`` policy allows (a
+tenant policy never allows a platform action, not even in the operator tenant); else deny.
+Every decision names what decided it. See kernel/auth/actions.py.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tenantry.capabilities.authz.conditions import evaluate
+from tenantry.kernel.auth.actions import is_platform_action, without_platform_actions
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +86,15 @@ class PolicySet:
         attributes: Mapping[str, Mapping[str, Any]],
         expand: Callable[[Sequence[str]], Sequence[str]],
         known_actions: Iterable[str],
+        *,
+        operator_tenant: bool = False,
     ) -> None:
-        self.grants = {name: frozenset(expand(actions)) for name, actions in roles.items()}
+        #: Only the operator tenant's roles may grant platform actions.
+        self.operator_tenant = operator_tenant
+        keep: Callable[[Iterable[str]], Iterable[str]] = (
+            (lambda a: a) if operator_tenant else without_platform_actions
+        )
+        self.grants = {name: frozenset(keep(expand(actions))) for name, actions in roles.items()}
         self.attributes = attributes
         self.known = frozenset(known_actions)
         self._exact, self._patterns = _index(policies)
@@ -104,6 +115,9 @@ class PolicySet:
     ) -> Decision:
         if action not in self.known:
             return Decision(False, "default:unknown-action", action)
+        platform_action = is_platform_action(action)
+        if platform_action and not self.operator_tenant:
+            return Decision(False, "default:platform-action", action)
         candidates = self._policies(action)
         ctx: dict[str, Any] | None = None
         if candidates:
@@ -130,6 +144,8 @@ class PolicySet:
                 return Decision(True, f"role:{r}", action)
         if ctx is not None:
             for p in candidates:
+                if platform_action and p.source != "platform":
+                    continue  # tenant policies never grant platform actions
                 if p.effect == "allow" and p.applies(roles, ctx):
                     return Decision(True, p.label, action)
         return Decision(False, "default:deny", action)

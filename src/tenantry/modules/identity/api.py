@@ -272,6 +272,7 @@ class IdentityModule(Module):
             platform.expand_actions,
             hash_client_secret,
             client_secret_matches,
+            platform.is_operator_tenant,
         )
         self.service = service
         platform.services["identity"] = service

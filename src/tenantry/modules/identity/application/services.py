@@ -8,10 +8,12 @@ password or a disabled user apart.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
+from tenantry.kernel.auth.actions import refuse_platform_grants
 from tenantry.kernel.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from tenantry.kernel.tenancy.model import Tenant, TenantStatus
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
@@ -117,6 +119,7 @@ class IdentityService:
         expand: Any,
         secret_hasher: SecretHasher,
         secret_matches: Any,
+        is_operator_tenant: Callable[[str | None], bool] = lambda _slug: False,
     ) -> None:
         self.repo = repo
         self.hasher = hasher
@@ -124,6 +127,8 @@ class IdentityService:
         self.expand = expand  # role actions -> scopes (platform.expand_actions)
         self.secret_hasher = secret_hasher
         self.secret_matches = secret_matches
+        #: Only the operator tenant's roles may grant platform actions (kernel/auth/actions).
+        self.is_operator_tenant = is_operator_tenant
 
     # -- tokens -----------------------------------------------------------------------------
     async def password_grant(self, username: str, password: str, tenant_slug: str) -> TokenResult:
@@ -259,13 +264,17 @@ class IdentityService:
         create: bool,
     ) -> None:
         """Create or replace a role; ``known``: the declared permissions (actions may also be
-        ``*`` or ``module:*``). The ``admin`` role cannot be changed (no lock-out)."""
+        ``*`` or ``module:*``). The ``admin`` role cannot be changed (no lock-out). Outside
+        the operator tenant a role cannot grant a platform action, nor ``*`` or
+        ``platform:*`` (422 ``platform-action``)."""
         try:
             (name,) = check_role_names([name])
         except DomainError as exc:
             raise _invalid(exc) from None
         if name == ADMIN_ROLE:
             raise Conflict("the admin role cannot be changed")
+        if not self.is_operator_tenant(tenant.slug):
+            refuse_platform_grants(actions)
         bad = [a for a in actions if not (a == "*" or a.endswith(":*") or a in known)]
         if bad:
             raise ValidationFailed(
