@@ -157,3 +157,47 @@ def test_condition_operators() -> None:
         ctx,
     )
     assert not evaluate({"attr": "principal.level", "op": "ne", "value": 3}, ctx)
+
+
+@pytest.mark.parametrize("operator", [False, True])
+def test_platform_actions_only_from_the_operator_tenants_roles(operator: bool) -> None:
+    """Even with an expansion that keeps them and rules that name them, a platform action is
+    granted only to the operator tenant, only by a role (or an operator's default policy)."""
+    known = [*KNOWN, "platform:admin"]
+
+    def keep_all(actions: Sequence[str]) -> list[str]:
+        return [
+            k for k in known if any(a == "*" or a in (k, k.split(":")[0] + ":*") for a in actions)
+        ]
+
+    ps = PolicySet(
+        {"admin": ["*"], "ops": ["platform:admin"], "nobody": []},
+        [
+            Policy("tenant-star", "allow", ("*",)),
+            Policy("tenant-platform", "allow", ("platform:*",), frozenset({"nobody"})),
+        ],
+        {"u": {"scopes": ["platform:admin"]}},
+        keep_all,
+        known,
+        operator_tenant=operator,
+    )
+    for roles in ({"admin"}, {"ops"}):
+        d = ps.decide("u", "user", frozenset(roles), "platform:admin", None)
+        assert d.allowed is operator, (roles, d)
+        if not operator:
+            assert d.policy == "default:platform-action"
+    # tenant policies never grant it, not even in the operator tenant; they still grant the
+    # tenant's own actions (``*``)
+    d = ps.decide("u", "user", frozenset({"nobody"}), "platform:admin", None)
+    assert not d.allowed
+    assert ps.decide("u", "user", frozenset({"nobody"}), "ledger:write", None).allowed
+    # an operator's default policy (config) grants it in the operator tenant only
+    ps = PolicySet(
+        {},
+        [Policy("oncall", "allow", ("platform:admin",), source="platform")],
+        {},
+        keep_all,
+        known,
+        operator_tenant=operator,
+    )
+    assert ps.decide("u", "user", frozenset(), "platform:admin", None).allowed is operator

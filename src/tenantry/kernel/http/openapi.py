@@ -17,7 +17,8 @@ router, new ones included without anyone remembering to:
 each as ``application/problem+json`` with the ``Problem`` schema (FastAPI's own 422 entry and
 its ``HTTPValidationError`` schemas are replaced). ``$defs`` left inside a schema by a route
 that documents its body itself (``model_json_schema()`` in ``openapi_extra``) are moved to
-``components/schemas``, where their ``$ref``\\ s can resolve.
+``components/schemas``, where their ``$ref``\\ s can resolve. The permissions an operation's
+``require()`` dependencies check are listed under ``x-tenantry-permissions``.
 """
 
 from __future__ import annotations
