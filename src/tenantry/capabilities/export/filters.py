@@ -2,8 +2,9 @@
 
 A source's columns become a ``FieldSet`` (each column a field whose SQL expression is
 ``src."<column>"``, every column sortable, filterable ones with the engine's default operators
-for their type), so an export accepts exactly the docs/architecture.md, API conventions filter document the list
-endpoints accept, with the same validation (422 naming the place) and the same semantics::
+for their type), so an export accepts exactly the filter document the list endpoints accept
+(docs/architecture.md, API conventions), with the same validation (422 naming the place) and
+the same semantics::
 
     {"filters": [{"field": "created_at", "op": "gte", "value": "2026-01-01"}],
      "sort": {"field": "created_at", "dir": "desc"}}
