@@ -67,6 +67,9 @@ def settings(server_url: str) -> Settings:
         # Webhook tests deliver to receivers on 127.0.0.1, which production refuses (SSRF);
         # tests/messaging/test_webhook_targets.py switches this off again for its cases.
         notifications={"allow_private_targets": True},
+        # Tests resume interrupted sagas themselves (tests/messaging/test_sagas.py); a
+        # background resumer in the session platform would race them for the claim.
+        messaging={"saga_resume": False},
     )
 
 

@@ -3,11 +3,15 @@
 Nothing connects at import time. ``Platform.build`` is pure wiring (modules discovered and
 ordered, their ``setup`` called); ``prepare`` creates roles, runs migrations and the first
 signing key (what ``tenantry migrate`` does); ``start`` runs the safety self-check and the
-modules' startup (what ``tenantry serve`` does before taking traffic).
+modules' startup, and starts resuming stale sagas (what ``tenantry serve`` and ``tenantry
+worker`` do before taking work). Start-up and maintenance visit only the tenants ready for
+work (``TenantCatalog.ready``): a tenant whose onboarding crashed never stops a start.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -35,9 +39,14 @@ from tenantry.kernel.messaging.runtime import Messaging, load_messaging_settings
 from tenantry.kernel.messaging.saga import SagaRunner
 from tenantry.kernel.modules import Module, discover, order
 from tenantry.kernel.observability.hub import OBSERVABILITY_MIGRATIONS, Observability
-from tenantry.kernel.tenancy.catalog import TenantCatalog
+from tenantry.kernel.tenancy.catalog import STORE_MISSING, TenantCatalog
 from tenantry.kernel.tenancy.onboarding import attach as attach_onboarding
-from tenantry.kernel.tenancy.provisioning import Provisioner, ProvisionHook, ProvisionRequest
+from tenantry.kernel.tenancy.provisioning import (
+    Provisioner,
+    ProvisionHook,
+    ProvisionRequest,
+    ProvisionUndo,
+)
 from tenantry.kernel.tenancy.routes import build_router as build_platform_router
 
 if TYPE_CHECKING:
@@ -101,6 +110,7 @@ class Platform:
         self.secrets = PlatformSecrets(self.db, secret.get_secret_value() if secret else None)
         self.routers: list[tuple[APIRouter, str]] = []
         self.provision_hooks: list[ProvisionHook] = []
+        self.provision_undo_hooks: list[ProvisionUndo] = []
         #: Checks of tenant-creation options, by the modules that own them (see on_provision).
         self.provision_checks: list[Callable[[ProvisionRequest], None]] = []
         self.permissions: dict[str, str] = {PLATFORM_ADMIN: "operate the whole platform"}
@@ -126,19 +136,28 @@ class Platform:
         self.messaging.configure_routes(
             settings.module_settings("dispatch"), [m.name for m in self.modules]
         )
-        self.provisioner = Provisioner(self.db, self.migrator, self.catalog, self.provision_hooks)
+        self.provisioner = Provisioner(
+            self.db, self.migrator, self.catalog, self.provision_hooks, self.provision_undo_hooks
+        )
         self.provisioner.option_checks = self.provision_checks
         self.sagas = SagaRunner(self.db, self.messaging.settings.saga_stale_s)
         self.onboarding = attach_onboarding(self.provisioner, self.dispatcher, self.sagas)
         self.include_router(build_platform_router(self), "platform")
         self._started = False
+        self._resumer: asyncio.Task[None] | None = None
 
     # -- wiring helpers for modules ---------------------------------------------------------
     def include_router(self, router: APIRouter, module: str) -> None:
         self.routers.append((router, f"/api/v1/{module}"))
 
-    def on_provision(self, hook: ProvisionHook) -> None:
+    def on_provision(self, hook: ProvisionHook, undo: ProvisionUndo | None = None) -> None:
+        """Run ``hook`` in the new tenant's unit of work when it is provisioned; ``undo``
+        compensates it when the onboarding fails later (or after a crash): it must remove
+        what the hook wrote outside the tenant's store (the store and the catalog row are
+        dropped anyway), e.g. the admin login (kernel/tenancy/provisioning.ProvisionUndo)."""
         self.provision_hooks.append(hook)
+        if undo is not None:
+            self.provision_undo_hooks.append(undo)
 
     def check_provision_request(self, check: Callable[[ProvisionRequest], None]) -> None:
         """Validate a tenant-creation request before anything is written (raise
@@ -171,7 +190,9 @@ class Platform:
             await ensure_roles(conn, self.settings.database)
         tenants = []
         try:
-            tenants = await self.catalog.all()
+            # Tenants still being provisioned are skipped: their onboarding saga migrates
+            # their store (or drops it, compensating); a crashed one has no store yet.
+            tenants = await self.catalog.ready()
         except Exception:
             _log.debug("catalog not readable yet; migrating platform and shared stores first")
         report = await self.migrator.migrate_all(tenants, progress)
@@ -181,17 +202,27 @@ class Platform:
         return report
 
     async def check(self) -> list[str]:
-        """The start-up self-check over the main database and every tenant database."""
+        """The start-up self-check over the main database and the database of every tenant
+        ready for work (``catalog.ready``: one still being provisioned may have none yet; a
+        ready tenant whose database is missing is skipped with a warning, it serves nothing)."""
         s = self.settings.database
         async with self.db.admin_connection(as_owner=False) as conn:
             problems = await self_check(conn, s.app_user, s.owner_role)
-        for tenant in await self.catalog.all():
+        for tenant in await self.catalog.ready():
             if tenant.database:
-                async with self.db.admin_connection(
-                    tenant.server, tenant.database, as_owner=False
-                ) as conn:
-                    problems += await self_check(
-                        conn, s.app_user, s.owner_role, where=f"database {tenant.database}"
+                try:
+                    async with self.db.admin_connection(
+                        tenant.server, tenant.database, as_owner=False
+                    ) as conn:
+                        problems += await self_check(
+                            conn, s.app_user, s.owner_role, where=f"database {tenant.database}"
+                        )
+                except STORE_MISSING as exc:
+                    _log.warning(
+                        "self-check: tenant %s has no database %s (%s): skipped",
+                        tenant.slug,
+                        tenant.database,
+                        exc,
                     )
         return problems
 
@@ -208,9 +239,19 @@ class Platform:
             await m.startup(self)
         if self.messaging.settings.relay_in_process:
             await self.messaging.start_relay()
+        if self.messaging.settings.saga_resume:
+            # Onboardings (and other sagas) of a crashed process: carried on or compensated
+            # in the background, at once and then every saga_stale_s / 2 (kernel/messaging/
+            # saga). Claimed with SKIP LOCKED: serve and worker processes may all run this.
+            self._resumer = asyncio.get_running_loop().create_task(self.sagas.keep_resuming())
         self._started = True
 
     async def close(self) -> None:
+        if self._resumer is not None:
+            self._resumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resumer
+            self._resumer = None
         await self.messaging.close()
         await self.observability.close()
         for m in reversed(self.modules):

@@ -77,7 +77,7 @@ class AuditModule(Module):
     async def ensure_partitions(self, platform: Platform) -> int:
         log: AuditLog = platform.services["audit"]
         stores: set[tuple[str, str | None, str]] = {("default", None, SHARED_SCHEMA)}
-        for t in await platform.catalog.all():
+        for t in await platform.catalog.ready():  # not tenants still being provisioned
             stores.add(t.store_key)
         return await log.ensure_partitions(
             sorted(stores, key=str), self._cfg(platform)[0], platform.settings.database.app_user

@@ -16,6 +16,7 @@ database: from a platform unit of work the record is then written in a transacti
 from __future__ import annotations
 
 import dataclasses
+import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,8 +30,11 @@ from tenantry.capabilities.filtering import FieldSet, fields
 from tenantry.capabilities.pagination import ListQuery
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.uow import UnitOfWork
+from tenantry.kernel.tenancy.catalog import STORE_MISSING
 from tenantry.kernel.tenancy.context import Principal, current_principal
 from tenantry.kernel.tenancy.model import Tenant
+
+_log = logging.getLogger(__name__)
 
 LOCK_HEAD = """
 INSERT INTO {s}.audit_heads AS h (tenant_id) VALUES ($1)
@@ -253,12 +257,21 @@ class AuditLog:
 
         made = 0
         for server, database, schema in stores:
-            async with self.db.admin_connection(server, database) as conn, conn.transaction():
-                await conn.execute(SET_PATH, schema)
-                n = int(await conn.fetchval(sql(ENSURE_PARTITIONS, schema), ahead))
-                if n:
-                    await ensure_rls(conn, [schema], app_role)
-                made += n
+            try:
+                async with self.db.admin_connection(server, database) as conn, conn.transaction():
+                    await conn.execute(SET_PATH, schema)
+                    n = int(await conn.fetchval(sql(ENSURE_PARTITIONS, schema), ahead))
+                    if n:
+                        await ensure_rls(conn, [schema], app_role)
+            except STORE_MISSING as exc:  # dropped under us (a compensated onboarding...)
+                _log.warning(
+                    "audit partitions: store %s/%s missing: skipped (%s)",
+                    database or "(main)",
+                    schema,
+                    exc,
+                )
+                continue
+            made += n
         return made
 
 

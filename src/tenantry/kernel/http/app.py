@@ -60,7 +60,7 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
             now = time.monotonic()
             if now - pending_cache["at"] > READY_MIGRATION_CHECK_S or pending_cache["value"]:
                 pending_cache["value"] = await platform.migrator.pending_count(
-                    await platform.catalog.all()
+                    await platform.catalog.ready()
                 )
                 pending_cache["at"] = now
             pending = int(pending_cache["value"])

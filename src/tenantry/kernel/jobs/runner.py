@@ -221,7 +221,7 @@ class JobRunner:
 
     # -- worker side ------------------------------------------------------------------------
     async def _tenants(self) -> list[Tenant]:
-        return [t for t in await self.catalog.all() if t.status is TenantStatus.ACTIVE]
+        return [t for t in await self.catalog.ready() if t.status is TenantStatus.ACTIVE]
 
     async def _claim(self, tenant: Tenant) -> JobContext | None:
         kinds = list(self.handlers)

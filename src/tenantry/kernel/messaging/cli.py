@@ -136,20 +136,8 @@ async def run_worker(platform: Platform, consumers: list[str] | None, relay: boo
         "worker running: relay=%s consumers=%s", relay, ",".join(names) or "-"
     )
     print("worker ready", flush=True)
-
-    async def resume_sagas() -> None:
-        """Carry on sagas whose process died (heartbeat older than saga_stale_s)."""
-        while True:
-            try:
-                for sid, status in await platform.sagas.resume_stale():
-                    logging.getLogger(__name__).warning("resumed saga %s: %s", sid, status)
-            except Exception:
-                logging.getLogger(__name__).exception("resuming sagas failed")
-            await asyncio.sleep(m.settings.saga_stale_s)
-
-    sagas = asyncio.create_task(resume_sagas())
+    # Stale sagas are resumed by Platform.start (messaging.saga_resume), as in `serve`.
     await stop.wait()
-    sagas.cancel()
     await bus.close()
 
 

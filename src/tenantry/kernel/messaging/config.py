@@ -23,4 +23,8 @@ class MessagingSettings(BaseModel):
     amqp_prefix: str = "tenantry"
     prefetch: int = Field(default=32, ge=1, le=10_000)
     consumer_attempts: int = Field(default=5, ge=1, le=100)
+    #: A saga whose runner stopped beating this long ago is resumed by another process.
     saga_stale_s: float = Field(default=30.0, gt=0)
+    #: This process (``serve``, ``worker``) resumes stale sagas: at start-up and then every
+    #: ``saga_stale_s / 2``; claimed with SKIP LOCKED, so several processes may all do it.
+    saga_resume: bool = True

@@ -1,6 +1,7 @@
 """Dead letters across every tenant store: list, replay (back into the outbox, for the one
 consumer that failed when it was a consumer's dead letter), discard. Operator tools: each
-store is read in its tenant's own unit of work, so RLS applies here too."""
+store is read in its tenant's own unit of work, so RLS applies here too. Tenants still being
+provisioned are left out (``catalog.ready``): their store may not exist yet."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tenantry.kernel.tenancy.catalog import TenantCatalog
 
 async def list_dead(db: Database, catalog: TenantCatalog) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for t in await catalog.all():
+    for t in await catalog.ready():
         async with db.tenant_unit_of_work(t) as uow:
             for r in await uow.fetch(q.LIST_DEAD):
                 out.append({"tenant": t.slug, **dict(r)})
@@ -22,7 +23,7 @@ async def list_dead(db: Database, catalog: TenantCatalog) -> list[dict[str, Any]
 
 
 async def _on_dead(db: Database, catalog: TenantCatalog, dead_id: UUID, sql: str) -> bool:
-    for t in await catalog.all():
+    for t in await catalog.ready():
         async with db.tenant_unit_of_work(t) as uow:
             if await uow.fetch(sql, dead_id):
                 return True

@@ -52,9 +52,9 @@ from tenantry.kernel.messaging.config import MessagingSettings
 from tenantry.kernel.messaging.dispatcher import Dispatcher, envelope_from_row
 from tenantry.kernel.messaging.envelope import Envelope
 from tenantry.kernel.observability import metrics
-from tenantry.kernel.tenancy.catalog import TenantCatalog
+from tenantry.kernel.tenancy.catalog import TenantCatalog, is_ready
 from tenantry.kernel.tenancy.context import tenant_scope
-from tenantry.kernel.tenancy.model import Tenant, TenantStatus
+from tenantry.kernel.tenancy.model import Tenant
 
 _log = logging.getLogger(__name__)
 CHANNEL = "tenantry_outbox"
@@ -167,7 +167,11 @@ class Relay:
                 self._wake.clear()
                 for tid in woken:
                     found = await self.catalog.get(tid)
-                    if found is not None and all(found.id != x.id for x in tenants):
+                    if (
+                        found is not None
+                        and is_ready(found)
+                        and all(found.id != x.id for x in tenants)
+                    ):
                         tenants.append(found)
                 if tenants:
                     await self.drain(tenants)
@@ -186,7 +190,7 @@ class Relay:
                 await asyncio.sleep(min(1.0, self.settings.poll_interval_s))
 
     async def _all_tenants(self) -> list[Tenant]:
-        return [t for t in await self.catalog.all() if t.status is not TenantStatus.PROVISIONING]
+        return await self.catalog.ready()
 
     async def drain(self, tenants: list[Tenant]) -> int:
         """Deliver everything due for ``tenants``: one batch per tenant per round, up to

@@ -1,10 +1,18 @@
 """Sagas: persisted state machines of steps (action + compensation + timeout).
 
 A run is recorded in ``tenantry.sagas`` before the first step and after every step, so a
-crashed process leaves a row saying exactly where it stopped; ``resume_stale`` (run by the
-worker and at start-up) picks rows whose heartbeat stopped, with ``SKIP LOCKED`` so two
-processes never run the same saga, and carries on: forward from the step that was running,
-or on with the compensations.
+crashed process leaves a row saying exactly where it stopped; ``resume_stale`` picks rows
+whose heartbeat stopped (older than ``stale_s``), claimed with ``SKIP LOCKED`` and taken over
+(owner and heartbeat updated) in one transaction, so two processes never run the same saga,
+and carries on: forward from the step that was running, or on with the compensations.
+``keep_resuming`` runs it in every ``serve`` and ``worker`` process (``Platform.start``, unless
+``messaging.saga_resume`` is off), at start-up and then every ``stale_s / 2``.
+
+Test-only pause points: with ``TENANTRY_TEST_PAUSE_AT=<where>`` in the environment (``where``
+as the ``inject`` hook sees it: ``do:<step>`` before an action, ``done:<step>`` after it and
+before its state is saved, ``undo:<step>`` before a compensation), the process writes its pid
+to the file ``TENANTRY_TEST_PAUSE_FILE`` on reaching that point and sleeps there, so a test can
+kill -9 it at an exact step (tests/integration/test_onboarding_crash.py). Inert unless set.
 
 On a failure (an exception, or a step exceeding its timeout) the compensations of the failed
 step and of every completed step run in reverse order. Actions and compensations must
@@ -16,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,6 +35,10 @@ from uuid import UUID
 
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.messaging import queries as q
+
+_log = logging.getLogger(__name__)
+PAUSE_AT_ENV = "TENANTRY_TEST_PAUSE_AT"
+PAUSE_FILE_ENV = "TENANTRY_TEST_PAUSE_FILE"
 
 SagaData = dict[str, Any]
 Action = Callable[[SagaData], Awaitable[SagaData | None]]
@@ -89,8 +102,9 @@ class SagaRunner:
         self.stale_s = stale_s
         self.definitions: dict[str, SagaDefinition] = {}
         self.owner = f"{os.uname().nodename}:{os.getpid()}"
-        #: Test hook, awaited before each action/compensation: ``(saga kind, "do:step")``.
-        self.inject: Callable[[str, str], Awaitable[None]] | None = None
+        #: Test hook, awaited before each action (``"do:step"``), after it (``"done:step"``)
+        #: and before each compensation (``"undo:step"``), with the saga kind.
+        self.inject: Callable[[str, str], Awaitable[None]] | None = _pause_from_env()
 
     def define(self, definition: SagaDefinition) -> None:
         self.definitions[definition.kind] = definition
@@ -157,6 +171,8 @@ class SagaRunner:
                         )
                         await self._compensate(sid, kind, step + 1, data, error)
                         raise SagaFailed(sid, s.name, error) from exc
+                    if self.inject is not None:
+                        await self.inject(kind, f"done:{s.name}")
                     if out:
                         data.update(out)
                     step += 1
@@ -190,6 +206,17 @@ class SagaRunner:
             )
         await self._save(sid, "failed", 0, data, _log_entry("*", "failed"), error)
 
+    async def keep_resuming(self, interval_s: float | None = None) -> None:
+        """``resume_stale`` now and then every ``interval_s`` (default ``stale_s / 2``) until
+        cancelled; a failed round is logged and retried, never raised."""
+        while True:
+            try:
+                for sid, status in await self.resume_stale():
+                    _log.warning("resumed saga %s: %s", sid, status)
+            except Exception:
+                _log.exception("resuming stale sagas failed; retrying")
+            await asyncio.sleep(interval_s or max(0.1, self.stale_s / 2))
+
     async def resume_stale(self) -> list[tuple[UUID, str]]:
         """Carry on every saga whose process died; returns (id, final status) pairs."""
         done: list[tuple[UUID, str]] = []
@@ -206,3 +233,21 @@ class SagaRunner:
                 done.append((row["id"], "completed"))
             except SagaFailed:
                 done.append((row["id"], "failed"))
+
+
+def _pause_from_env() -> Callable[[str, str], Awaitable[None]] | None:
+    """The test-only pause point (module docstring); None unless ``TENANTRY_TEST_PAUSE_AT``."""
+    at = os.environ.get(PAUSE_AT_ENV, "").strip()
+    if not at:
+        return None
+    marker = os.environ.get(PAUSE_FILE_ENV, "")
+
+    async def pause(_kind: str, where: str) -> None:
+        if where != at:
+            return
+        if marker:
+            with open(marker, "w", encoding="utf-8") as f:  # noqa: ASYNC230 - test hook
+                f.write(str(os.getpid()))
+        await asyncio.sleep(3600)  # until killed
+
+    return pause

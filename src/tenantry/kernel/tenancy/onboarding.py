@@ -6,9 +6,17 @@ ledger; compensated by ``platform.RemoveChartOfAccounts.v1``; skipped only when 
 module handles it; the ``chart_of_accounts`` option picks the template, ``none`` for an empty
 ledger) → admin (the
 provisioning hooks: roles, the admin user) → activate → welcome (``TenantOnboarded`` in the
-tenant's outbox). A failure at any step compensates the earlier ones in reverse: the storage
+tenant's outbox). A failure at any step compensates the earlier ones in reverse: the admin
+compensation runs the hooks' undo (the identity module deletes the admin login this attempt
+created, recognised by the id drawn at the start, ``NEW_ADMIN_USER_ID``, so trying again with
+the same e-mail sets the new password; a login that existed before stays), the storage
 compensation drops the schema or database (shared tenants: deletes the tenant's rows), the
 record compensation deletes the catalog row, so no schema and no active catalog row remain.
+
+After a crash (kill -9, power loss) the saga's row is left ``running`` or ``compensating``;
+every ``serve`` and ``worker`` process resumes it once its heartbeat is ``saga_stale_s`` old
+(kernel/messaging/saga). Until then the tenant stays ``provisioning``, which start-up checks
+and maintenance loops skip (``TenantCatalog.ready``).
 
 Secrets (an admin password given or generated) live only in memory (keys starting with
 ``_`` are not persisted). A saga resumed after a crash that still has to create the admin
@@ -28,6 +36,7 @@ from tenantry.kernel.messaging.saga import (
     SagaFailed,
     SagaRunner,
     Step,
+    persisted,
 )
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.contracts import (
@@ -36,7 +45,12 @@ from tenantry.kernel.tenancy.contracts import (
     TenantOnboarded,
 )
 from tenantry.kernel.tenancy.model import IsolationMode, Tenant, TenantStatus
-from tenantry.kernel.tenancy.provisioning import Provisioner, ProvisionRequest, ProvisionResult
+from tenantry.kernel.tenancy.provisioning import (
+    NEW_ADMIN_USER_ID,
+    Provisioner,
+    ProvisionRequest,
+    ProvisionResult,
+)
 
 KIND = "tenant-onboarding"
 
@@ -57,7 +71,7 @@ class Onboarding:
                     Step("record", self._record, self._unrecord, timeout_s=30),
                     Step("storage", self._storage, self._unstorage, timeout_s=300),
                     Step("chart_of_accounts", self._chart, self._unchart, timeout_s=60),
-                    Step("admin", self._admin, None, timeout_s=60),
+                    Step("admin", self._admin, self._unadmin, timeout_s=60),
                     Step("activate", self._activate, self._deactivate, timeout_s=30),
                     Step("welcome", self._welcome, None, timeout_s=30),
                 ],
@@ -77,6 +91,10 @@ class Onboarding:
             "chart_template": str(req.options.get("chart_of_accounts") or "default"),
             "_options": dict(req.options),
         }
+        if req.options.get("admin_email"):
+            # Persisted before any step: the admin step's compensation removes the login
+            # with this id, which only this attempt can have created (even after a crash).
+            data[NEW_ADMIN_USER_ID] = str(uuid.uuid4())
         try:
             out = await self.runner.start(KIND, data)
         except SagaFailed as exc:
@@ -142,8 +160,16 @@ class Onboarding:
     async def _admin(self, data: SagaData) -> SagaData | None:
         if "_options" not in data and data.get("admin_email"):
             raise MissingSecret("resumed after a crash: the admin password is not persisted")
-        outputs = await self.p.run_hooks(await self._tenant(data), data.get("_options") or {})
+        options = dict(data.get("_options") or {})
+        if data.get(NEW_ADMIN_USER_ID):
+            options[NEW_ADMIN_USER_ID] = data[NEW_ADMIN_USER_ID]
+        outputs = await self.p.run_hooks(await self._tenant(data), options)
         return {"_outputs": outputs, "admin_user_id": outputs.get("admin_user_id")}
+
+    async def _unadmin(self, data: SagaData) -> None:
+        # The hooks' own compensations (the admin login this attempt created); roles and
+        # the membership go with the store and the catalog row, undone after this.
+        await self.p.undo_hooks_for(uuid.UUID(data["tenant_id"]), persisted(data))
 
     async def _activate(self, data: SagaData) -> SagaData | None:
         await self.p.activate(await self._tenant(data))

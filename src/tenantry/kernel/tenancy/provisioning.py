@@ -45,6 +45,14 @@ class ProvisionRequest:
 
 
 ProvisionHook = Callable[[UnitOfWork, Tenant, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+#: The compensation of a provisioning hook: (tenant id, the options without secrets, plus
+#: ``NEW_ADMIN_USER_ID``). Idempotent, and must tolerate a hook that ran partly or not at all;
+#: runs while the catalog row still exists (the storage and the row are undone after it).
+ProvisionUndo = Callable[[uuid.UUID, dict[str, Any]], Awaitable[None]]
+#: Option set by provisioning when an admin e-mail is given: the id a login created for that
+#: admin gets. Drawn before the hooks run (and persisted by the onboarding saga), so the undo
+#: can tell the login this attempt created from one that existed before, even after a crash.
+NEW_ADMIN_USER_ID = "new_admin_user_id"
 
 
 @dataclass
@@ -60,11 +68,13 @@ class Provisioner:
         migrator: Migrator,
         catalog: TenantCatalog,
         hooks: Sequence[ProvisionHook] = (),
+        undo_hooks: Sequence[ProvisionUndo] = (),
     ) -> None:
         self.db = db
         self.migrator = migrator
         self.catalog = catalog
         self.hooks = list(hooks)
+        self.undo_hooks = list(undo_hooks)
         #: Checks of the request by the modules that own its parts (the ledger's
         #: ``chart_of_accounts`` option, the plans capability's plan), run by ``validate``
         #: before anything is written; each raises ``ValidationFailed`` naming the field.
@@ -78,11 +88,14 @@ class Provisioner:
         if self.onboarding is not None:
             return await self.onboarding(req)
         tenant = await self.insert_record(req, uuid.uuid4())
+        options = self.hook_options(req.options)
         try:
             await self.make_storage(tenant)
-            outputs = await self.run_hooks(tenant, req.options)
+            outputs = await self.run_hooks(tenant, options)
             await self.activate(tenant)
         except BaseException:
+            with contextlib.suppress(asyncpg.PostgresError, OSError):
+                await self.undo_hooks_for(tenant.id, options)
             await self._undo(tenant, True)
             raise
         return await self.result(tenant, outputs)
@@ -146,6 +159,21 @@ class Provisioner:
                 await ensure_roles(c, self.db.settings)
                 await create_tenant_database(c, tenant.database, self.db.settings)
             await self.migrator.migrate_store(Store.for_tenant(tenant))
+
+    @staticmethod
+    def hook_options(options: dict[str, Any]) -> dict[str, Any]:
+        """The request's options plus ``NEW_ADMIN_USER_ID`` (drawn once) when an admin
+        e-mail is given."""
+        if options.get("admin_email") and not options.get(NEW_ADMIN_USER_ID):
+            return {**options, NEW_ADMIN_USER_ID: str(uuid.uuid4())}
+        return dict(options)
+
+    async def undo_hooks_for(self, tenant_id: uuid.UUID, options: dict[str, Any]) -> None:
+        """The hooks' compensations, in reverse order (the admin login a failed onboarding
+        created...)."""
+        safe = {k: v for k, v in options.items() if k != "admin_password"}
+        for undo in reversed(self.undo_hooks):
+            await undo(tenant_id, safe)
 
     async def run_hooks(self, tenant: Tenant, options: dict[str, Any]) -> dict[str, Any]:
         """Module hooks (roles, the admin user...) in one unit of work of the new tenant."""

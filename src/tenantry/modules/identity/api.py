@@ -281,7 +281,7 @@ class IdentityModule(Module):
         async def seed(uow: UnitOfWork, tenant: Tenant, options: dict[str, Any]) -> dict[str, Any]:
             return await service.seed_tenant(uow, tenant, options, platform.default_roles)
 
-        platform.on_provision(seed)
+        platform.on_provision(seed, undo=service.unseed_tenant)
         platform.principals.source = repo.principal_active
         platform.check_provision_request(service.check_onboarding_request)
 

@@ -16,7 +16,7 @@ from uuid import UUID
 from tenantry.kernel.auth.actions import refuse_platform_grants
 from tenantry.kernel.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from tenantry.kernel.tenancy.model import Tenant, TenantStatus
-from tenantry.kernel.tenancy.provisioning import ProvisionRequest
+from tenantry.kernel.tenancy.provisioning import NEW_ADMIN_USER_ID, ProvisionRequest
 from tenantry.modules.identity.application.ports import PasswordHasher
 from tenantry.modules.identity.domain.model import (
     ADMIN_ROLE,
@@ -43,7 +43,10 @@ class IdentityRepository(Protocol):
     async def existing_roles(self, tenant: Tenant, roles: list[str]) -> set[str]: ...
     async def seed_roles(self, uow: Any, roles: dict[str, list[str]]) -> None: ...
     async def user_id_by_email(self, email: str) -> UUID | None: ...
-    async def create_user(self, email: str, password_hash: str) -> UUID: ...
+    async def create_user(
+        self, email: str, password_hash: str, user_id: UUID | None = None
+    ) -> UUID: ...
+    async def forget_onboarding_login(self, user_id: UUID, tenant_id: UUID) -> bool: ...
     async def add_membership(
         self,
         tenant: Tenant,
@@ -196,8 +199,10 @@ class IdentityService:
         *,
         check_roles: bool = True,
         onboarding: bool = False,
+        new_user_id: UUID | None = None,
     ) -> tuple[UUID, bool]:
-        """Add a person to the tenant; create their login if they have none. (id, created)."""
+        """Add a person to the tenant; create their login if they have none (with the id
+        ``new_user_id`` when given). (id, created)."""
         try:
             email = normalize_email(email)
         except DomainError as exc:
@@ -216,7 +221,9 @@ class IdentityService:
                 check_password(password)
             except DomainError as exc:
                 raise _invalid(exc) from None
-            user_id = await self.repo.create_user(email, await self.hasher.hash(password))
+            user_id = await self.repo.create_user(
+                email, await self.hasher.hash(password), new_user_id
+            )
             created = True
         if not await self.repo.add_membership(tenant, user_id, roles, email, onboarding=onboarding):
             raise Conflict(f"{email} is already a member of this tenant")
@@ -318,10 +325,26 @@ class IdentityService:
         if not email:
             return {}
         password = options.get("admin_password") or secrets.token_urlsafe(12)
+        new_id = options.get(NEW_ADMIN_USER_ID)
         user_id, created = await self.add_member(
-            tenant, email, password, [ADMIN_ROLE], check_roles=False, onboarding=True
+            tenant,
+            email,
+            password,
+            [ADMIN_ROLE],
+            check_roles=False,
+            onboarding=True,
+            new_user_id=UUID(str(new_id)) if new_id else None,
         )
         out: dict[str, Any] = {"admin_user_id": str(user_id), "admin_email": normalize_email(email)}
         if created and not options.get("admin_password"):
             out["admin_password"] = password
         return out
+
+    async def unseed_tenant(self, tenant_id: UUID, options: dict[str, Any]) -> None:
+        """The compensation of ``seed_tenant`` (a failed onboarding): remove the admin login
+        it created, so the next attempt with that e-mail sets its own password. A login that
+        existed before (another id) or that meanwhile joined another tenant stays. The roles
+        go with the tenant's store, the membership with the catalog row."""
+        new_id = options.get(NEW_ADMIN_USER_ID)
+        if new_id:
+            await self.repo.forget_onboarding_login(UUID(str(new_id)), tenant_id)

@@ -111,13 +111,23 @@ class SqlIdentityRepository:
             value: UUID | None = await uow.fetchval(sql.USER_BY_EMAIL, email)
             return value
 
-    async def create_user(self, email: str, password_hash: str) -> UUID:
+    async def create_user(
+        self, email: str, password_hash: str, user_id: UUID | None = None
+    ) -> UUID:
         async with self.db.platform_unit_of_work() as uow:
-            new_id = await uow.fetchval(sql.INSERT_USER, uuid.uuid4(), email, password_hash)
+            new_id = await uow.fetchval(
+                sql.INSERT_USER, user_id or uuid.uuid4(), email, password_hash
+            )
             if new_id is None:  # created concurrently
                 new_id = await uow.fetchval(sql.USER_BY_EMAIL, email)
         assert isinstance(new_id, UUID)
         return new_id
+
+    async def forget_onboarding_login(self, user_id: UUID, tenant_id: UUID) -> bool:
+        """Delete the login ``user_id`` if a failed onboarding of ``tenant_id`` created it
+        and it belongs to no other tenant (see the identity migration 0003)."""
+        async with self.db.platform_unit_of_work() as uow:
+            return bool(await uow.fetchval(sql.FORGET_ONBOARDING_LOGIN, user_id, tenant_id))
 
     async def add_membership(
         self,

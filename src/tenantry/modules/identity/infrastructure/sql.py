@@ -26,6 +26,8 @@ INSERT_USER = """
 INSERT INTO tenantry.users (id, email, password_hash) VALUES ($1, $2, $3)
 ON CONFLICT (lower(email)) DO NOTHING RETURNING id
 """
+#: The compensation of a failed onboarding: the admin login it created (and only that one).
+FORGET_ONBOARDING_LOGIN = "SELECT tenantry.identity_forget_onboarding_login($1, $2)"
 INSERT_MEMBERSHIP = """
 INSERT INTO tenantry.memberships (tenant_id, user_id, roles) VALUES ($1, $2, $3)
 ON CONFLICT (tenant_id, user_id) DO NOTHING RETURNING user_id
