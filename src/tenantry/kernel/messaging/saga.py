@@ -154,6 +154,8 @@ class SagaRunner:
                         if self.inject is not None:
                             await self.inject(kind, f"do:{s.name}")
                         out = await asyncio.wait_for(s.action(data), s.timeout_s)
+                        if self.inject is not None:
+                            await self.inject(kind, f"done:{s.name}")
                     except Exception as exc:
                         error = (
                             f"timed out after {s.timeout_s}s"
@@ -171,8 +173,6 @@ class SagaRunner:
                         )
                         await self._compensate(sid, kind, step + 1, data, error)
                         raise SagaFailed(sid, s.name, error) from exc
-                    if self.inject is not None:
-                        await self.inject(kind, f"done:{s.name}")
                     if out:
                         data.update(out)
                     step += 1
