@@ -114,6 +114,12 @@ async def test_removed_member(
     me = (await client.get(ME, headers=t.auth)).json()
     r = await client.delete(f"{USERS}/{me['subject']}", headers=t.auth)
     assert r.status_code == 409, r.text
+    # Nor disable themselves (schemathesis locked its own admin out that way), and the
+    # refusal leaves the caller working.
+    r = await client.post(f"{USERS}/{me['subject']}/disable", headers=t.auth)
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert (await client.get(ME, headers=t.auth)).status_code == 200
 
 
 async def test_disabled_api_client(

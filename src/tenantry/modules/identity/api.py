@@ -180,11 +180,13 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
         items, nxt = await service.repo.members(require_tenant(), q)
         return {"items": [_member(m) for m in items], "next_cursor": nxt}
 
-    @router.post("/users/{user_id}/disable")
+    @router.post("/users/{user_id}/disable", openapi_extra=problems_extra(409))
     async def disable_user(
-        user_id: UUID, _: Annotated[Principal, Depends(require(ADMIN))]
+        user_id: UUID, p: Annotated[Principal, Depends(require(ADMIN))]
     ) -> dict[str, Any]:
-        await service.set_member_status(require_tenant(), user_id, "disabled")
+        """Disable the user's membership (their tokens stop working within a second); not
+        your own (409)."""
+        await service.set_member_status(require_tenant(), user_id, "disabled", by=p.subject)
         return {"id": str(user_id), "status": "disabled"}
 
     @router.delete("/users/{user_id}", status_code=204, openapi_extra=problems_extra(409))
@@ -214,6 +216,7 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
     async def disable_client(
         id_: UUID, _: Annotated[Principal, Depends(require(ADMIN))]
     ) -> dict[str, Any]:
+        """Disable the API client (its tokens stop working within a second)."""
         await service.set_client_status(require_tenant(), id_, "disabled")
         return {"id": str(id_), "status": "disabled"}
 

@@ -229,7 +229,13 @@ class IdentityService:
             raise Conflict(f"{email} is already a member of this tenant")
         return user_id, created
 
-    async def set_member_status(self, tenant: Tenant, user_id: UUID, status: str) -> None:
+    async def set_member_status(
+        self, tenant: Tenant, user_id: UUID, status: str, *, by: str | None = None
+    ) -> None:
+        """Enable or disable a membership. Disabling yourself is refused, as removing yourself
+        is: it locks the caller out, and it is how a tenant loses its last admin."""
+        if status == "disabled" and by == str(user_id):
+            raise Conflict("you cannot disable yourself")
         if not await self.repo.set_member_status(tenant, user_id, status):
             raise NotFound("no such user in this tenant")
 
