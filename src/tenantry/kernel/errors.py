@@ -95,5 +95,12 @@ class ValidationFailed(ProblemError):
     status, type_slug, title = 422, "validation-error", "Validation failed"
 
 
+class InvalidValue(ValidationFailed):
+    """A value no part of the platform can hold (a NUL character, a lone surrogate, a number
+    or date-time out of range): refused at the edge (kernel/http/input_guard)."""
+
+    type_slug, title = "invalid-value", "Invalid value"
+
+
 class ServiceUnavailable(ProblemError):
     status, type_slug, title = 503, "unavailable", "Service unavailable"

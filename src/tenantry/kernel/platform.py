@@ -118,6 +118,9 @@ class Platform:
         self.services: dict[str, Any] = {}
         #: Extra ASGI middleware (outermost last): ``(factory, kwargs)``; see add_middleware.
         self.middleware: list[tuple[Any, dict[str, Any]]] = []
+        #: Unauthenticated credential endpoints (the token endpoint): a value the input guard
+        #: refuses there is a 401 ``invalid_request``, not a 422 naming the field.
+        self.credential_paths: set[str] = set()
         #: The permission decider ``require()`` delegates to (set by the authz capability);
         #: None: the token's scopes decide.
         self.authorizer: Authorizer | None = None
@@ -149,6 +152,10 @@ class Platform:
     # -- wiring helpers for modules ---------------------------------------------------------
     def include_router(self, router: APIRouter, module: str) -> None:
         self.routers.append((router, f"/api/v1/{module}"))
+
+    def add_credential_path(self, module: str, path: str) -> None:
+        """Mark ``path`` of ``module``'s router (e.g. ``/token``) as a credential endpoint."""
+        self.credential_paths.add(f"/api/v1/{module}{path}")
 
     def on_provision(self, hook: ProvisionHook, undo: ProvisionUndo | None = None) -> None:
         """Run ``hook`` in the new tenant's unit of work when it is provisioned; ``undo``

@@ -25,7 +25,8 @@ from tenantry.capabilities.filtering.document import DEFAULT_LIMITS, Limits
 from tenantry.capabilities.filtering.fields import FieldSet
 from tenantry.capabilities.pagination.cursor import CursorSigner
 from tenantry.capabilities.pagination.query import DEFAULT_LIMIT, MAX_LIMIT, ListQuery
-from tenantry.kernel.errors import BadRequest
+from tenantry.kernel.errors import BadRequest, InvalidValue
+from tenantry.kernel.http.input_guard import BadValue, check_value
 from tenantry.kernel.tenancy.context import current_tenant
 
 MAX_FILTER = 16_384
@@ -59,7 +60,13 @@ def parse_json(raw: str | bytes, where: str = "filter") -> Any:
 def parse_filter_param(raw: str | None) -> Any:
     if raw is None or raw.strip() == "":
         return None
-    return parse_json(raw)
+    doc = parse_json(raw)
+    try:
+        # A JSON document inside a query parameter: the input guard sees only its text.
+        check_value(doc, "filter")
+    except BadValue as exc:
+        raise InvalidValue(str(exc), errors=[{"field": exc.where, "message": exc.reason}]) from None
+    return doc
 
 
 def describe(fieldset: FieldSet) -> tuple[str, str]:

@@ -18,6 +18,7 @@ from starlette.types import Scope
 
 from tenantry import __version__
 from tenantry.kernel.http import openapi, problems
+from tenantry.kernel.http.input_guard import InputGuard
 from tenantry.kernel.http.middleware import RequestContextMiddleware
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.platform import Platform
@@ -85,6 +86,9 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
         app.include_router(router, prefix=prefix)
         for route in app.router.routes[first:]:
             gate_by_prefix(route, prefix)
+    # Innermost: values no store can hold are refused before any route (and still counted
+    # by the observability middleware around it).
+    app.add_middleware(InputGuard, credential_paths=lambda: platform.credential_paths)
     for factory, kwargs in platform.middleware:
         app.add_middleware(factory, **kwargs)
     app.add_middleware(RequestContextMiddleware, platform=platform)  # outermost

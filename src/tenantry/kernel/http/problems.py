@@ -6,6 +6,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -133,11 +134,36 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+#: SQLSTATEs only a client's value causes (a character the encoding cannot hold, a number or
+#: date-time beyond its type): a 422, should a value pass the input guard and a route.
+_CLIENT_VALUE_SQLSTATES = frozenset({"22021", "22P05", "22003", "22008"})
+
+
+def _client_value_error(exc: Exception) -> bool:
+    """asyncpg's error for a value the server or its codecs refuse (not a code error)."""
+    if not isinstance(exc, asyncpg.DataError):
+        return False
+    if getattr(exc, "sqlstate", None) in _CLIENT_VALUE_SQLSTATES:
+        return True
+    # Client-side encoding of an argument: a datetime that overflows in UTC, a lone surrogate.
+    return isinstance(exc.__cause__, OverflowError | UnicodeEncodeError)
+
+
 async def _unhandled(request: Request, exc: Exception) -> Response:
+    rid = _rid(request)
+    if _client_value_error(exc):
+        _log.warning("value refused by the database on %s: %s", request.url.path, exc)
+        return problem_response(
+            422,
+            "invalid-value",
+            "Invalid value",
+            "a value is out of range or holds a character that cannot be stored",
+            request_id=rid,
+            headers={"X-Request-Id": rid} if rid else None,
+        )
     _log.exception("unhandled error on %s %s", request.method, request.url.path)
     platform = getattr(request.app.state, "platform", None)
     call_hooks(getattr(platform, "unhandled_hooks", ()), request, exc, what="unhandled-error")
-    rid = _rid(request)
     return problem_response(
         500,
         "internal-error",

@@ -280,6 +280,7 @@ class IdentityModule(Module):
         self.service = service
         platform.services["identity"] = service
         platform.include_router(build_router(service, platform.permissions), self.name)
+        platform.add_credential_path(self.name, "/token")
 
         async def seed(uow: UnitOfWork, tenant: Tenant, options: dict[str, Any]) -> dict[str, Any]:
             return await service.seed_tenant(uow, tenant, options, platform.default_roles)
