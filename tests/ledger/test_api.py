@@ -140,7 +140,7 @@ async def test_bad_input_leaves_no_row(
         ([(e, "debit", 1.5), (e2, "credit", 1.5)], 422, "validation-error"),
         ([(e, "debit", 1.0), (e2, "credit", 1.0)], 422, "validation-error"),
         ([(e, "debit", "5"), (e2, "credit", "5")], 422, "validation-error"),
-        ([(e, "debit", 2**63), (e2, "credit", 2**63)], 422, "validation-error"),
+        ([(e, "debit", 2**63), (e2, "credit", 2**63)], 422, "invalid-value"),
         ([(e, "debit", 10), (usd["id"], "credit", 10)], 422, "ledger-currency-mismatch"),
         ([(e, "debit", 10), (str(uuid.uuid4()), "credit", 10)], 404, "ledger-account-not-found"),
         ([(e, "debit", 10), (foreign["id"], "credit", 10)], 404, "ledger-account-not-found"),
