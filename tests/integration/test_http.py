@@ -43,9 +43,9 @@ async def test_unhandled_errors_never_show_a_stack(
     client: httpx.AsyncClient, make_tenant: MakeTenant
 ) -> None:
     t = await make_tenant()
-    # An absurd cursor must be a clean 400 problem, never a 500.
+    # An absurd cursor must be a clean 404 problem (invalid-cursor), never a 500.
     r = await client.get("/api/v1/identity/users", headers=t.auth, params={"cursor": "_w"})
-    assert r.status_code == 400
+    assert r.status_code == 404
     assert "Traceback" not in r.text
 
 

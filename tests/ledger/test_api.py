@@ -379,7 +379,7 @@ async def test_statement_as_of_and_lists(shared: Ledger) -> None:
             422,
         ),
         ({"sort": "name"}, 422),
-        ({"cursor": "!!"}, 400),
+        ({"cursor": "!!"}, 404),
     ):
         r = await c.get(f"{API}/accounts", headers=h, params=bad)
         assert r.status_code == status, (bad, r.text)

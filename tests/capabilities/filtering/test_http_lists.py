@@ -136,8 +136,8 @@ async def test_bad_requests_are_problems(
         ({"sort": "roles"}, 422),
         ({"limit": "0"}, 422),
         ({"limit": "1001"}, 422),
-        ({"cursor": "_w"}, 400),
-        ({"cursor": "a." + "b" * 5000}, 400),
+        ({"cursor": "_w"}, 404),
+        ({"cursor": "a." + "b" * 5000}, 404),
     ]
     for params, status in cases:
         r = await get(client, members, **params)
@@ -151,7 +151,7 @@ async def test_bad_requests_are_problems(
     cursor = (await get(client, members, limit=1)).json()["next_cursor"]
     other = await make_tenant()
     r = await get(client, other, limit=1, cursor=cursor)
-    assert r.status_code == 400, r.text
+    assert r.status_code == 404, r.text
 
 
 async def test_openapi_lists_the_fields(client: httpx.AsyncClient) -> None:

@@ -28,6 +28,7 @@ from tenantry.capabilities.export.notify import Notifier
 from tenantry.capabilities.export.settings import ExportSettings, limits_for
 from tenantry.capabilities.export.sources import Source, SourceRegistry
 from tenantry.capabilities.export.storage import ObjectStorage
+from tenantry.capabilities.pagination.cursor import invalid as invalid_cursor
 from tenantry.kernel.auth.secrets import PlatformSecrets
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.uow import UnitOfWork
@@ -209,7 +210,9 @@ class ExportService:
                 ts, _, ident = cursor.partition("_")
                 after = (datetime.fromisoformat(ts), UUID(ident))
             except ValueError:
-                raise ValidationFailed("invalid cursor", errors=[{"field": "cursor"}]) from None
+                raise invalid_cursor("malformed") from None
+            if after[0] is None or after[0].tzinfo is None:
+                raise invalid_cursor("malformed")
         async with self.db.unit_of_work(readonly=True) as uow:
             rows = await uow.fetch(q.LIST_EXPORTS, after[0], after[1], limit + 1)
         items = [self.present(dict(r)) for r in rows[:limit]]

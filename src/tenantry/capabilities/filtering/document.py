@@ -195,7 +195,10 @@ def parse_filter(doc: Any, fields: FieldSet, limits: Limits = DEFAULT_LIMITS) ->
 
 
 def parse_sort(spec: Any, fields: FieldSet, limits: Limits = DEFAULT_LIMITS) -> list[SortKey]:
-    """``"email,-created_at"``, ``{"field": f, "dir": "asc"|"desc"}`` or a list of those."""
+    """``"email,-created_at"``, ``{"field": f, "dir": "asc"|"desc"}`` or a list of those.
+
+    A field named again is ignored (its first mention decides): a rule a schema can check
+    for no client, so it is not an error."""
     if spec is None or spec == "":
         return []
     items: list[Any]
@@ -226,6 +229,6 @@ def parse_sort(spec: Any, fields: FieldSet, limits: Limits = DEFAULT_LIMITS) -> 
         if f is None or not (f.sortable or f is fields.id):
             raise fail(where, "not a sortable field", field=name if isinstance(name, str) else None)
         if any(k.field is f for k in keys):
-            raise fail(where, "sorted twice", field=f.name)
+            continue  # a field sorted again adds nothing: its first mention decides
         keys.append(SortKey(f, desc))
     return keys

@@ -17,7 +17,12 @@ from typing import Any
 from uuid import UUID
 
 MAX_TEXT = 1000
-_INT_RE = re.compile(r"^[+-]?\d{1,20}$")
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: A number written as a string (the filter schema publishes the same pattern): digits, an
+#: optional fraction and an exponent of at most 3 digits; at most 100 characters.
+NUMERIC_PATTERN = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?$"
+_NUMERIC_RE = re.compile(NUMERIC_PATTERN)
 
 
 class FieldType(StrEnum):
@@ -60,14 +65,14 @@ def parse_text(value: Any) -> str:
 
 
 def _int_in(bits: int) -> Callable[[Any], int]:
+    """A JSON integer in the signed range of ``bits``: as in JSON Schema, ``3.0`` is the
+    integer 3; a string is not an integer."""
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
     def parse(value: Any) -> int:
-        if isinstance(value, bool):
-            raise ValueError("expected an integer")
-        if isinstance(value, str) and _INT_RE.match(value):
+        if isinstance(value, float) and value.is_integer():
             value = int(value)
-        if not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError("expected an integer")
         if not lo <= value <= hi:
             raise ValueError(f"integer out of range [{lo}, {hi}]")
@@ -85,6 +90,8 @@ def parse_numeric(value: Any) -> Decimal:
     if kind is str:
         if len(value) > 100:
             raise ValueError("a number has at most 100 characters")
+        if not _NUMERIC_RE.fullmatch(value):
+            raise ValueError("expected a number (digits, optional fraction and exponent)")
     elif kind is float:
         value = repr(value)
     elif kind is not int and kind is not Decimal:
@@ -93,17 +100,16 @@ def parse_numeric(value: Any) -> Decimal:
         d = Decimal(value)
     except (InvalidOperation, ValueError):
         raise ValueError("expected a number") from None
-    # strings are at most 100 characters and floats short, so only the exponent needs a bound
-    if not d.is_finite() or abs(d.adjusted()) > 1000:
-        raise ValueError("expected a finite number of at most 1000 digits")
+    # strings are at most 100 characters with a 3-digit exponent, floats short: the bound holds
+    # for every value the pattern admits and keeps arithmetic on it cheap
+    if not d.is_finite() or abs(d.adjusted()) > 1100:
+        raise ValueError("expected a finite number of at most 1100 digits")
     return d
 
 
 def parse_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if value == "true" or value == "false":
-        return bool(value == "true")
     raise ValueError("expected true or false")
 
 

@@ -4,7 +4,9 @@ A cursor is ``base64url(payload) "." base64url(mac)``, the payload a small JSON 
 (``{"q": query fingerprint, "k": [sort values..., id]}``) and the MAC an HMAC-SHA256 over a
 *scope* (the list's name and the tenant) and the payload, truncated to 128 bits. A client can
 read a cursor but not forge or alter one, nor replay it on another list, tenant, sort or
-filter: every such attempt is a 400 ``invalid cursor``.
+filter: every such attempt is a 404 ``invalid-cursor`` (the page it names does not exist, as
+an id from another tenant does not: the same answer a fuzzer, a schema and a client expect
+for a reference to nothing; no schema can say which strings carry a valid MAC).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from tenantry.kernel.errors import BadRequest
+from tenantry.kernel.errors import NotFound
 
 MAX_CURSOR = 4096
 _MAC_BYTES = 16
@@ -31,8 +33,14 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def invalid(reason: str) -> BadRequest:
-    return BadRequest(f"invalid cursor: {reason}", errors=[{"field": "cursor", "message": reason}])
+class InvalidCursor(NotFound):
+    type_slug, title = "invalid-cursor", "Invalid cursor"
+
+
+def invalid(reason: str) -> InvalidCursor:
+    return InvalidCursor(
+        f"invalid cursor: {reason}", errors=[{"field": "cursor", "message": reason}]
+    )
 
 
 class CursorSigner:
@@ -54,7 +62,7 @@ class CursorSigner:
         return f"{_b64(payload)}.{_b64(self._mac(scope, payload))}"
 
     def verify(self, scope: str, cursor: str) -> dict[str, Any]:
-        """The payload of a cursor this signer made for ``scope``; 400 otherwise."""
+        """The payload of a cursor this signer made for ``scope``; 404 otherwise."""
         if len(cursor) > MAX_CURSOR:
             raise invalid("too long")
         body, dot, mac = cursor.partition(".")

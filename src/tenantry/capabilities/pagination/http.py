@@ -8,8 +8,9 @@
 ``GET ...?filter=<JSON document>&sort=field,-other&limit=N&cursor=...`` and
 ``POST .../search`` with ``{"filters": [...], "sort": ..., "limit": N, "cursor": "..."}``
 produce the same object. Unparseable JSON is a 400, an invalid document a 422, a bad cursor a
-400. Cursors are signed with a key derived from the platform secret and scoped to the list and
-the tenant in context.
+404 (``invalid-cursor``). The OpenAPI document describes each list's document exactly
+(``capabilities.filtering.schema``). Cursors are signed with a key derived from the platform
+secret and scoped to the list and the tenant in context.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the dependencies' annotations,
@@ -23,10 +24,17 @@ from fastapi import Body, Query, Request
 
 from tenantry.capabilities.filtering.document import DEFAULT_LIMITS, Limits
 from tenantry.capabilities.filtering.fields import FieldSet
+from tenantry.capabilities.filtering.schema import (
+    document_schemas,
+    filter_name,
+    search_name,
+    sort_pattern,
+)
 from tenantry.capabilities.pagination.cursor import CursorSigner
 from tenantry.capabilities.pagination.query import DEFAULT_LIMIT, MAX_LIMIT, ListQuery
 from tenantry.kernel.errors import BadRequest, InvalidValue
 from tenantry.kernel.http.input_guard import BadValue, check_value
+from tenantry.kernel.http.openapi import EXTRA_KEY, documents
 from tenantry.kernel.tenancy.context import current_tenant
 
 MAX_FILTER = 16_384
@@ -88,12 +96,57 @@ def describe(fieldset: FieldSet) -> tuple[str, str]:
     return filter_doc, sort_doc
 
 
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def document_list(
+    fieldset: FieldSet, limits: Limits
+) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+    """The OpenAPI rewrite of a ``GET`` list: ``filter`` is a JSON document of this list's
+    fields (``capabilities.filtering.schema``), ``sort`` a pattern of its sortable fields."""
+
+    def rewrite(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+        schemas.update(document_schemas(fieldset, limits, MAX_LIMIT))
+        operation[EXTRA_KEY] = [*operation.get(EXTRA_KEY, ()), 404]  # invalid cursor
+        for param in operation.get("parameters", ()):
+            if param.get("in") != "query":
+                continue
+            if param["name"] == "filter":
+                param.pop("schema", None)
+                param["content"] = {"application/json": {"schema": _ref(filter_name(fieldset))}}
+            elif param["name"] == "sort":
+                param["schema"] = {
+                    "type": "string",
+                    "maxLength": 200,
+                    "pattern": sort_pattern(fieldset, limits),
+                }
+
+    return rewrite
+
+
+def document_search(
+    fieldset: FieldSet, limits: Limits
+) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+    """The OpenAPI rewrite of a ``POST .../search``: the body is this list's search document."""
+
+    def rewrite(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+        schemas.update(document_schemas(fieldset, limits, MAX_LIMIT))
+        operation[EXTRA_KEY] = [*operation.get(EXTRA_KEY, ()), 404]  # invalid cursor
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+        if body is not None:
+            body["schema"] = {"anyOf": [_ref(search_name(fieldset)), {"type": "null"}]}
+
+    return rewrite
+
+
 def list_query(
     fieldset: FieldSet, *, limits: Limits = DEFAULT_LIMITS
 ) -> Callable[..., Awaitable[ListQuery]]:
     """Dependency for ``GET`` list routes (query-string parameters)."""
     filter_doc, sort_doc = describe(fieldset)
 
+    @documents(document_list(fieldset, limits))
     async def dependency(
         request: Request,
         filter_: Annotated[
@@ -124,6 +177,7 @@ def search_query(
 ) -> Callable[..., Awaitable[ListQuery]]:
     """Dependency for ``POST .../search`` routes (the document, limit and cursor in the body)."""
 
+    @documents(document_search(fieldset, limits))
     async def dependency(
         request: Request,
         body: Annotated[

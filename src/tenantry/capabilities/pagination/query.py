@@ -108,13 +108,14 @@ class ListQuery:
         """Validate everything a client sent: 422 for filter/sort/limit, 400 for the cursor."""
         node = parse_filter(document, fieldset, limits)
         doc_sort = document.get("sort") if isinstance(document, dict) else None
-        if sort is not None and doc_sort is not None:
-            raise fail("sort", "sort given both as a parameter and in the filter document")
+        # the ``sort`` parameter, when given, wins over a sort inside the filter document
         keys = parse_sort(sort if sort is not None else doc_sort, fieldset, limits)
         if not keys:
             keys = parse_sort(fieldset.default_sort, fieldset, limits)
         if not any(k.field is fieldset.id for k in keys):
             keys.append(SortKey(fieldset.id, keys[-1].desc if keys else False))
+        if isinstance(limit, float) and limit.is_integer():  # JSON Schema's integer 50.0
+            limit = int(limit)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise fail("limit", f"limit is an integer from 1 to {MAX_LIMIT}")
         q = cls(fieldset, signer, node, keys, limit, f"{fieldset.name}|{scope}")

@@ -3,7 +3,8 @@
 Every route validates its own fields (pydantic), but some values pass any schema and still
 break below it: a NUL character (PostgreSQL ``text`` and ``jsonb`` cannot hold one), a lone
 surrogate (not encodable as UTF-8), an integer beyond 64 bits or a number beyond the double
-range (our JSON codec, orjson, cannot write them; ``json`` turns ``1e400`` into ``inf``), and
+range (our JSON codec, orjson, cannot write them; ``json`` turns ``1e400`` into ``inf``; so
+that one rule holds for every number, any number outside -2^63..2^63-1 is refused), and
 a date-time whose offset puts it outside years 1-9999 once converted to UTC. Checking them in
 each route would miss the next route, so ``InputGuard`` checks the path, the query string and
 JSON / form bodies of every request before any route runs and answers 422 ``invalid-value``
@@ -12,7 +13,7 @@ which never say more than "bad credentials").
 
 Why our own code: no ASGI library checks "can PostgreSQL and orjson hold this value"; the
 rules are ours. It costs little: a body is walked only when a few byte-level tests find a hint
-of such a value (``\\u`` escapes, 19+ digit runs, 3-digit exponents, NaN/Infinity, years 0001
+of such a value (``\\u`` escapes, 19+ digit runs, 2-digit exponents, NaN/Infinity, years 0001
 or 9999); otherwise the request passes untouched (docs/performance.md, "input guard").
 """
 
@@ -38,14 +39,15 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 #: in strings), the non-standard constants ``json`` accepts, the years where an offset can
 #: leave datetime's range; and, in the body mapped by ``_SHAPE`` (digits to ``0``, ``e``/``E``
 #: to ``e``, signs to ``+``, the rest to a space), 19 or more digits in a row or an exponent of
-#: 3+ digits. Substring tests and one ``bytes.translate``: a regex with these alternatives
-#: costs 20 µs on a 300-byte body, these 1.5 µs (bench/input_guard.py).
+#: 2+ digits (``1e19`` is beyond the 64-bit range the platform keeps numbers in). Substring
+#: tests and one ``bytes.translate``: a regex with these alternatives costs 20 µs on a
+#: 300-byte body, these 1.5 µs (bench/input_guard.py).
 _JSON_HINTS = (b"\\u", b"NaN", b"Infinity", b"0001-", b"9999-")
 _SHAPE = bytes(
     ord("0") if chr(b).isdigit() else ord("e") if b in b"eE" else ord("+") if b in b"+-" else 32
     for b in range(256)
 )
-_SHAPE_HINTS = (b"0" * 19, b"e000", b"e+000")
+_SHAPE_HINTS = (b"0" * 19, b"e00", b"e+00")
 
 
 def _json_hinted(body: bytes) -> bool:
@@ -110,6 +112,11 @@ def check_value(value: Any, where: str = "") -> None:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise BadValue(where or "value", "number is not finite (beyond ±1.8e308)")
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise BadValue(
+                where or "value",
+                "number is outside -2^63..2^63-1 (about ±9.2e18); send it as a string",
+            )
     elif isinstance(value, dict):
         for key, item in value.items():
             path = f"{where}.{key}" if where else str(key)

@@ -15,10 +15,19 @@ router, new ones included without anyone remembering to:
   what the route itself declares with ``problems_extra(409, 410)`` in ``openapi_extra``;
 
 each as ``application/problem+json`` with the ``Problem`` schema (FastAPI's own 422 entry and
-its ``HTTPValidationError`` schemas are replaced). ``$defs`` left inside a schema by a route
-that documents its body itself (``model_json_schema()`` in ``openapi_extra``) are moved to
-``components/schemas``, where their ``$ref``\\ s can resolve. The permissions an operation's
-``require()`` dependencies check are listed under ``x-tenantry-permissions``.
+its ``HTTPValidationError`` schemas are replaced). A dependency can also rewrite the operation
+it serves (``documents(fn)``: a list's ``filter`` parameter becomes a JSON document with the
+list's own fields and ops, its ``sort`` a pattern of the sortable fields).
+
+The input guard's rules (``kernel.http.input_guard``) hold for every request, so they are
+written into every schema here (``edge_rules``): strings carry no NUL (a ``pattern`` where the
+schema has no pattern, format or enum of its own), numbers lie within the 64-bit integer range,
+and free-form JSON (``dict[str, Any]``, ``Any``) is a ``JsonValue`` obeying the same rules.
+
+``$defs`` left inside a schema by a route that documents its body itself
+(``model_json_schema()`` in ``openapi_extra``) are moved to ``components/schemas``, where their
+``$ref``\\ s can resolve. The permissions an operation's ``require()`` dependencies check are
+listed under ``x-tenantry-permissions``.
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ from tenantry.kernel.http.problems import MEDIA_TYPE
 EXTRA_KEY = "x-tenantry-problems"
 #: Attribute a dependency carries to declare the problem statuses it can answer.
 DEPENDENCY_ATTR = "__tenantry_problems__"
+#: Attribute a dependency carries to rewrite the operation it serves (see ``documents``).
+DOCUMENTER_ATTR = "__tenantry_documents__"
 #: Attribute ``require(action)``'s dependency carries: the permission it checks. Each
 #: operation lists what its dependencies require under ``x-tenantry-permissions``.
 PERMISSION_ATTR = "__tenantry_permission__"
@@ -49,7 +60,29 @@ WITH_INPUT = frozenset({400, 422})
 WITH_PATH = frozenset({404, 422})
 
 PROBLEM_REF = "#/components/schemas/Problem"
+#: ``pattern`` of a string the input guard accepts (no NUL; lone surrogates cannot be sent as
+#: UTF-8 at all).
+NO_NUL = "^[^\\u0000]*$"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+JSON_VALUE_REF = "#/components/schemas/JsonValue"
 SCHEMAS: dict[str, dict[str, Any]] = {
+    "JsonValue": {
+        "title": "JsonValue",
+        "description": "Any JSON value the platform can hold: strings without NUL, numbers "
+        "within -2^63..2^63-1 (larger ones as strings), objects and arrays of such values.",
+        "anyOf": [
+            {"type": "string", "pattern": NO_NUL},
+            {"type": "number", "minimum": INT64_MIN, "maximum": INT64_MAX},
+            {"type": "boolean"},
+            {"type": "null"},
+            {"type": "array", "items": {"$ref": JSON_VALUE_REF}},
+            {
+                "type": "object",
+                "propertyNames": {"pattern": NO_NUL},
+                "additionalProperties": {"$ref": JSON_VALUE_REF},
+            },
+        ],
+    },
     "Problem": {
         "title": "Problem",
         "description": "RFC 9457 problem details; more members may follow (e.g. `required`, "
@@ -116,6 +149,84 @@ def declares(*statuses: int) -> Callable[[F], F]:
         return fn
 
     return mark
+
+
+Documenter = Callable[[dict[str, Any], dict[str, Any]], None]
+
+
+def documents(documenter: Documenter) -> Callable[[F], F]:
+    """Mark a dependency (or a route's endpoint) as one that rewrites the operation of every
+    route using it:
+    ``documenter(operation, component_schemas)`` is called once when the document is built
+    (after FastAPI wrote the operation, before the problem responses are added: it may list
+    more under ``operation["x-tenantry-problems"]``)."""
+
+    def mark(fn: F) -> F:
+        setattr(fn, DOCUMENTER_ATTR, (*getattr(fn, DOCUMENTER_ATTR, ()), documenter))
+        return fn
+
+    return mark
+
+
+def _documenters(dependant: Dependant) -> Iterator[Documenter]:
+    for sub in dependant.dependencies:
+        yield from getattr(sub.call, DOCUMENTER_ATTR, ())
+        yield from _documenters(sub)
+
+
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_ONE = ("items", "not", "if", "then", "else", "contains", "propertyNames")
+_OWN_SHAPE = ("pattern", "enum", "const", "format", "$ref")
+
+
+def _types(schema: dict[str, Any]) -> set[str]:
+    t = schema.get("type")
+    return {t} if isinstance(t, str) else set(t) if isinstance(t, list) else set()
+
+
+def edge_rules(schema: Any) -> Any:
+    """``schema`` with the input guard's rules written in (see the module docstring); ``{}``
+    (any value) becomes a ``JsonValue``."""
+    if schema is True or schema == {}:
+        return {"$ref": JSON_VALUE_REF}
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    types = _types(out)
+    if "string" in types and not any(k in out for k in _OWN_SHAPE):
+        out["pattern"] = NO_NUL
+    if types & {"integer", "number"}:
+        if not isinstance(out.get("minimum"), int | float) or out["minimum"] < INT64_MIN:
+            out["minimum"] = INT64_MIN
+        if not isinstance(out.get("maximum"), int | float) or out["maximum"] > INT64_MAX:
+            out["maximum"] = INT64_MAX
+    if "object" in types:
+        extra = out.get("additionalProperties", True)
+        if extra is not False:
+            out["additionalProperties"] = edge_rules(extra)
+            out.setdefault("propertyNames", {"pattern": NO_NUL})
+    for key in _SCHEMA_MAPS:
+        if isinstance(out.get(key), dict):
+            out[key] = {name: edge_rules(v) for name, v in out[key].items()}
+    for key in _SCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [edge_rules(v) for v in out[key]]
+    for key in _SCHEMA_ONE:
+        if key in out and key != "propertyNames":
+            out[key] = edge_rules(out[key])
+    return out
+
+
+def _edge_rules_everywhere(node: Any) -> Any:
+    """Apply ``edge_rules`` to every ``schema`` of parameters, bodies and responses."""
+    if isinstance(node, list):
+        return [_edge_rules_everywhere(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    return {
+        k: edge_rules(v) if k == "schema" else _edge_rules_everywhere(v) for k, v in node.items()
+    }
 
 
 def problems_extra(*statuses: int, **openapi_extra: Any) -> dict[str, Any]:
@@ -239,6 +350,10 @@ def complete(document: dict[str, Any], routes: Iterable[BaseRoute]) -> dict[str,
                 continue
             responses: dict[str, Any] = operation["responses"]
             route = by_operation.get((path, method))
+            if route is not None:
+                own = getattr(route.dependant.call, DOCUMENTER_ATTR, ())
+                for documenter in dict.fromkeys([*own, *_documenters(route.dependant)]):
+                    documenter(operation, schemas)
             for status in sorted(operation_statuses(operation, route)):
                 responses[str(status)] = problem_response(status)
             permissions = required_permissions(route.dependant) if route is not None else set()
@@ -252,6 +367,10 @@ def complete(document: dict[str, Any], routes: Iterable[BaseRoute]) -> dict[str,
         if name in schemas and not _uses(rest, ref) and not _uses(others, ref):
             del schemas[name]
     schemas.update(SCHEMAS)
+    document["paths"] = _edge_rules_everywhere(document["paths"])
+    for name, schema in schemas.items():
+        if name not in SCHEMAS:
+            schemas[name] = edge_rules(schema)
     return document
 
 

@@ -30,8 +30,9 @@ def build_router(platform: Platform, reporting: Reporting) -> APIRouter:
         from_: Annotated[date, Query(alias="from")],
         to: Annotated[date, Query()],
     ) -> dict[str, Any]:
+        # ``to`` before ``from`` is an empty range (no error: no schema can state the rule)
         if to < from_:
-            raise ValidationFailed("'to' is before 'from'", errors=[{"field": "to"}])
+            return {"from": from_.isoformat(), "to": to.isoformat(), "items": []}
         if (to - from_).days >= MAX_DAYS:
             raise ValidationFailed(f"at most {MAX_DAYS} days", errors=[{"field": "to"}])
         async with platform.db.unit_of_work(readonly=True) as uow:
