@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Depends, Query
 
-from tenantry.kernel.errors import ValidationFailed
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
@@ -30,14 +29,24 @@ def build_router(platform: Platform, reporting: Reporting) -> APIRouter:
         from_: Annotated[date, Query(alias="from")],
         to: Annotated[date, Query()],
     ) -> dict[str, Any]:
-        # ``to`` before ``from`` is an empty range (no error: no schema can state the rule)
+        # Rules between two parameters are not errors (no schema can state them): ``to``
+        # before ``from`` is an empty range, and a range longer than MAX_DAYS is answered
+        # in pages of MAX_DAYS days: ``to`` is the last day covered, ``next_from`` the
+        # ``from`` of the next page (null on the last one).
         if to < from_:
-            return {"from": from_.isoformat(), "to": to.isoformat(), "items": []}
+            return {"from": from_.isoformat(), "to": to.isoformat(), "items": [], "next_from": None}
+        end, next_from = to, None
         if (to - from_).days >= MAX_DAYS:
-            raise ValidationFailed(f"at most {MAX_DAYS} days", errors=[{"field": "to"}])
+            end = from_ + timedelta(days=MAX_DAYS - 1)
+            next_from = (end + timedelta(days=1)).isoformat()
         async with platform.db.unit_of_work(readonly=True) as uow:
-            items = await reporting.daily(uow, from_, to)
-        return {"from": from_.isoformat(), "to": to.isoformat(), "items": items}
+            items = await reporting.daily(uow, from_, end)
+        return {
+            "from": from_.isoformat(),
+            "to": end.isoformat(),
+            "items": items,
+            "next_from": next_from,
+        }
 
     return router
 
