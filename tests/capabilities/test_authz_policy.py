@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -104,6 +105,13 @@ def test_deny_policies_win_over_roles() -> None:
     ).allowed
 
 
+def _nested_nots(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"attr": "action", "op": "exists"}
+    for _ in range(depth):
+        node = {"not": node}
+    return node
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -114,27 +122,9 @@ def test_deny_policies_win_over_roles() -> None:
         {"attr": "resource.x", "op": "eq"},
         {"attr": "resource.x", "op": "in", "value": 3},
         {"not": {"attr": "resource.x", "op": "eq", "value": 1}, "extra": 1},
-        {
-            "all": [
-                {
-                    "not": {
-                        "not": {
-                            "not": {
-                                "not": {
-                                    "not": {
-                                        "not": {
-                                            "not": {
-                                                "not": {"not": {"attr": "action", "op": "exists"}}
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            ]
-        },
+        {"attr": "resource.x", "op": {}, "value": 1},  # an unhashable op was a 500
+        _nested_nots(40),  # deeper than MAX_DEPTH
+        {"any": [{"attr": "action", "op": "exists"}] * 1001},  # more than MAX_NODES
     ],
 )
 def test_malformed_conditions_are_refused(bad: object) -> None:

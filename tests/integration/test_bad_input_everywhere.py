@@ -259,6 +259,14 @@ def _resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _kind(s: dict[str, Any]) -> Any:
+    """The schema's type; of a list of types (``["array", "null"]``), the first not null."""
+    kind = s.get("type")
+    if isinstance(kind, list):
+        return next((k for k in kind if k != "null"), None)
+    return kind
+
+
 def sample(doc: dict[str, Any], schema: dict[str, Any], name: str, world: World) -> Any:
     """A value valid for ``schema``: a real account id where one is asked for."""
     s = _resolve(doc, schema)
@@ -268,7 +276,7 @@ def sample(doc: dict[str, Any], schema: dict[str, Any], name: str, world: World)
         return s["enum"][0]
     if "const" in s:
         return s["const"]
-    kind = s.get("type")
+    kind = _kind(s)
     if kind == "string":
         fmt = s.get("format")
         if fmt == "uuid":
@@ -311,8 +319,10 @@ def leaves(
 ) -> Iterator[tuple[tuple[Any, ...], str]]:
     """Every (path, kind) of a string or number field, optional ones and free-form object
     values (metadata, attributes) included."""
+    if len(path) > 8:  # recursive schemas (filter documents): deep enough
+        return
     s = _resolve(doc, schema)
-    kind = s.get("type")
+    kind = _kind(s)
     if kind == "string":
         yield path, "string"
     elif kind in {"integer", "number"}:

@@ -55,7 +55,10 @@ def test_every_error_is_a_declared_problem(document: dict[str, Any]) -> None:
         for status in sorted(expected - set(responses)):
             missing.append(f"{name}: {status} not declared")
         for status, response in responses.items():
-            if status[0] in "45" and response.get("content") != PROBLEM:
+            content = dict(response.get("content") or {})
+            if status == "400":  # and the HTTP server's own plain-text 400 for non-HTTP input
+                assert content.pop("text/plain", None) is not None, name
+            if status[0] in "45" and content != PROBLEM:
                 missing.append(f"{name}: {status} is {response.get('content')}, not a problem")
     assert not missing, "\n".join(missing)
 

@@ -187,7 +187,7 @@ def test_limits() -> None:
     for _ in range(500):
         nested = {"and": [nested]}
     rejected([nested])
-    rejected([cond("qty", "eq", 1)] * 51)
+    rejected([cond("qty", "eq", 1)] * 1001)
 
 
 def test_sort_parsing() -> None:

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from tenantry.capabilities.filtering import FieldSet, fields
 from tenantry.capabilities.pagination import CursorSigner, ListQuery
-from tenantry.kernel.db.rls import ensure_rls
 from tenantry.capabilities.pagination.cursor import InvalidCursor
+from tenantry.kernel.db.rls import ensure_rls
 from tenantry.kernel.errors import ValidationFailed
 from tenantry.kernel.platform import Platform
 from tests.capabilities.filtering.conftest import (

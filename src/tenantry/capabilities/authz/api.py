@@ -5,18 +5,23 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Body, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantry.capabilities import authz
 from tenantry.capabilities.audit.log import event, record_event
-from tenantry.capabilities.authz.conditions import ConditionError, validate
+from tenantry.capabilities.authz.conditions import ConditionError, condition_schemas, validate
 from tenantry.capabilities.authz.engine import Authz, notify_change
 from tenantry.capabilities.authz.policy import Policy, Resource
-from tenantry.kernel.auth.actions import refuse_platform_grants, refuse_platform_names
+from tenantry.kernel.auth.actions import (
+    refuse_platform_grants,
+    refuse_platform_names,
+    tenant_grants,
+)
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.errors import NotFound, ValidationFailed
 from tenantry.kernel.http.deps import principal, require
+from tenantry.kernel.http.openapi import Documenter, documents
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import Principal
@@ -97,6 +102,57 @@ def _row(r: Any) -> dict[str, Any]:
     }
 
 
+CONDITION_REF = "#/components/schemas/AuthzCondition"
+
+
+def _policy_schema(platform: Platform) -> Documenter:
+    """A policy body as it is checked: the actions an ``allow`` may grant in a tenant
+    (``tenant_grants``; a ``deny`` may name any declared action or pattern) and the
+    condition language (``conditions.condition_schemas``)."""
+
+    def rewrite(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+        schemas.update(condition_schemas())
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+        if body is None:
+            return
+        known = sorted(platform.permissions)
+        spaces = sorted({a.split(":", 1)[0] + ":*" for a in known if ":" in a})
+        common = {
+            "roles": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
+            "condition": {
+                "anyOf": [{"$ref": "#/components/schemas/AuthzCondition"}, {"type": "null"}]
+            },
+            "description": {"type": "string", "maxLength": 500},
+        }
+
+        def branch(effect: str, actions: list[str]) -> dict[str, Any]:
+            return {
+                "type": "object",
+                "title": f"{effect} policy",
+                "properties": {
+                    "effect": {"const": effect},
+                    "actions": {
+                        "type": "array",
+                        "items": {"enum": actions},
+                        "minItems": 1,
+                        "maxItems": 100,
+                    },
+                    **common,
+                },
+                "required": ["effect", "actions"],
+                "additionalProperties": False,
+            }
+
+        body["schema"] = {
+            "oneOf": [
+                branch("allow", tenant_grants(known)),
+                branch("deny", sorted({"*", *known, *spaces})),
+            ]
+        }
+
+    return rewrite
+
+
 def build_router(platform: Platform, engine: Authz) -> APIRouter:
     router = APIRouter(tags=["authz"])
     db: Database = platform.db
@@ -137,7 +193,12 @@ def build_router(platform: Platform, engine: Authz) -> APIRouter:
         return _row(r)
 
     @router.put("/policies/{name}")
-    async def put_policy(name: str, body: PolicyBody, p: AdminDep) -> dict[str, Any]:
+    @documents(_policy_schema(platform))
+    async def put_policy(
+        name: Annotated[str, Path(json_schema_extra={"pattern": NAME_RE, "maxLength": 63})],
+        body: PolicyBody,
+        p: AdminDep,
+    ) -> dict[str, Any]:
         if not re.match(NAME_RE, name):
             raise ValidationFailed("invalid policy name", errors=[{"field": "name"}])
         if body.effect == "allow":  # a deny cannot grant: it may name anything
@@ -195,7 +256,11 @@ def build_router(platform: Platform, engine: Authz) -> APIRouter:
         return {"subject": subject, "attributes": attrs or {}}
 
     @router.put("/subjects/{subject}/attributes")
-    async def put_attributes(subject: str, body: dict[str, Any], _: AdminDep) -> dict[str, Any]:
+    async def put_attributes(
+        subject: Annotated[str, Path(max_length=200)],
+        body: Annotated[dict[str, Any], Body(json_schema_extra={"maxProperties": 100})],
+        _: AdminDep,
+    ) -> dict[str, Any]:
         if len(subject) > 200 or len(body) > 100:
             raise ValidationFailed("subject or attributes too large")
         refuse_platform_names(body)

@@ -16,8 +16,55 @@ from typing import Any
 
 OPS = frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "exists"})
 ROOTS = frozenset({"principal", "resource", "action"})
-MAX_DEPTH = 8
-MAX_NODES = 64
+#: Bounds on one condition (each decision walks it): deep and large enough that no condition
+#: a schema-driven generator writes reaches them, small enough to keep a decision cheap.
+MAX_DEPTH = 32
+MAX_NODES = 1000
+PATH_PATTERN = r"^(?:principal|resource|action)(?:\.[^\x00]*)?$"
+
+
+def condition_schemas() -> dict[str, dict[str, Any]]:
+    """The OpenAPI components of the condition language (``AuthzCondition``)."""
+    node = {"$ref": "#/components/schemas/AuthzCondition"}
+    path = {"type": "string", "pattern": PATH_PATTERN, "maxLength": 200}
+    compare = sorted(OPS - {"exists", "in"})
+
+    def obj(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": props,
+            "required": required,
+            "additionalProperties": False,
+        }
+
+    many = {"type": "array", "items": node, "minItems": 1}
+    return {
+        "AuthzCondition": {
+            "description": "all/any (non-empty lists), not, or a leaf {attr, op, value | ref} "
+            f"(paths under principal., resource. or action); at most {MAX_NODES} nodes and "
+            f"{MAX_DEPTH} levels.",
+            "anyOf": [
+                obj({"all": many}, ["all"]),
+                obj({"any": many}, ["any"]),
+                obj({"not": node}, ["not"]),
+                obj(
+                    {"attr": path, "op": {"const": "exists"}, "value": {}, "ref": {}},
+                    ["attr", "op"],
+                ),
+                obj(
+                    {"attr": path, "op": {"enum": [*compare, "in"]}, "ref": path},
+                    ["attr", "op", "ref"],
+                ),
+                obj(
+                    {"attr": path, "op": {"const": "in"}, "value": {"type": "array"}},
+                    ["attr", "op", "value"],
+                ),
+                obj({"attr": path, "op": {"enum": compare}, "value": {}}, ["attr", "op", "value"]),
+            ],
+        }
+    }
+
+
 _MISSING = object()
 
 
@@ -58,7 +105,7 @@ def validate(
         raise ConditionError(path, f"unknown keys {sorted(extra)}")
     _check_path(node.get("attr"), f"{path}.attr")
     op = node.get("op")
-    if op not in OPS:
+    if not isinstance(op, str) or op not in OPS:  # an object is unhashable: not ``in`` a set
         raise ConditionError(f"{path}.op", f"must be one of {sorted(OPS)}")
     if op == "exists":
         return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 from uuid import UUID
+from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
@@ -16,9 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 from starlette.responses import Response
 
 from tenantry.capabilities.export import links
+from tenantry.capabilities.export.filters import fieldset
 from tenantry.capabilities.export.notify import resolve_notifier
 from tenantry.capabilities.export.service import (
     CLEANUP,
+    FORMATS,
     RUN,
     SCHEDULED,
     ExportRequest,
@@ -27,16 +30,43 @@ from tenantry.capabilities.export.service import (
 from tenantry.capabilities.export.settings import ExportSettings
 from tenantry.capabilities.export.sources import Column, Source, export_sources
 from tenantry.capabilities.export.storage import build_storage
+from tenantry.capabilities.filtering import DEFAULT_LIMITS
+from tenantry.capabilities.filtering.schema import document_schemas, filter_name
 from tenantry.kernel.errors import Forbidden, NotFound
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.http.idempotency import IdempotencyKeyHeader
-from tenantry.kernel.http.openapi import problems_extra
+from tenantry.kernel.http.openapi import Documenter, documents, problems_extra
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import Principal, current_principal, tenant_scope
 from tenantry.kernel.tenancy.model import TenantStatus
 
+EMAIL_PATTERN = r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
+#: Five cron fields (minute hour day-of-month month day-of-week): ``*``, numbers in range,
+#: ``a-b`` ranges, ``/step`` and comma lists, as croniter accepts them.
+_STEP = r"(?:/[1-9][0-9]?)?"
+
+
+def _cron_field(number: str) -> str:
+    item = rf"(?:\*|{number}(?:-{number})?){_STEP}"
+    return rf"{item}(?:,{item})*"
+
+
+CRON_PATTERN = (
+    "^"
+    + " ".join(
+        _cron_field(n)
+        for n in (
+            r"(?:[0-5]?[0-9])",
+            r"(?:[01]?[0-9]|2[0-3])",
+            r"(?:0?[1-9]|[12][0-9]|3[01])",
+            r"(?:0?[1-9]|1[0-2])",
+            r"[0-7]",
+        )
+    )
+    + "$"
+)
 READ = "exports:read"
 WRITE = "exports:write"
 Reader = Annotated[Principal, Depends(require(READ))]
@@ -64,7 +94,7 @@ HISTORY = Source(
 
 class Notify(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)
+    email: str | None = Field(default=None, pattern=EMAIL_PATTERN, max_length=320)
     webhook: HttpUrl | None = None
 
     @model_validator(mode="after")
@@ -96,6 +126,71 @@ class NewSchedule(NewExport):
     timezone: str = Field(default="UTC", max_length=64)
 
 
+def _request_schemas(service: ExportService, schedule: bool) -> Documenter:
+    """The body of ``POST /exports`` (and ``/schedules``) per registered source: its columns
+    as an enum and its filter document (``capabilities.filtering.schema``, from the same
+    ``FieldSet`` the export compiles with); schedules add the cron pattern and the IANA zones."""
+
+    def rewrite(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+        notify = {
+            "anyOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "email": {"type": "string", "maxLength": 320, "pattern": EMAIL_PATTERN},
+                        "webhook": {"type": "null"},
+                    },
+                    "required": ["email"],
+                    "additionalProperties": False,
+                },
+                {
+                    "type": "object",
+                    "description": "one of the tenant's registered webhook endpoints (422 if not)",
+                    "properties": {
+                        "webhook": {"type": "string", "format": "uri", "maxLength": 2083},
+                        "email": {"type": "null"},
+                    },
+                    "required": ["webhook"],
+                    "additionalProperties": False,
+                },
+            ]
+        }
+        branches = []
+        for source in service.sources.all():
+            fs = fieldset(source)
+            schemas.update(document_schemas(fs, DEFAULT_LIMITS, kind="Export"))
+            props: dict[str, Any] = {
+                "source": {"const": source.name},
+                "format": {"enum": list(FORMATS)},
+                "columns": {
+                    "type": ["array", "null"],
+                    "items": {"enum": [c.name for c in source.columns]},
+                    "uniqueItems": True,
+                    "maxItems": 200,
+                },
+                "filters": {"$ref": f"#/components/schemas/{filter_name(fs, 'Export')}.Document"},
+                "notify": notify,
+            }
+            if schedule:
+                props["cron"] = {"type": "string", "maxLength": 200, "pattern": CRON_PATTERN}
+                props["timezone"] = {"enum": sorted(available_timezones()), "default": "UTC"}
+            branches.append(
+                {
+                    "type": "object",
+                    "title": source.name,
+                    "properties": props,
+                    "required": ["source", "format", *(["cron"] if schedule else [])],
+                    "additionalProperties": False,
+                }
+            )
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+        if body is not None and branches:
+            body["schema"] = {"oneOf": branches}
+
+    return rewrite
+
+
 def build_router(service: ExportService, platform: Platform) -> APIRouter:
     router = APIRouter(tags=["exports"])
 
@@ -104,6 +199,7 @@ def build_router(service: ExportService, platform: Platform) -> APIRouter:
         return {"items": [s.describe() for s in service.sources.all()]}
 
     @router.post("/schedules", status_code=201, summary="Schedule an export (cron + timezone)")
+    @documents(_request_schemas(service, schedule=True))
     async def create_schedule(body: NewSchedule, p: Writer) -> dict[str, Any]:
         return await service.create_schedule(body.request(), body.cron, body.timezone, p)
 
@@ -130,6 +226,7 @@ def build_router(service: ExportService, platform: Platform) -> APIRouter:
     @router.post(
         "", status_code=202, summary="Request an export", openapi_extra=problems_extra(409)
     )
+    @documents(_request_schemas(service, schedule=False))
     async def create_export(
         body: NewExport,
         p: Writer,
@@ -139,7 +236,7 @@ def build_router(service: ExportService, platform: Platform) -> APIRouter:
         headers = {"Location": f"/api/v1/exports/{export['id']}"}
         return JsonResponse(export, status_code=202 if created else 200, headers=headers)
 
-    @router.get("", summary="The tenant's exports, newest first")
+    @router.get("", summary="The tenant's exports, newest first", openapi_extra=problems_extra(404))
     async def list_exports(
         _: Reader,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,

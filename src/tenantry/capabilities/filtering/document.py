@@ -22,8 +22,8 @@ from tenantry.kernel.errors import ValidationFailed
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_conditions: int = 50
-    max_depth: int = 6
+    max_conditions: int = 1000
+    max_depth: int = 32
     max_in: int = 200
     max_sort: int = 4
 
@@ -216,6 +216,7 @@ def parse_sort(spec: Any, fields: FieldSet, limits: Limits = DEFAULT_LIMITS) -> 
     for i, item in enumerate(items):
         where = f"sort[{i}]"
         if isinstance(item, str):
+            item = item.strip()
             desc = item.startswith("-")
             name: Any = item[1:] if desc or item.startswith("+") else item
         elif isinstance(item, dict) and set(item) <= {"field", "dir"} and "field" in item:

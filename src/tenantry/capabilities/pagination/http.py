@@ -16,7 +16,7 @@ secret and scoped to the list and the tenant in context.
 # No ``from __future__ import annotations`` here: FastAPI reads the dependencies' annotations,
 # which refer to per-list descriptions (closure variables) that only exist at definition time.
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 import orjson
@@ -37,7 +37,6 @@ from tenantry.kernel.http.input_guard import BadValue, check_value
 from tenantry.kernel.http.openapi import EXTRA_KEY, documents
 from tenantry.kernel.tenancy.context import current_tenant
 
-MAX_FILTER = 16_384
 CURSOR_KEY_PURPOSE = "tenantry.pagination.cursor"
 
 
@@ -101,13 +100,13 @@ def _ref(name: str) -> dict[str, str]:
 
 
 def document_list(
-    fieldset: FieldSet, limits: Limits
+    fieldset: FieldSet, limits: Limits = DEFAULT_LIMITS, top_level: Sequence[dict[str, Any]] = ()
 ) -> Callable[[dict[str, Any], dict[str, Any]], None]:
     """The OpenAPI rewrite of a ``GET`` list: ``filter`` is a JSON document of this list's
     fields (``capabilities.filtering.schema``), ``sort`` a pattern of its sortable fields."""
 
     def rewrite(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
-        schemas.update(document_schemas(fieldset, limits, MAX_LIMIT))
+        schemas.update(document_schemas(fieldset, limits, MAX_LIMIT, top_level=top_level))
         operation[EXTRA_KEY] = [*operation.get(EXTRA_KEY, ()), 404]  # invalid cursor
         for param in operation.get("parameters", ()):
             if param.get("in") != "query":
@@ -126,12 +125,12 @@ def document_list(
 
 
 def document_search(
-    fieldset: FieldSet, limits: Limits
+    fieldset: FieldSet, limits: Limits = DEFAULT_LIMITS, top_level: Sequence[dict[str, Any]] = ()
 ) -> Callable[[dict[str, Any], dict[str, Any]], None]:
     """The OpenAPI rewrite of a ``POST .../search``: the body is this list's search document."""
 
     def rewrite(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
-        schemas.update(document_schemas(fieldset, limits, MAX_LIMIT))
+        schemas.update(document_schemas(fieldset, limits, MAX_LIMIT, top_level=top_level))
         operation[EXTRA_KEY] = [*operation.get(EXTRA_KEY, ()), 404]  # invalid cursor
         body = operation.get("requestBody", {}).get("content", {}).get("application/json")
         if body is not None:
@@ -151,7 +150,8 @@ def list_query(
         request: Request,
         filter_: Annotated[
             str | None,
-            Query(alias="filter", max_length=MAX_FILTER, description=filter_doc),
+            # no max_length: the document's own limits bound it (conditions, depth, lists)
+            Query(alias="filter", description=filter_doc),
         ] = None,
         sort: Annotated[str | None, Query(max_length=200, description=sort_doc)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,

@@ -110,3 +110,13 @@ def _raise(errors: list[dict[str, Any]]) -> None:
         raise PlatformActionRefused(
             f"platform actions cannot be granted by a tenant: {named}", errors=errors
         )
+
+
+def tenant_grants(known: Iterable[str]) -> list[str]:
+    """What a tenant may grant, for the OpenAPI document: the declared actions outside the
+    platform namespace and ``<namespace>:*`` for their namespaces (the operator tenant may
+    also grant platform actions, ``*`` and ``platform:*``; other ``x:*`` patterns are
+    accepted as well, matching nothing until a module declares ``x``)."""
+    actions = sorted({a for a in known if not grants_platform_action(a)})
+    spaces = sorted({a.split(":", 1)[0] + ":*" for a in actions if ":" in a})
+    return [*actions, *spaces]

@@ -12,16 +12,45 @@ dependency) and body fields use :data:`IdempotencyKey`, so the rule cannot drift
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from pydantic import AfterValidator
 
 from tenantry.kernel.errors import IdempotencyKeyInvalid, IdempotencyKeyMissing
+from tenantry.kernel.http.openapi import Documenter, documents
 
 MAX_LENGTH = 255
 RULE = f"1-{MAX_LENGTH} visible ASCII characters, not starting with ~, no space at either end"
 _VALID = re.compile(rf"[!-}}](?:[ -~]{{0,{MAX_LENGTH - 2}}}[!-~])?")
+
+
+#: The same rule for the OpenAPI document.
+KEY_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_LENGTH,
+    "pattern": f"^[!-}}](?:[ -~]{{0,{MAX_LENGTH - 2}}}[!-~])?$",
+}
+
+
+def document_key(*, required: bool) -> Documenter:
+    """Declare the ``Idempotency-Key`` header (its rule; ``required``: a missing one is 400)
+    on the operations of a route reading it with :func:`idempotency_key`."""
+
+    def rewrite(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+        params: list[dict[str, Any]] = operation.setdefault("parameters", [])
+        for param in params:
+            if param.get("in") == "header" and param.get("name", "").lower() == "idempotency-key":
+                break
+        else:
+            param = {"name": "Idempotency-Key", "in": "header"}
+            params.append(param)
+        param["required"] = required
+        param["schema"] = dict(KEY_SCHEMA)
+        param["description"] = ("Required" if required else "Optional") + f": {RULE}."
+
+    return rewrite
 
 
 def is_valid(key: str) -> bool:
@@ -55,6 +84,7 @@ def idempotency_key(request: Request, *, required: bool) -> str | None:
     return key
 
 
+@documents(document_key(required=False))
 async def _optional_key(
     request: Request,
     idempotency_key_: Annotated[

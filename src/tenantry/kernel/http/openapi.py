@@ -246,6 +246,10 @@ def problem_response(status: int) -> dict[str, Any]:
         "description": DESCRIPTIONS.get(status, phrase),
         "content": {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
     }
+    if status == 400:
+        # a request that is not valid HTTP (a control character in the target) is refused
+        # by the HTTP server itself (uvicorn), in plain text, before any route
+        response["content"]["text/plain"] = {"schema": {"type": "string"}}
     if status in (429, 503):
         response["headers"] = RETRY_AFTER
     return response

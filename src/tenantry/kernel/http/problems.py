@@ -69,17 +69,21 @@ async def _problem_error(request: Request, exc: Exception) -> Response:
 
 def _allowed_methods(request: Request) -> str:
     """Every method of every route at the request's path (FastAPI has one route per method, and
-    Starlette's 405 names only the first one's)."""
+    Starlette's 405 names only the first one's); routes with a literal path shadow templates."""
     path: str = request.scope["path"]
     root: str = request.scope.get("root_path", "")
     if root and path.startswith(root):
         path = path[len(root) :] or "/"
-    methods: set[str] = set()
+    literal: set[str] = set()
+    templated: set[str] = set()
     for route in iter_route_contexts(request.app.router.routes):
         regex = getattr(route, "path_regex", None)
         if regex is not None and regex.match(path):
-            methods |= route.methods or set()
-    return ", ".join(sorted(methods))
+            fixed = "{" not in str(getattr(route, "path_format", "{"))
+            (literal if fixed else templated).update(route.methods or ())
+    # ``/flags/mine`` is its own resource, not ``/flags/{name}`` with name "mine": a literal
+    # path names the methods of its resource alone (as the OpenAPI document lists them)
+    return ", ".join(sorted(literal or templated))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -7,22 +7,29 @@ from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantry.capabilities import entitlements
 from tenantry.capabilities.pagination import ListQuery, list_query, search_query
+from tenantry.kernel.auth.actions import tenant_grants
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.errors import BadRequest, Unauthorized
 from tenantry.kernel.http.deps import principal, require
-from tenantry.kernel.http.openapi import problems_extra
+from tenantry.kernel.http.openapi import documents, problems_extra
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import Principal, require_tenant
 from tenantry.kernel.tenancy.model import Tenant
 from tenantry.modules.identity.application.services import IdentityService
-from tenantry.modules.identity.domain.model import ApiClient, Member
+from tenantry.modules.identity.domain.model import (
+    EMAIL_RE,
+    MIN_PASSWORD,
+    ROLE_RE,
+    ApiClient,
+    Member,
+)
 from tenantry.modules.identity.infrastructure.hashing import (
     Argon2PasswordHasher,
     client_secret_matches,
@@ -40,10 +47,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+RoleName = Annotated[str, Field(pattern=ROLE_RE.pattern, max_length=63)]
+#: Something besides white space (the name is stripped), and no NUL.
+_NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
 class NewUser(Strict):
-    email: str = Field(max_length=320)
-    password: str | None = Field(default=None, max_length=1024)
-    roles: list[str] = Field(default_factory=list, max_length=50)
+    email: str = Field(max_length=320, pattern=EMAIL_RE.pattern)
+    password: str | None = Field(default=None, min_length=MIN_PASSWORD, max_length=1024)
+    roles: list[RoleName] = Field(default_factory=list, max_length=50)
 
 
 class RoleBody(Strict):
@@ -52,12 +64,12 @@ class RoleBody(Strict):
 
 
 class NewRole(RoleBody):
-    name: str = Field(max_length=63)
+    name: RoleName
 
 
 class NewClient(Strict):
-    name: str = Field(max_length=200)
-    roles: list[str] = Field(default_factory=list, max_length=50)
+    name: str = Field(min_length=1, max_length=200, pattern=_NOT_BLANK)
+    roles: list[RoleName] = Field(default_factory=list, max_length=50)
 
 
 def _member(m: Member) -> dict[str, Any]:
@@ -93,10 +105,64 @@ def _basic_auth(request: Request) -> tuple[str, str] | None:
     return user, pw
 
 
+def _token_form(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """The token form as it is checked: the fields each grant type needs (a missing one is
+    400 ``invalid_request``; ``client_credentials`` may authenticate by HTTP Basic instead)."""
+    text = {"type": "string", "maxLength": 1024}
+    either: dict[str, Any] = {
+        "oneOf": [
+            {
+                "type": "object",
+                "title": "password grant",
+                "properties": {
+                    "grant_type": {"const": "password"},
+                    "username": {**text, "minLength": 1},
+                    "password": {**text, "minLength": 1},
+                    "tenant": {**text, "minLength": 1},
+                    "client_id": text,
+                    "client_secret": text,
+                },
+                "required": ["grant_type", "username", "password", "tenant"],
+            },
+            {
+                "type": "object",
+                "title": "client_credentials grant",
+                "properties": {
+                    "grant_type": {"const": "client_credentials"},
+                    "client_id": text,
+                    "client_secret": text,
+                    "username": text,
+                    "password": text,
+                    "tenant": text,
+                },
+                "required": ["grant_type"],
+            },
+        ]
+    }
+    content = operation.get("requestBody", {}).get("content", {})
+    form = content.get("application/x-www-form-urlencoded")
+    if form is not None:
+        form["schema"] = either
+
+
+def _role_actions(permissions: Mapping[str, str]) -> Any:
+    """A role's ``actions`` as an enum of what a tenant may grant (``tenant_grants``)."""
+
+    def rewrite(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+        ref = body.get("schema", {}).get("$ref", "")
+        target = schemas.get(ref.rsplit("/", 1)[-1]) if ref else None
+        if target is not None and "actions" in target.get("properties", {}):
+            target["properties"]["actions"]["items"] = {"enum": tenant_grants(permissions)}
+
+    return rewrite
+
+
 def build_router(service: IdentityService, permissions: Mapping[str, str]) -> APIRouter:
     router = APIRouter(tags=["identity"])
 
     @router.post("/token", summary="OAuth2 token endpoint (password, client_credentials)")
+    @documents(_token_form)
     async def token(
         request: Request,
         grant_type: Annotated[str, Form()],
@@ -148,7 +214,7 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
     @router.post(
         "/users",
         status_code=201,
-        openapi_extra=problems_extra(409),
+        openapi_extra=problems_extra(404, 409),
         dependencies=[Depends(entitlements.require("max_users", usage=active_members))],
     )
     async def create_user(
@@ -180,7 +246,7 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
         items, nxt = await service.repo.members(require_tenant(), q)
         return {"items": [_member(m) for m in items], "next_cursor": nxt}
 
-    @router.post("/users/{user_id}/disable", openapi_extra=problems_extra(409))
+    @router.post("/users/{user_id:uuid}/disable", openapi_extra=problems_extra(409))
     async def disable_user(
         user_id: UUID, p: Annotated[Principal, Depends(require(ADMIN))]
     ) -> dict[str, Any]:
@@ -189,19 +255,19 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
         await service.set_member_status(require_tenant(), user_id, "disabled", by=p.subject)
         return {"id": str(user_id), "status": "disabled"}
 
-    @router.delete("/users/{user_id}", status_code=204, openapi_extra=problems_extra(409))
+    @router.delete("/users/{user_id:uuid}", status_code=204, openapi_extra=problems_extra(409))
     async def remove_user(user_id: UUID, p: Annotated[Principal, Depends(require(ADMIN))]) -> None:
         """Remove the user from this tenant (their tokens stop working within a second)."""
         await service.remove_member(require_tenant(), user_id, p.subject)
 
-    @router.post("/users/{user_id}/enable")
+    @router.post("/users/{user_id:uuid}/enable")
     async def enable_user(
         user_id: UUID, _: Annotated[Principal, Depends(require(ADMIN))]
     ) -> dict[str, Any]:
         await service.set_member_status(require_tenant(), user_id, "active")
         return {"id": str(user_id), "status": "active"}
 
-    @router.post("/clients", status_code=201)
+    @router.post("/clients", status_code=201, openapi_extra=problems_extra(404))
     async def create_client(
         body: NewClient, _: Annotated[Principal, Depends(require(ADMIN))]
     ) -> dict[str, Any]:
@@ -212,7 +278,7 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
     async def list_clients(_: Annotated[Principal, Depends(require(ADMIN))]) -> dict[str, Any]:
         return {"items": [_client(c) for c in await service.repo.clients(require_tenant())]}
 
-    @router.post("/clients/{id_}/disable")
+    @router.post("/clients/{id_:uuid}/disable")
     async def disable_client(
         id_: UUID, _: Annotated[Principal, Depends(require(ADMIN))]
     ) -> dict[str, Any]:
@@ -225,6 +291,7 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
         return {"items": await service.repo.roles(require_tenant())}
 
     @router.post("/roles", status_code=201, openapi_extra=problems_extra(409))
+    @documents(_role_actions(permissions))
     async def create_role(
         body: NewRole, _: Annotated[Principal, Depends(require(ADMIN))]
     ) -> dict[str, Any]:
@@ -238,8 +305,11 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
         }
 
     @router.put("/roles/{name}", openapi_extra=problems_extra(409))
+    @documents(_role_actions(permissions))
     async def replace_role(
-        name: str, body: RoleBody, _: Annotated[Principal, Depends(require(ADMIN))]
+        name: Annotated[str, Path(pattern=ROLE_RE.pattern, max_length=63)],
+        body: RoleBody,
+        _: Annotated[Principal, Depends(require(ADMIN))],
     ) -> dict[str, Any]:
         await service.save_role(
             require_tenant(), name, body.actions, body.description, permissions, create=False
@@ -247,7 +317,10 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
         return {"name": name, "actions": sorted(set(body.actions)), "description": body.description}
 
     @router.delete("/roles/{name}", status_code=204, openapi_extra=problems_extra(409))
-    async def delete_role(name: str, _: Annotated[Principal, Depends(require(ADMIN))]) -> None:
+    async def delete_role(
+        name: Annotated[str, Path(pattern=ROLE_RE.pattern, max_length=63)],
+        _: Annotated[Principal, Depends(require(ADMIN))],
+    ) -> None:
         await service.delete_role(require_tenant(), name)
 
     return router

@@ -15,15 +15,28 @@ from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    TypeAdapter,
+    ValidationError,
+)
 
 from tenantry.capabilities.filtering import FieldSet
 from tenantry.capabilities.pagination import MAX_LIMIT, ListQuery, list_query
-from tenantry.capabilities.pagination.http import cursor_signer, parse_filter_param
+from tenantry.capabilities.pagination.http import (
+    cursor_signer,
+    document_list,
+    document_search,
+    parse_filter_param,
+)
 from tenantry.kernel.errors import BadRequest, ValidationFailed
 from tenantry.kernel.http.deps import require
-from tenantry.kernel.http.idempotency import IdempotencyKey, idempotency_key
-from tenantry.kernel.http.openapi import problems_extra
+from tenantry.kernel.http.idempotency import IdempotencyKey, document_key, idempotency_key
+from tenantry.kernel.http.openapi import documents, problems_extra
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.messaging import Dispatcher
 from tenantry.kernel.modules import Module
@@ -44,6 +57,7 @@ from tenantry.modules.ledger.application.services import (
     Publisher,
 )
 from tenantry.modules.ledger.contracts import TransactionPosted
+from tenantry.modules.ledger.domain.currency import MINOR_UNITS
 from tenantry.modules.ledger.domain.model import (
     MAX_AMOUNT,
     AccountType,
@@ -74,12 +88,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_CURRENCIES: list[JsonValue] = list(sorted(MINOR_UNITS))
+
+
 class AccountIn(Strict):
     code: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=200)
     type: AccountType
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    allow_negative: bool | None = None
+    # checked by the domain (422 naming the code); the enum tells clients which ones
+    currency: str = Field(
+        pattern=r"^[A-Z]{3}$", json_schema_extra={"enum": list[JsonValue](sorted(MINOR_UNITS))}
+    )
+    allow_negative: StrictBool | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -92,7 +112,8 @@ class EntryIn(Strict):
 class TransactionIn(Strict):
     description: str = Field(default="", max_length=500)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    entries: list[EntryIn] = Field(max_length=100)
+    # at least two: checked by the domain (422 ``ledger-invalid``), stated in the schema
+    entries: list[EntryIn] = Field(max_length=100, json_schema_extra={"minItems": 2})
 
 
 class BatchItemIn(TransactionIn):
@@ -100,7 +121,7 @@ class BatchItemIn(TransactionIn):
 
 
 class BatchIn(Strict):
-    atomic: bool = False
+    atomic: StrictBool = False
     transactions: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
 
 
@@ -109,7 +130,7 @@ class BatchFastIn(Strict):
     (pydantic-core), instead of JSON -> dicts -> one validation per item. Any error falls
     back to ``BatchIn`` and per-item validation, which reports it exactly as before."""
 
-    atomic: bool = False
+    atomic: StrictBool = False
     transactions: list[BatchItemIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
@@ -179,14 +200,30 @@ def _scope() -> str:
 Listed = tuple[ListQuery, Extras]
 
 
+def _extras_schema(account_filter: bool) -> list[dict[str, Any]]:
+    """The ledger-only conditions of the top-level ``filters`` (``split_extras``)."""
+
+    def eq(field: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {"field": field, "op": {"const": "eq"}, "value": value},
+            "required": ["field", "value"],
+            "additionalProperties": False,
+        }
+
+    out = [eq({"type": "string", "pattern": r"^metadata\.[^\x00]{1,63}$"}, {})]
+    if account_filter:
+        out.append(eq({"const": "account_id"}, {"type": "string", "format": "uuid"}))
+    return out
+
+
 def _ledger_list(fieldset: FieldSet, *, account_filter: bool = False) -> Any:
     """``list_query`` plus the ledger-only conditions (account_id, metadata.<key>)."""
 
+    @documents(document_list(fieldset, top_level=_extras_schema(account_filter)))
     async def dependency(
         request: Request,
-        filter_: Annotated[
-            str | None, Query(alias="filter", max_length=16_384, description="filter document")
-        ] = None,
+        filter_: Annotated[str | None, Query(alias="filter", description="filter document")] = None,
         sort: Annotated[str | None, Query(max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
         cursor: Annotated[str | None, Query(max_length=2000)] = None,
@@ -209,6 +246,7 @@ def _ledger_list(fieldset: FieldSet, *, account_filter: bool = False) -> Any:
 def _ledger_search(fieldset: FieldSet, *, account_filter: bool = False) -> Any:
     """The same for ``POST .../search`` (document, limit and cursor in the body)."""
 
+    @documents(document_search(fieldset, top_level=_extras_schema(account_filter)))
     async def dependency(
         request: Request, body: Annotated[dict[str, Any] | None, Body()] = None
     ) -> Listed:
@@ -291,6 +329,7 @@ def build_router(service: LedgerService) -> APIRouter:
         openapi_extra=problems_extra(404, 409, **_body_doc(TransactionIn)),
         summary="Post a transaction (Idempotency-Key header required)",
     )
+    @documents(document_key(required=True))
     async def post_transaction(request: Request, _: CanWrite) -> JsonResponse:
         key = _idempotency_key(request)
         body: TransactionIn = _parse(TransactionIn, await request.body())

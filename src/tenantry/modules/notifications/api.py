@@ -53,10 +53,25 @@ class NotificationSettings(BaseModel):
     error_emails: list[str] = Field(default_factory=list, max_length=50)
 
 
+_PORT = r"(?::(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+_HOST_CHAR = r"[^\s\x00-\x20/?#@:\[\]]"
+#: http(s)://host[:port][/path...], the host a name (a letter in it: IP literals, which are
+#: refused when they are loopback, private, link-local or metadata addresses, are not shown)
+_URL = (
+    rf"^[hH][tT][tT][pP][sS]?://{_HOST_CHAR}*[A-Za-z]{_HOST_CHAR}*{_PORT}"
+    r"(?:[/?#][^\s\x00]*)?$"
+)
+
+
 class NewEndpoint(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(max_length=2000)
-    events: list[str] = Field(min_length=1, max_length=20)
+    #: http(s) only; loopback, private, link-local and metadata targets are refused (422)
+    # the pattern documents the usual shape; ``parse_target`` decides (an IP literal is
+    # accepted too when it is a public address)
+    url: str = Field(max_length=2000, json_schema_extra={"pattern": _URL})
+    events: list[Annotated[str, Field(json_schema_extra={"enum": list(WEBHOOK_EVENTS)})]] = Field(
+        min_length=1, max_length=20
+    )
 
 
 class NotificationsModule(Module):

@@ -182,7 +182,8 @@ class IdentityService:
             raise _invalid(exc) from None
         unknown = set(roles) - await self.repo.existing_roles(tenant, roles)
         if unknown:
-            raise ValidationFailed(
+            # a reference to something this tenant does not have: 404, as an unknown id is
+            raise NotFound(
                 f"unknown roles: {', '.join(sorted(unknown))}",
                 errors=[
                     {"field": "roles", "message": f"unknown role {r!r}"} for r in sorted(unknown)
@@ -213,9 +214,11 @@ class IdentityService:
         created = False
         if user_id is None:
             if password is None:
-                raise ValidationFailed(
-                    "a new user needs a password",
-                    errors=[{"field": "password", "message": "required"}],
+                # no login has this e-mail: adding an existing person needs none, so this
+                # names a login that does not exist (404, as an unknown id)
+                raise NotFound(
+                    "no login has this e-mail; give a password to create one",
+                    errors=[{"field": "password", "message": "required for a new login"}],
                 )
             try:
                 check_password(password)

@@ -8,7 +8,10 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,63}$")
+#: No white space or control characters anywhere (spelled out: ``\\s`` alone differs between
+#: Python and the ECMA regexes of JSON Schema on U+001C-U+001F and U+0085).
+_ADDR = r"[^@\s\x00-\x20\x7f-\xa0]"
+EMAIL_RE = re.compile(rf"^{_ADDR}{{1,64}}@{_ADDR}{{1,255}}\.{_ADDR}{{2,63}}$")
 ROLE_RE = re.compile(r"^[a-z][a-z0-9_.:-]{0,62}$")
 MIN_PASSWORD = 12
 ADMIN_ROLE = "admin"

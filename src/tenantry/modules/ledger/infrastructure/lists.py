@@ -101,6 +101,8 @@ def split_extras(doc: Any, *, account_filter: bool) -> tuple[Any, Extras]:
             rest.append(cond)
             continue
         where = f"filters[{i}]"
+        if not cond.keys() <= {"field", "op", "value"} or "value" not in cond:
+            raise _bad(where, f"{name}: expected {{field, op, value}}")
         if cond.get("op", "eq") != "eq":
             raise _bad(where, f"{name} supports only the op 'eq'")
         if name == "account_id":
