@@ -113,6 +113,8 @@ class Platform:
         self.provision_undo_hooks: list[ProvisionUndo] = []
         #: Checks of tenant-creation options, by the modules that own them (see on_provision).
         self.provision_checks: list[Callable[[ProvisionRequest], None]] = []
+        #: JSON Schemas of the fields those checks decide (see check_provision_request).
+        self.provision_schemas: dict[str, dict[str, Any]] = {}
         self.permissions: dict[str, str] = {PLATFORM_ADMIN: "operate the whole platform"}
         self.default_roles: dict[str, list[str]] = {}
         self.services: dict[str, Any] = {}
@@ -166,10 +168,16 @@ class Platform:
         if undo is not None:
             self.provision_undo_hooks.append(undo)
 
-    def check_provision_request(self, check: Callable[[ProvisionRequest], None]) -> None:
+    def check_provision_request(
+        self,
+        check: Callable[[ProvisionRequest], None],
+        schema: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         """Validate a tenant-creation request before anything is written (raise
-        ``ValidationFailed`` naming the field or option)."""
+        ``ValidationFailed`` naming the field or option); ``schema``: the JSON Schema of the
+        fields or options the check decides (``POST /platform/tenants`` documents them)."""
         self.provision_checks.append(check)
+        self.provision_schemas.update(schema or {})
 
     def set_authorizer(self, authorizer: Authorizer) -> None:
         """Route every ``require()`` permission check through ``authorizer``."""

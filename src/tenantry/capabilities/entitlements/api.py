@@ -8,9 +8,10 @@ from fastapi import APIRouter, Body, Depends
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenantry.capabilities.entitlements import NotEntitled
-from tenantry.capabilities.entitlements.plans import Plans
+from tenantry.capabilities.entitlements.plans import PlanConfig, Plans
 from tenantry.kernel.errors import NotFound
 from tenantry.kernel.http.deps import principal, require
+from tenantry.kernel.http.openapi import documents
 from tenantry.kernel.http.problems import problem_response
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import PLATFORM_ADMIN, Platform
@@ -53,6 +54,17 @@ class ModuleGate:
         await self.app(scope, receive, send)
 
 
+def _override_schema(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """The override is any part of a plan (merged over the tenant's plan): ``PlanConfig``'s
+    fields, none required."""
+    schema = PlanConfig.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(schema.pop("$defs", {}))
+    schema.pop("required", None)
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    if body is not None:
+        body["schema"] = schema
+
+
 def build_router(platform: Platform, plans: Plans) -> APIRouter:
     router = APIRouter(tags=["entitlements"])
 
@@ -65,6 +77,7 @@ def build_router(platform: Platform, plans: Plans) -> APIRouter:
         return {"items": [p.as_dict() for p in plans.plans.values()]}
 
     @router.put("/tenants/{slug}/override", summary="Operators: override a tenant's plan")
+    @documents(_override_schema)
     async def override(
         slug: str,
         body: Annotated[dict[str, Any], Body()],
@@ -87,7 +100,9 @@ class EntitlementsModule(Module):
         ttl = float(platform.settings.module_settings("entitlements").get("cache_ttl_s", 5.0))
         plans = Plans(platform.db, cfg, ttl)
         platform.services["entitlements"] = plans
-        platform.check_provision_request(plans.check_request)
+        platform.check_provision_request(
+            plans.check_request, {"plan": {"enum": [*sorted(plans.plans), None]}}
+        )
         platform.add_middleware(ModuleGate, plans=plans)
         platform.include_router(build_router(platform, plans), self.name)
 

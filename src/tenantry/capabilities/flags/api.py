@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from tenantry.capabilities.flags.store import Flag, FlagStore
+from tenantry.capabilities.flags.store import NAME_RE, Flag, FlagStore
 from tenantry.kernel.errors import NotFound
 from tenantry.kernel.http.deps import principal, require
+from tenantry.kernel.http.types import JsonInt
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import PLATFORM_ADMIN, Platform
 from tenantry.kernel.tenancy.context import Principal, require_tenant
@@ -21,14 +22,18 @@ OperatorDep = Annotated[Principal, Depends(require(PLATFORM_ADMIN))]
 class FlagBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     description: str = Field(default="", max_length=500)
-    default: bool = False
+    default: StrictBool = False
     plans: list[str] = Field(default_factory=list, max_length=50)
-    percentage: int = Field(default=0, ge=0, le=100)
+    percentage: JsonInt = Field(default=0, ge=0, le=100)
 
 
 class TargetBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    enabled: bool | None  # null: remove the tenant's target
+    enabled: StrictBool | None  # null: remove the tenant's target
+
+
+#: The flag-name rule of the store, stated in the document (the store's 422 decides).
+FlagName = Annotated[str, Path(json_schema_extra={"pattern": NAME_RE.pattern, "maxLength": 63})]
 
 
 def build_router(platform: Platform, store: FlagStore) -> APIRouter:
@@ -49,13 +54,13 @@ def build_router(platform: Platform, store: FlagStore) -> APIRouter:
         return {"items": [f.as_dict() for f in store.flags.values()]}
 
     @router.put("/{name}", summary="Operators: create or replace a flag's rules")
-    async def put_flag(name: str, body: FlagBody, _: OperatorDep) -> dict[str, Any]:
+    async def put_flag(name: FlagName, body: FlagBody, _: OperatorDep) -> dict[str, Any]:
         flag = Flag(name, body.description, body.default, frozenset(body.plans), body.percentage)
         await store.put(flag)
         return flag.as_dict()
 
     @router.put("/{name}/tenants/{slug}", summary="Operators: turn a flag on/off for a tenant")
-    async def put_target(name: str, slug: str, body: TargetBody, _: OperatorDep) -> Any:
+    async def put_target(name: FlagName, slug: str, body: TargetBody, _: OperatorDep) -> Any:
         tenant = await tenant_of(slug)
         await store.set_target(name, tenant, body.enabled)
         ev = store.evaluate(name, tenant)

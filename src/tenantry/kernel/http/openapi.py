@@ -201,6 +201,8 @@ def edge_rules(schema: Any) -> Any:
             out["minimum"] = INT64_MIN
         if not isinstance(out.get("maximum"), int | float) or out["maximum"] > INT64_MAX:
             out["maximum"] = INT64_MAX
+    if "array" in types and "items" not in out and "prefixItems" not in out:
+        out["items"] = {"$ref": JSON_VALUE_REF}
     if "object" in types:
         extra = out.get("additionalProperties", True)
         if extra is not False:

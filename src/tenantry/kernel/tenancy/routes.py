@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantry.kernel.http.deps import require
-from tenantry.kernel.http.openapi import problems_extra
+from tenantry.kernel.http.openapi import Documenter, documents, problems_extra
 from tenantry.kernel.tenancy.context import Principal
-from tenantry.kernel.tenancy.model import IsolationMode
+from tenantry.kernel.tenancy.model import SLUG_RE, IsolationMode
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 
 if TYPE_CHECKING:
@@ -31,9 +31,30 @@ class NewTenant(BaseModel):
     chart_of_accounts: str | None = Field(default=None, max_length=40)
 
 
+#: A name with something besides white space (names are stripped).
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
 #: Same value as ``kernel.platform.PLATFORM_ADMIN`` (module-level: FastAPI resolves the
 #: route's annotations from module globals).
 PLATFORM_ADMIN = "platform:admin"
+
+
+def _tenant_body(platform: Platform) -> Documenter:
+    """The body of ``POST /platform/tenants`` as it is checked: the slug rule, a name that is
+    not blank, the configured servers, and what the modules' checks decide
+    (``Platform.check_provision_request(check, schema)``: plans, chart templates, admin)."""
+
+    def rewrite(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+        target = schemas.get("NewTenant")
+        if target is None:
+            return
+        props = target.setdefault("properties", {})
+        props["slug"] = {"type": "string", "pattern": SLUG_RE.pattern, "maxLength": 40}
+        props["name"] = {"type": "string", "maxLength": 200, "pattern": NOT_BLANK}
+        props["server"] = {"enum": sorted(platform.db.server_names), "default": "default"}
+        for key, schema in platform.provision_schemas.items():
+            props[key] = schema
+
+    return rewrite
 
 
 def build_router(platform: Platform) -> APIRouter:
@@ -45,6 +66,7 @@ def build_router(platform: Platform) -> APIRouter:
         summary="Onboard a tenant (the onboarding saga)",
         openapi_extra=problems_extra(409),
     )
+    @documents(_tenant_body(platform))
     async def create_tenant(
         body: NewTenant, _: Annotated[Principal, Depends(require(PLATFORM_ADMIN))]
     ) -> dict[str, Any]:

@@ -360,7 +360,23 @@ class IdentityModule(Module):
 
         platform.on_provision(seed, undo=service.unseed_tenant)
         platform.principals.source = repo.principal_active
-        platform.check_provision_request(service.check_onboarding_request)
+        platform.check_provision_request(
+            service.check_onboarding_request,
+            {
+                "admin_email": {
+                    "type": ["string", "null"],
+                    "maxLength": 320,
+                    "pattern": EMAIL_RE.pattern,
+                    "description": "the first admin (with admin_password: a new login)",
+                },
+                "admin_password": {
+                    "type": ["string", "null"],
+                    "minLength": MIN_PASSWORD,
+                    "maxLength": 1024,
+                    "description": "needs admin_email (422 without)",
+                },
+            },
+        )
 
 
 module = IdentityModule()

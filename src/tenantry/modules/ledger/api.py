@@ -38,6 +38,7 @@ from tenantry.kernel.http.deps import require
 from tenantry.kernel.http.idempotency import IdempotencyKey, document_key, idempotency_key
 from tenantry.kernel.http.openapi import documents, problems_extra
 from tenantry.kernel.http.responses import JsonResponse
+from tenantry.kernel.http.types import JsonInt
 from tenantry.kernel.messaging import Dispatcher
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
@@ -47,7 +48,7 @@ from tenantry.modules.ledger.application.errors import (
     ItemInvalid,
     RuleBroken,
 )
-from tenantry.modules.ledger.application.onboarding import check_onboarding_request
+from tenantry.modules.ledger.application.onboarding import CHARTS, check_onboarding_request
 from tenantry.modules.ledger.application.ports import PostingSession
 from tenantry.modules.ledger.application.services import (
     REVERSAL_KEY_PREFIX,
@@ -106,7 +107,7 @@ class AccountIn(Strict):
 class EntryIn(Strict):
     account_id: UUID
     direction: Direction
-    amount: int = Field(strict=True, gt=0, le=MAX_AMOUNT)
+    amount: JsonInt = Field(gt=0, le=MAX_AMOUNT)
 
 
 class TransactionIn(Strict):
@@ -446,7 +447,10 @@ class LedgerModule(Module):
         register_export_sources(platform)
         # Onboarding: the saga's chart-of-accounts step and its compensation (replies: the
         # saga waits for the result, so these commands stay in-process).
-        platform.check_provision_request(check_onboarding_request)
+        platform.check_provision_request(
+            check_onboarding_request,
+            {"chart_of_accounts": {"enum": [*sorted(CHARTS), None], "default": "default"}},
+        )
         platform.dispatcher.handle(self.name, SeedChartOfAccounts, seed_chart, replies=True)
         platform.dispatcher.handle(self.name, RemoveChartOfAccounts, remove_chart, replies=True)
 
