@@ -128,7 +128,8 @@ DESCRIPTIONS: dict[int, str] = {
     410: "Gone",
     422: "Invalid fields (`errors` names them)",
     429: "Rate limit reached (`Retry-After`)",
-    503: "Temporarily unavailable (`Retry-After`)",
+    503: "Temporarily unavailable (`Retry-After`); `database-unavailable` when the database"
+    " connection was lost or could not be opened",
 }
 RETRY_AFTER = {
     "Retry-After": {

@@ -14,6 +14,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from tenantry.kernel.db.errors import database_unavailable
 from tenantry.kernel.errors import ProblemError
 from tenantry.kernel.hooks import call_hooks
 
@@ -153,8 +154,46 @@ def _client_value_error(exc: Exception) -> bool:
     return isinstance(exc.__cause__, OverflowError | UnicodeEncodeError)
 
 
+#: Seconds a client is told to wait when the database is unreachable: the pools reconnect on
+#: the next acquire, so a retry a second later usually succeeds.
+DATABASE_RETRY_AFTER_S = 1
+
+
+def database_unavailable_response(request_id: str | None) -> Response:
+    """``503 database-unavailable`` with ``Retry-After``: the database could not be reached or
+    the connection was lost mid-request (kernel/db/errors); nothing is wrong with the request,
+    and a write that got this answer was not committed unless the COMMIT itself was cut
+    (retry with the same ``Idempotency-Key`` where the route takes one)."""
+    headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+    if request_id:
+        headers["X-Request-Id"] = request_id
+    return problem_response(
+        503,
+        "database-unavailable",
+        "Database unavailable",
+        "the database connection was lost or could not be opened; retry shortly",
+        request_id=request_id,
+        headers=headers,
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """Driver and socket errors raised by a route: 503 for a lost database, 422 for a value the
+    database refused; anything else goes on to ``_unhandled`` (a 500)."""
+    if database_unavailable(exc):
+        _log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return database_unavailable_response(_rid(request))
+    if _client_value_error(exc):
+        return await _unhandled(request, exc)
+    raise exc
+
+
 async def _unhandled(request: Request, exc: Exception) -> Response:
     rid = _rid(request)
+    if database_unavailable(exc):
+        # Raised outside the routes (a middleware's catalog or principal lookup).
+        _log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return database_unavailable_response(rid)
     if _client_value_error(exc):
         _log.warning("value refused by the database on %s: %s", request.url.path, exc)
         return problem_response(
@@ -183,4 +222,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for cls in (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+        app.add_exception_handler(cls, _database_error)
     app.add_exception_handler(Exception, _unhandled)
