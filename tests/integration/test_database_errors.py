@@ -17,7 +17,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tenantry.kernel.db.errors import database_unavailable
+from tenantry.kernel.db.errors import DRIVER_ERRORS, database_unavailable
+from tenantry.kernel.db.uow import PLATFORM_SCHEMA, begin_sql, pooled_transaction
 from tenantry.kernel.http import problems
 from tenantry.kernel.platform import Platform
 
@@ -201,3 +202,48 @@ async def test_openapi_declares_the_503(client: httpx.AsyncClient) -> None:
     declared = op["responses"]["503"]
     assert "Retry-After" in declared["headers"]
     assert "database-unavailable" in declared["description"]
+
+
+# -- the unit of work on a dropped connection ---------------------------------------------------
+async def test_begin_is_retried_on_a_pooled_connection_dropped_while_idle(
+    platform: Platform,
+) -> None:
+    """The pool's one connection is terminated while idle, and used at once: BEGIN finds out
+    (before: 15 of 20 units of work failed, ConnectionDoesNotExist or InternalClientError)."""
+    pool = await platform.db.new_pool("default", None, min_size=1, max_size=1)
+    admin = await asyncpg.connect(platform.db.admin_dsn())
+    failures: list[str] = []
+    try:
+        for _ in range(20):
+            async with pool.acquire() as c:
+                pid = c.get_server_pid()
+            await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+            try:
+                async with pooled_transaction(pool, begin_sql(None, PLATFORM_SCHEMA)) as conn:
+                    assert await conn.fetchval("SELECT 1") == 1
+            except Exception as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        await admin.close()
+        await pool.close()
+    assert failures == []
+
+
+async def test_a_connection_lost_mid_transaction_raises_the_loss_not_a_second_error(
+    platform: Platform,
+) -> None:
+    """The ROLLBACK path on a dead connection must not replace the error (before: asyncpg's
+    "connection has been released back to the pool" from ``is_closed()`` of the detached
+    proxy)."""
+    pool = await platform.db.new_pool("default", None, min_size=1, max_size=1)
+    try:
+        for _ in range(5):
+            with pytest.raises(DRIVER_ERRORS) as caught:
+                async with pooled_transaction(pool, begin_sql(None, PLATFORM_SCHEMA)) as conn:
+                    await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            assert "released back to the pool" not in str(caught.value)
+            assert database_unavailable(caught.value), repr(caught.value)
+        async with pooled_transaction(pool, begin_sql(None, PLATFORM_SCHEMA)) as conn:
+            assert await conn.fetchval("SELECT 1") == 1
+    finally:
+        await pool.close()

@@ -11,7 +11,6 @@ notification delay. Hits and misses are counted per key prefix (text before the 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
@@ -19,7 +18,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-import asyncpg
 import orjson
 
 from tenantry.capabilities.cache import sql
@@ -55,9 +53,7 @@ class Cache:
         self._stats: dict[str, list[int]] = {}
         #: Labelled Prometheus children by (prefix, result), saving ``labels()`` per lookup.
         self._counters: dict[tuple[str, str], Any] = {}
-        self._listener: asyncpg.Connection | None = None
-        self._listen_task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._listening = False
         #: L1 is used only while the invalidation listener is connected.
         self._coherent = False
 
@@ -175,51 +171,36 @@ class Cache:
             self.l1.drop_tenant(tenant)
 
     async def start(self) -> None:
-        """LISTEN for invalidations (PostgreSQL backend with an L1 only)."""
-        if self.l1.size <= 0 or self._listen_task is not None:
+        """LISTEN for invalidations (PostgreSQL backend with an L1 only), over the process's
+        reconnecting LISTEN connection (kernel/db/listener). The L1 is off while that
+        connection is down and starts empty again after it re-opens (NOTIFYs were missed)."""
+        if self.l1.size <= 0 or self._listening:
             return
-        self._stopping = False
-        await self._connect()
-        self._listen_task = asyncio.create_task(self._watch())
+        self._listening = True
+        listener = self.db.listener()
+        listener.on_lost.append(self._on_lost)
+        listener.on_reconnect.append(self._on_reconnect)
+        await self.db.listen(sql.CHANNEL, self._on_notify)
+        self._coherent = listener.connected
 
-    async def _connect(self) -> None:
-        conn: asyncpg.Connection = await asyncpg.connect(
-            self.db.app_dsn(), server_settings={"application_name": "tenantry-cache-listen"}
-        )
-        await conn.add_listener(sql.CHANNEL, self._on_notify)
-        conn.add_termination_listener(self._on_lost)
-        self._listener = conn
-        self._coherent = True
-
-    def _on_lost(self, _conn: Any) -> None:
+    def _on_lost(self) -> None:
         self._coherent = False
         self.l1.clear()
 
-    async def _watch(self) -> None:
-        """Reconnect a lost listener; the L1 is cleared since notifications were missed."""
-        while not self._stopping:
-            await asyncio.sleep(1.0)
-            conn = self._listener
-            if conn is not None and not conn.is_closed():
-                continue
-            self._on_lost(conn)
-            try:
-                await self._connect()
-            except (OSError, asyncpg.PostgresError):
-                _log.warning("cache invalidation listener: reconnect failed; L1 off meanwhile")
+    def _on_reconnect(self) -> None:
+        self.l1.clear()
+        self._coherent = True
 
     async def close(self) -> None:
-        self._stopping = True
         self._coherent = False
-        if self._listen_task is not None:
-            self._listen_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listen_task
-            self._listen_task = None
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close()
-            self._listener = None
+        if self._listening:
+            self._listening = False
+            listener = self.db.listener()
+            with contextlib.suppress(ValueError):
+                listener.on_lost.remove(self._on_lost)
+            with contextlib.suppress(ValueError):
+                listener.on_reconnect.remove(self._on_reconnect)
+            await self.db.unlisten(sql.CHANNEL, self._on_notify)
         with contextlib.suppress(Exception):
             await self.flush_stats()
         await self.backend.close()

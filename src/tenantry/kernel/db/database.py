@@ -18,13 +18,14 @@ import orjson
 
 from tenantry.kernel.config import DatabaseSettings
 from tenantry.kernel.db.dsn import database_of, with_database, with_user
+from tenantry.kernel.db.listener import Callback, NotifyListener
 from tenantry.kernel.db.uow import (
     PLATFORM_SCHEMA,
     Connection,
     IsolationLevel,
     UnitOfWork,
     begin_sql,
-    transaction,
+    pooled_transaction,
 )
 from tenantry.kernel.errors import ConfigError
 from tenantry.kernel.tenancy.context import current_principal, require_tenant
@@ -32,7 +33,7 @@ from tenantry.kernel.tenancy.model import Tenant
 
 Pool = asyncpg.Pool
 #: A NOTIFY callback: (connection, backend pid, channel, payload).
-Listener = Callable[[Any, int, str, object], None]
+Listener = Callback
 #: Called with every new pooled connection (e.g. observability adds a query logger for spans).
 CONNECTION_HOOKS: list[Callable[[asyncpg.Connection], None]] = []
 
@@ -66,8 +67,9 @@ class Database:
             self._servers[name] = server.url
         self._pools: dict[tuple[str, str], Pool] = {}
         self._lock = asyncio.Lock()
-        self._listener: asyncpg.Connection | None = None
-        self._listener_lock = asyncio.Lock()
+        self._listeners: dict[tuple[str, str], NotifyListener] = {}
+        #: Seconds between keepalive probes of the LISTEN connections (kernel/db/listener).
+        self.listen_keepalive_s = 10.0
 
     # -- URLs -------------------------------------------------------------------------------
     def server_url(self, server: str) -> str:
@@ -136,27 +138,51 @@ class Database:
         return pool
 
     # -- NOTIFY subscriptions -----------------------------------------------------------------
-    async def listen(self, channel: str, callback: Listener) -> None:
-        """Subscribe ``callback`` to NOTIFY on ``channel``. All subscribers of a process share
-        one dedicated connection (the catalog, authz, plans and flags caches all listen)."""
-        async with self._listener_lock:
-            if self._listener is None or self._listener.is_closed():
-                self._listener = await asyncpg.connect(
-                    self.app_dsn(), server_settings={"application_name": "tenantry-listen"}
-                )
-            await self._listener.add_listener(channel, callback)
+    def listener(self, server: str = "default", database: str | None = None) -> NotifyListener:
+        """The process's one LISTEN connection to that database (kernel/db/listener: it
+        re-connects with backoff and re-LISTENs on its own)."""
+        key = (server, database or self.main_database)
+        listener = self._listeners.get(key)
+        if listener is None:
+            listener = NotifyListener(
+                self.app_dsn(server, key[1]),
+                name=f"{server}/{key[1]}",
+                keepalive_s=self.listen_keepalive_s,
+            )
+            self._listeners[key] = listener
+        return listener
 
-    async def unlisten(self, channel: str, callback: Listener) -> None:
-        async with self._listener_lock:
-            if self._listener is not None and not self._listener.is_closed():
-                with contextlib.suppress(OSError, asyncpg.PostgresError):
-                    await self._listener.remove_listener(channel, callback)
+    async def listen(
+        self,
+        channel: str,
+        callback: Listener,
+        *,
+        server: str = "default",
+        database: str | None = None,
+    ) -> None:
+        """Subscribe ``callback`` to NOTIFY on ``channel`` (of the main database, or of
+        ``database``). All subscribers of a process share one connection per database; after
+        a re-connect each gets one notification with an empty payload (anything may have
+        changed while it was down)."""
+        await self.listener(server, database).subscribe(channel, callback)
+
+    async def unlisten(
+        self,
+        channel: str,
+        callback: Listener,
+        *,
+        server: str = "default",
+        database: str | None = None,
+    ) -> None:
+        key = (server, database or self.main_database)
+        listener = self._listeners.get(key)
+        if listener is not None:
+            await listener.unsubscribe(channel, callback)
 
     async def close(self) -> None:
-        if self._listener is not None:
-            conn, self._listener = self._listener, None
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
-                await conn.close(timeout=2)
+        listeners, self._listeners = list(self._listeners.values()), {}
+        for listener in listeners:
+            await listener.close()
         pools, self._pools = list(self._pools.values()), {}
         await asyncio.gather(*(p.close() for p in pools), return_exceptions=True)
 
@@ -178,14 +204,14 @@ class Database:
         tenant = require_tenant()
         pool = await self.pool(tenant.server, tenant.database)
         begin = begin_sql(tenant.id, tenant.schema, readonly=readonly, isolation=isolation)
-        async with pool.acquire() as conn, transaction(conn, begin):
+        async with pooled_transaction(pool, begin) as conn:
             yield UnitOfWork(conn, tenant, current_principal(), db=self)
 
     @contextlib.asynccontextmanager
     async def tenant_unit_of_work(self, tenant: Tenant) -> AsyncIterator[UnitOfWork]:
         """A unit of work for an explicit tenant (CLI, provisioning); prefer ``tenant_scope``."""
         pool = await self.pool(tenant.server, tenant.database)
-        async with pool.acquire() as conn, transaction(conn, begin_sql(tenant.id, tenant.schema)):
+        async with pooled_transaction(pool, begin_sql(tenant.id, tenant.schema)) as conn:
             yield UnitOfWork(conn, tenant, None, db=self)
 
     @contextlib.asynccontextmanager
@@ -199,7 +225,7 @@ class Database:
         """
         pool = await self.pool()
         begin = begin_sql(as_tenant.id if as_tenant else None, PLATFORM_SCHEMA)
-        async with pool.acquire() as conn, transaction(conn, begin):
+        async with pooled_transaction(pool, begin) as conn:
             yield UnitOfWork(
                 conn, as_tenant, current_principal() if as_tenant else None, platform=True, db=self
             )

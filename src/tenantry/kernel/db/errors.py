@@ -23,6 +23,16 @@ import asyncio
 
 import asyncpg
 
+#: What talking to the database can raise besides a programming error: loops that visit
+#: every store catch these (and then ask ``database_unavailable`` how to log it).
+DRIVER_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
 #: SQLSTATEs of a lost or refused connection: class 08 (connection exception) and the
 #: operator-intervention codes that end a session (57P01 admin shutdown, which
 #: ``pg_terminate_backend`` sends; 57P02 crash shutdown; 57P03 cannot connect now; 57P04/05
@@ -64,6 +74,12 @@ def _unavailable(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.InterfaceError):
         text = str(exc).lower()
         return any(m in text for m in _GONE_MESSAGES)
+    if isinstance(exc, asyncpg.InternalClientError):
+        # "cannot switch to state 15; another operation (2) is in progress": the server's
+        # FATAL error of a terminated backend arrived on an idle connection, which waits in
+        # state 2 (consuming an error) for a ReadyForQuery that never comes.
+        text = str(exc)
+        return "cannot switch to state" in text and "another operation (2)" in text
     if isinstance(exc, OSError | asyncio.TimeoutError):
         # Refused, reset, no route, name resolution, a connect() that timed out: only when
         # raised inside the driver (an OSError of a webhook call or a file is no outage).

@@ -25,6 +25,7 @@ from uuid import UUID
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from tenantry.kernel.db.errors import database_unavailable
 from tenantry.kernel.tenancy.context import Principal
 from tenantry.kernel.tenancy.model import Tenant
 
@@ -78,6 +79,16 @@ def begin_sql(
     )
 
 
+def _open(conn: Connection) -> bool:
+    """Whether ``conn`` can still take a statement. A pool proxy whose connection was lost is
+    detached at once (asyncpg releases it), and asking it anything raises; that must not
+    replace the error being handled."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
 @contextlib.asynccontextmanager
 async def transaction(conn: Connection, begin: str) -> AsyncIterator[None]:
     """Run ``begin`` (``begin_sql``), then COMMIT on success or ROLLBACK on any exception.
@@ -86,17 +97,49 @@ async def transaction(conn: Connection, begin: str) -> AsyncIterator[None]:
     does not know about this transaction, so nested blocks go through
     ``UnitOfWork.savepoint`` (``conn.transaction()`` would refuse to start inside it). If the
     ROLLBACK itself cannot be sent (broken or cancelling connection), the pool's release
-    still rolls back any open transaction, or terminates the connection.
+    still rolls back any open transaction, or terminates the connection; the error raised is
+    always the one that ended the block, never one of the ROLLBACK on a dead connection.
     """
+    await conn.execute(begin)
+    async with _finish(conn):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _finish(conn: Connection) -> AsyncIterator[None]:
     try:
-        await conn.execute(begin)
         yield
     except BaseException:
-        if not conn.is_closed():
+        if _open(conn):
             with contextlib.suppress(Exception):
                 await conn.execute("ROLLBACK")
         raise
     await conn.execute("COMMIT")
+
+
+@contextlib.asynccontextmanager
+async def pooled_transaction(pool: asyncpg.Pool, begin: str) -> AsyncIterator[Connection]:
+    """A connection from ``pool`` in a transaction opened with ``begin`` (``transaction``).
+
+    **BEGIN is retried once**, on another connection, when it fails because the connection
+    was lost (kernel/db/errors): a pooled connection whose server process was terminated
+    while it sat idle (``pg_terminate_backend``, a restart) is only found out when it is
+    used. Nothing has run on it yet, so the retry cannot do anything twice. Anything later
+    in the transaction is not retried here (the caller's 503 says retry)."""
+    for attempt in (1, 2):
+        async with pool.acquire() as conn:
+            try:
+                await conn.execute(begin)
+            except Exception as exc:
+                if attempt == 2 or not database_unavailable(exc):
+                    raise
+                if _open(conn):
+                    with contextlib.suppress(asyncpg.InterfaceError):
+                        conn.terminate()  # its protocol state is unknown: never reuse it
+                continue
+            async with _finish(conn):
+                yield conn
+            return
 
 
 class UnitOfWork:
@@ -175,7 +218,7 @@ class UnitOfWork:
         try:
             yield
         except BaseException:
-            if not self._conn.is_closed():
+            if _open(self._conn):
                 with contextlib.suppress(Exception):
                     await self._conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
             raise

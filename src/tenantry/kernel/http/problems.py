@@ -14,7 +14,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from tenantry.kernel.db.errors import database_unavailable
+from tenantry.kernel.db.errors import DRIVER_ERRORS, database_unavailable
 from tenantry.kernel.errors import ProblemError
 from tenantry.kernel.hooks import call_hooks
 
@@ -222,6 +222,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for cls in (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+    for cls in DRIVER_ERRORS:
         app.add_exception_handler(cls, _database_error)
     app.add_exception_handler(Exception, _unhandled)

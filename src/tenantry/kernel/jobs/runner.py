@@ -38,9 +38,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import asyncpg
 from pydantic import BaseModel, Field
 
+from tenantry.kernel.db.errors import DRIVER_ERRORS, database_unavailable
+from tenantry.kernel.db.listener import backoff_delay
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.errors import TenantryError
 from tenantry.kernel.hooks import ErrorHook, call_hooks
@@ -139,6 +140,8 @@ class JobRunner:
         self.stats = WorkerStats()
         self._wake = asyncio.Event()
         self._measured_kinds: set[str] = set()
+        #: Wake-ups by a NOTIFY of an enqueue (not the polling timer): tests tell them apart.
+        self.notified = 0
         #: Called (never raising) with ``(exc, context)`` for every failed attempt of a job:
         #: error tracking.
         self.error_hooks: list[ErrorHook] = []
@@ -259,6 +262,21 @@ class JobRunner:
             async with self.db.unit_of_work() as uow:
                 return await uow.fetchval(stmt, *args)
 
+    async def _record(self, tenant: Tenant, stmt: str, *args: Any) -> Any:
+        """``_update`` for a job's outcome, retried with backoff while the database is
+        unavailable (about 10 s): an outcome lost to a dropped connection would run the job
+        again once its lease expires. The statements check the worker id, so a retry after a
+        COMMIT that did go through changes nothing."""
+        for attempt in range(8):
+            try:
+                return await self._update(tenant, stmt, *args)
+            except Exception as exc:
+                if attempt == 7 or not database_unavailable(exc):
+                    raise
+                _log.warning("job outcome not recorded yet (%s); retrying", exc)
+                await asyncio.sleep(backoff_delay(attempt, 0.1, 2.0))
+        raise AssertionError("unreachable")
+
     async def _heartbeat(self, ctx: JobContext, running: _Running) -> None:
         interval = self.settings.lease_s / 3
         while True:
@@ -269,7 +287,7 @@ class JobRunner:
                         row = await uow.fetchrow(
                             sql.HEARTBEAT, ctx.id, self.worker_id, self.settings.lease_s
                         )
-            except (OSError, asyncpg.PostgresError) as exc:
+            except DRIVER_ERRORS as exc:
                 _log.warning("heartbeat of job %s failed: %s", ctx.id, exc)
                 continue
             if row is None:
@@ -342,10 +360,10 @@ class JobRunner:
             delay = min(
                 self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** (ctx.attempt - 1)
             )
-            await self._update(ctx.tenant, sql.RETRY, ctx.id, self.worker_id, delay, error)
+            await self._record(ctx.tenant, sql.RETRY, ctx.id, self.worker_id, delay, error)
             self.stats.retried += 1
             return "queued"
-        await self._update(ctx.tenant, sql.FINISH, ctx.id, self.worker_id, outcome, error)
+        await self._record(ctx.tenant, sql.FINISH, ctx.id, self.worker_id, outcome, error)
         with tenant_scope(ctx.tenant):
             if outcome == "failed":
                 self.stats.failed += 1
@@ -400,7 +418,7 @@ class JobRunner:
                 with tenant_scope(t):
                     async with self.db.unit_of_work() as uow:
                         rows = await uow.fetch(sql.QUEUED_BY_KIND)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except DRIVER_ERRORS:
                 continue
             for row in rows:
                 counts[row["kind"]] = counts.get(row["kind"], 0) + row["n"]
@@ -409,78 +427,103 @@ class JobRunner:
         self._measured_kinds.update(counts)
         return counts
 
-    def _on_notify(self, *_args: Any) -> None:
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        # An empty payload comes after the LISTEN connection re-opened (kernel/db/listener):
+        # a wake-up all the same, since jobs may have been enqueued meanwhile.
+        if payload:
+            self.notified += 1
         self._wake.set()
 
     async def work(self, stop: asyncio.Event, concurrency: int | None = None) -> None:
         """The worker loop: until ``stop`` is set, keep up to ``concurrency`` jobs running."""
         slots = concurrency or self.settings.concurrency
         running: set[asyncio.Task[str]] = set()
-        listener: asyncpg.Connection | None = None
-        with contextlib.suppress(OSError, asyncpg.PostgresError):
-            listener = await asyncpg.connect(self.db.app_dsn())
-            await listener.add_listener(sql.NOTIFY_CHANNEL, self._on_notify)
+        # Over the process's reconnecting LISTEN connection (kernel/db/listener).
+        await self.db.listen(sql.NOTIFY_CHANNEL, self._on_notify)
         loop = asyncio.get_running_loop()
         last_schedules = 0.0
         last_measure = -metrics.METRICS_INTERVAL_S
         offset = 0
+        failures = 0
         try:
             while not stop.is_set():
-                tenants = await self._tenants()
-                if loop.time() - last_measure >= metrics.METRICS_INTERVAL_S:
-                    last_measure = loop.time()
-                    await self.measure(tenants)
-                if loop.time() - last_schedules >= self.settings.schedule_interval_s:
-                    last_schedules = loop.time()
-                    for t in tenants:
-                        try:
-                            await self.fire_schedules(t)
-                        except (OSError, asyncpg.PostgresError) as exc:
-                            _log.warning("schedules of %s: %s", t.slug, exc)
-                claimed = False
-                if tenants:
-                    offset = (offset + 1) % len(tenants)  # fairness: rotate the start
-                    for t in tenants[offset:] + tenants[:offset]:
-                        if len(running) >= slots:
-                            break
-                        try:
-                            ctx = await self._claim(t)
-                        except (OSError, asyncpg.PostgresError) as exc:
-                            _log.warning("claim in %s: %s", t.slug, exc)
-                            continue
-                        if ctx is not None:
-                            claimed = True
-                            running.add(asyncio.create_task(self.run_one(ctx)))
-                if running and len(running) >= slots:
-                    _done, pending = await asyncio.wait(
-                        running,
+                try:
+                    tenants = await self._tenants()
+                    if loop.time() - last_measure >= metrics.METRICS_INTERVAL_S:
+                        last_measure = loop.time()
+                        await self.measure(tenants)
+                    if loop.time() - last_schedules >= self.settings.schedule_interval_s:
+                        last_schedules = loop.time()
+                        for t in tenants:
+                            try:
+                                await self.fire_schedules(t)
+                            except DRIVER_ERRORS as exc:
+                                _log.warning("schedules of %s: %s", t.slug, exc)
+                    claimed = False
+                    if tenants:
+                        offset = (offset + 1) % len(tenants)  # fairness: rotate the start
+                        for t in tenants[offset:] + tenants[:offset]:
+                            if len(running) >= slots:
+                                break
+                            try:
+                                ctx = await self._claim(t)
+                            except DRIVER_ERRORS as exc:
+                                _log.warning("claim in %s: %s", t.slug, exc)
+                                continue
+                            if ctx is not None:
+                                claimed = True
+                                task = asyncio.create_task(self.run_one(ctx))
+                                task.add_done_callback(_log_job_failure)
+                                running.add(task)
+                    if running and len(running) >= slots:
+                        _done, pending = await asyncio.wait(
+                            running,
+                            timeout=self.settings.poll_interval_s,
+                            return_when=asyncio.FIRST_COMPLETED,
+                        )
+                        running = set(pending)
+                        continue
+                    running = {task for task in running if not task.done()}
+                    if claimed:
+                        continue
+                    self._wake.clear()
+                    waiters = [
+                        asyncio.create_task(self._wake.wait()),
+                        asyncio.create_task(stop.wait()),
+                    ]
+                    await asyncio.wait(
+                        waiters,
                         timeout=self.settings.poll_interval_s,
                         return_when=asyncio.FIRST_COMPLETED,
                     )
-                    running = set(pending)
-                    continue
-                running = {task for task in running if not task.done()}
-                if claimed:
-                    continue
-                self._wake.clear()
-                waiters = [
-                    asyncio.create_task(self._wake.wait()),
-                    asyncio.create_task(stop.wait()),
-                ]
-                await asyncio.wait(
-                    waiters,
-                    timeout=self.settings.poll_interval_s,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                for w in waiters:
-                    w.cancel()
-                await asyncio.gather(*waiters, return_exceptions=True)
+                    for w in waiters:
+                        w.cancel()
+                    await asyncio.gather(*waiters, return_exceptions=True)
+                    failures = 0
+                except Exception as exc:
+                    # Never let a lost database (or anything else) end the worker for good:
+                    # log, back off (0.1 s doubling to 5 s), go on with the next round.
+                    failures += 1
+                    delay = backoff_delay(failures - 1, 0.1, 5.0)
+                    if database_unavailable(exc):
+                        _log.warning("job worker: database unavailable (%s); retrying", exc)
+                    else:
+                        _log.exception("job worker round failed; retrying in %.1fs", delay)
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(stop.wait(), delay)
         finally:
             for task in running:
                 task.cancel()
             for task in running:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            if listener is not None:
-                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
-                    await listener.close(timeout=2)
+            await self.db.unlisten(sql.NOTIFY_CHANNEL, self._on_notify)
+
+
+def _log_job_failure(task: asyncio.Task[str]) -> None:
+    """A ``run_one`` that raised (its outcome could not be recorded): the job's lease expires
+    and it runs again. Logged here, since nobody awaits the task."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        _log.warning(
+            "job outcome lost (%s: %s); it runs again after its lease", type(exc).__name__, exc
+        )

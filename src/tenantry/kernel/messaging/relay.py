@@ -46,6 +46,8 @@ from uuid import UUID
 import asyncpg
 
 from tenantry.kernel.db.database import Database
+from tenantry.kernel.db.errors import DRIVER_ERRORS, database_unavailable
+from tenantry.kernel.db.listener import backoff_delay
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.messaging import queries as q
 from tenantry.kernel.messaging.config import MessagingSettings
@@ -98,7 +100,12 @@ class Relay:
         self.record_lag = False
         self._wake = asyncio.Event()
         self._woken: set[UUID] = set()
-        self._listeners: dict[tuple[str, str | None], asyncpg.Connection] = {}
+        self._poll_now = False
+        #: Wake-ups by NOTIFY (not by the polling timer): tests tell the two apart.
+        self.notified = 0
+        #: The databases whose ``tenantry_outbox`` this relay LISTENs to (over the process's
+        #: reconnecting LISTEN connections: kernel/db/listener).
+        self._listening: set[tuple[str, str | None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._last_prune = 0.0
@@ -122,41 +129,43 @@ class Relay:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for conn in list(self._listeners.values()):
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
-                await conn.close(timeout=2)
-        self._listeners.clear()
+        listening, self._listening = self._listening, set()
+        for server, database in listening:
+            await self.db.unlisten(CHANNEL, self._on_notify, server=server, database=database)
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
     def _on_notify(self, _c: Any, _pid: int, _ch: str, payload: object) -> None:
-        with contextlib.suppress(ValueError):
+        try:
             self._woken.add(UUID(str(payload)))
+            self.notified += 1
+        except ValueError:
+            self._poll_now = True  # a re-connect (empty payload): look at every tenant
         self._wake.set()
 
     async def _listen(self, tenant: Tenant | None) -> None:
+        """LISTEN on the tenant's database (once; the listener re-connects by itself and,
+        after a re-connect, wakes the relay with an empty payload: every tenant is polled)."""
         key = (tenant.server, tenant.database) if tenant else ("default", None)
-        conn = self._listeners.get(key)
-        if conn is not None and not conn.is_closed():
+        if key in self._listening:
             return
-        try:
-            conn = await asyncpg.connect(self.db.app_dsn(key[0], key[1]))
-            await conn.add_listener(CHANNEL, self._on_notify)
-        except (OSError, asyncpg.PostgresError) as exc:
-            _log.warning("relay cannot LISTEN on %s/%s: %s (polling only)", *key, exc)
-            return
-        self._listeners[key] = conn
+        self._listening.add(key)
+        await self.db.listen(CHANNEL, self._on_notify, server=key[0], database=key[1])
 
     # -- the loop ---------------------------------------------------------------------------
     async def _run(self) -> None:
+        """Rounds until stopped; a failed round (a lost database included) is logged and the
+        next one starts after a backoff (0.1 s doubling to 5 s): the loop never dies."""
         next_poll = 0.0
+        failures = 0
         while not self._stopping:
             try:
                 tenants: list[Tenant] = []
                 polled = False
-                if time.monotonic() >= next_poll:
+                if self._poll_now or time.monotonic() >= next_poll:
+                    self._poll_now = False
                     next_poll = time.monotonic() + self.settings.poll_interval_s
                     tenants = await self._all_tenants()
                     polled = True
@@ -183,11 +192,17 @@ class Relay:
                     await asyncio.wait_for(
                         self._wake.wait(), max(0.0, next_poll - time.monotonic())
                     )
+                failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                _log.exception("outbox relay round failed; retrying")
-                await asyncio.sleep(min(1.0, self.settings.poll_interval_s))
+            except Exception as exc:
+                failures += 1
+                if database_unavailable(exc):
+                    _log.warning("outbox relay: database unavailable (%s); retrying", exc)
+                else:
+                    _log.exception("outbox relay round failed; retrying")
+                self._poll_now = True  # the round was cut short: look at every tenant
+                await asyncio.sleep(backoff_delay(failures - 1, 0.1, 5.0))
 
     async def _all_tenants(self) -> list[Tenant]:
         return await self.catalog.ready()
@@ -203,7 +218,7 @@ class Relay:
             async with gate:
                 try:
                     return await self.run_batch(t)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except DRIVER_ERRORS as exc:
                     _log.warning("relay: tenant %s store unavailable: %s", t.slug, exc)
                     return 0
 

@@ -34,6 +34,8 @@ from typing import Any
 from uuid import UUID
 
 from tenantry.kernel.db.database import Database
+from tenantry.kernel.db.errors import database_unavailable
+from tenantry.kernel.db.listener import backoff_delay
 from tenantry.kernel.messaging import queries as q
 
 _log = logging.getLogger(__name__)
@@ -208,14 +210,25 @@ class SagaRunner:
 
     async def keep_resuming(self, interval_s: float | None = None) -> None:
         """``resume_stale`` now and then every ``interval_s`` (default ``stale_s / 2``) until
-        cancelled; a failed round is logged and retried, never raised."""
+        cancelled; a failed round is logged and retried, never raised (a lost database
+        included: the loop outlives any number of connection losses)."""
+        failures = 0
         while True:
+            pause = interval_s or max(0.1, self.stale_s / 2)
             try:
                 for sid, status in await self.resume_stale():
                     _log.warning("resumed saga %s: %s", sid, status)
-            except Exception:
-                _log.exception("resuming stale sagas failed; retrying")
-            await asyncio.sleep(interval_s or max(0.1, self.stale_s / 2))
+                failures = 0
+            except Exception as exc:
+                # A lost database is expected now and then: a warning, and the next round
+                # sooner (0.1 s doubling to 5 s, never later than the usual interval).
+                failures += 1
+                if database_unavailable(exc):
+                    _log.warning("resuming stale sagas: database unavailable (%s); retrying", exc)
+                    pause = min(pause, backoff_delay(failures - 1, 0.1, 5.0))
+                else:
+                    _log.exception("resuming stale sagas failed; retrying")
+            await asyncio.sleep(pause)
 
     async def resume_stale(self) -> list[tuple[UUID, str]]:
         """Carry on every saga whose process died; returns (id, final status) pairs."""
