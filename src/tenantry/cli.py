@@ -28,7 +28,7 @@ from rich.table import Table
 
 from tenantry.kernel.config import Settings, load_settings
 from tenantry.kernel.db.embedded import stop_embedded
-from tenantry.kernel.errors import ProblemError, TenantryError, ValidationFailed
+from tenantry.kernel.errors import ConfigError, ProblemError, TenantryError, ValidationFailed
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode, TenantStatus
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
@@ -454,6 +454,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail("interrupted", 130)
     except ValidationFailed as exc:  # the platform refused a value as invalid
         _fail(exc.detail, 2)
+    except ConfigError as exc:  # a bad setting: each named with its source, exit 2
+        _fail("invalid configuration: " + "; ".join(exc.problems), 2)
     except ProblemError as exc:
         _fail(exc.detail, 1)
     except TenantryError as exc:

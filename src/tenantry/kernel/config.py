@@ -8,17 +8,28 @@ message names each bad key, so an operator fixes them all in one pass.
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
 import re
 import tomllib
+import types
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    RootModel,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
 )
 
 from tenantry.kernel.errors import ConfigError
@@ -36,6 +47,8 @@ def _check_ident(value: str) -> str:
 class ServerSettings(BaseModel):
     """A further PostgreSQL server that can hold database-mode tenants."""
 
+    model_config = ConfigDict(extra="forbid")
+
     url: str
 
     @field_validator("url")
@@ -47,6 +60,8 @@ class ServerSettings(BaseModel):
 
 
 class DatabaseSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     url: str | None = Field(
         default=None,
         description="Owner/admin DSN. Unset: an embedded PostgreSQL is started under embedded_dir.",
@@ -84,12 +99,16 @@ class DatabaseSettings(BaseModel):
 
 
 class HttpSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
 
 
 class AuthSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     issuer: str = "tenantry"
     audience: str = "tenantry-api"
     access_token_ttl_s: int = Field(default=900, ge=30, le=86_400)
@@ -101,6 +120,8 @@ class AuthSettings(BaseModel):
 
 
 class TenancySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     default_plan: str = "free"
     #: Members of this tenant may hold ``platform:admin`` (operators of the whole platform).
     operator_tenant: str = "operator"
@@ -108,6 +129,8 @@ class TenancySettings(BaseModel):
 
 
 class SecuritySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     #: Signs pagination cursors (and other short-lived tokens, each with a derived key).
     #: Unset: a random secret is generated once by ``tenantry migrate`` and kept in the
     #: platform database, so every process of the deployment agrees.
@@ -127,25 +150,98 @@ class SecuritySettings(BaseModel):
 
 
 class ModulesSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     disabled: list[str] = Field(default_factory=list)
 
 
 class LoggingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: ``json`` (one object per line) or ``console`` (human-readable, for dev).
     format: Literal["json", "console"] = "json"
 
 
-class Settings(BaseSettings):
-    """Every setting of the platform. Modules read their own table via ``extra``."""
+class JobsSettings(BaseModel):
+    """``[jobs]``: the job runner (kernel/jobs)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="TENANTRY_",
-        env_nested_delimiter="__",
-        extra="allow",
-        validate_default=True,
-    )
+    model_config = ConfigDict(extra="forbid")
 
+    #: ``tenantry serve`` also runs a job worker (the single-process default); set false
+    #: when dedicated ``tenantry jobs worker`` processes run the jobs.
+    in_process: bool = True
+    #: Idle poll of every active tenant's store (NOTIFY wakes the worker early).
+    poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    #: How often due cron schedules are fired.
+    schedule_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    #: A job whose worker stops heart-beating is retried after this.
+    lease_s: float = Field(default=30.0, ge=1, le=3600)
+    #: Jobs one worker process runs at once.
+    concurrency: int = Field(default=2, ge=1, le=64)
+    #: Attempts before a job fails for good.
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    #: Retry delay: base * 2^(attempt-1), capped by backoff_max_s.
+    backoff_base_s: float = Field(default=2.0, ge=0, le=3600)
+    #: Upper bound of the retry delay.
+    backoff_max_s: float = Field(default=300.0, ge=0, le=86_400)
+
+
+class MessagingSettings(BaseModel):
+    """``[messaging]``: dispatcher, outbox relay, RabbitMQ bus, sagas (kernel/messaging)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Encode/decode in-process messages exactly like the bus (turn off only for speed).
+    serialize_inproc: bool = True
+    #: ``tenantry serve`` runs the outbox relay in its own process (false: a ``tenantry
+    #: worker`` process relays).
+    relay_in_process: bool = True
+    #: Idle poll of the outboxes (NOTIFY wakes the relay early).
+    poll_interval_s: float = Field(default=2.0, gt=0, le=600)
+    #: Messages one relay pass takes from a tenant's outbox.
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    #: Tenants delivered at once by one relay (each uses up to two pooled connections).
+    relay_concurrency: int = Field(default=4, ge=1, le=64)
+    #: Delivery attempts before a message is dead-lettered.
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    #: Redelivery delay: base * 2^(attempt-1), capped by backoff_max_s.
+    backoff_base_s: float = Field(default=0.5, gt=0)
+    #: Upper bound of the redelivery delay.
+    backoff_max_s: float = Field(default=300.0, gt=0)
+    #: How long delivered outbox rows are kept.
+    retention_s: float = Field(default=3600.0, ge=0)
+    #: RabbitMQ URL (edges routed over ``bus`` in ``[dispatch]``).
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    #: Prefix of exchange and queue names (one per deployment; tests use a unique one).
+    amqp_prefix: str = "tenantry"
+    #: Unacknowledged bus messages per consumer.
+    prefetch: int = Field(default=32, ge=1, le=10_000)
+    #: Attempts of a bus consumer before the message is dead-lettered.
+    consumer_attempts: int = Field(default=5, ge=1, le=100)
+    #: A saga whose runner stopped beating this long ago is resumed by another process.
+    saga_stale_s: float = Field(default=30.0, gt=0)
+    #: This process (``serve``, ``worker``) resumes stale sagas: at start-up and then every
+    #: ``saga_stale_s / 2``; claimed with SKIP LOCKED, so several processes may all do it.
+    saga_resume: bool = True
+
+
+#: ``[dispatch]``: ``"<owner> -> <consumer>" = "inproc" | "bus"`` per edge.
+Transport = Literal["inproc", "bus"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Settings(BaseModel):
+    """Every setting of the platform. The kernel's sections are the fields below; modules
+    and capabilities declare theirs through the module contract (``Module.settings_model``,
+    ``Module.settings_sections``) and read them typed with :meth:`section`. Build it with
+    :func:`load_settings` (file + environment, every key checked)."""
+
+    # Extra: the tables of module sections, kept raw; load_settings refuses unknown ones.
+    model_config = ConfigDict(extra="allow", validate_default=True)
+
+    #: Deployment name (``production``, ``staging``...), reported with errors and traces.
     environment: str = "development"
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
@@ -156,41 +252,338 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     slo: SloSettings = Field(default_factory=SloSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
+    messaging: MessagingSettings = Field(default_factory=MessagingSettings)
+    #: Transport per message edge ``"<owner> -> <consumer>"``: ``inproc`` (default) or ``bus``.
+    dispatch: dict[str, Transport] = Field(default_factory=dict)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The TOML file is merged into init kwargs by load_settings (so its path is a runtime
-        # argument); environment variables still win over it.
-        return (env_settings, init_settings)
+    _sections: dict[str, BaseModel] = PrivateAttr(default_factory=dict)
 
-    def module_settings(self, name: str) -> dict[str, Any]:
-        extra = self.model_extra or {}
-        value = extra.get(name, {})
-        return dict(value) if isinstance(value, dict) else {}
-
-
-def _format_errors(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration ({source}):"]
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        value = err.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"  - {loc}: {err['msg']}{shown}")
-    return "\n".join(lines)
+    def section(self, name: str, model: type[M]) -> M:
+        """The typed ``[name]`` table of a module (validated by :func:`load_settings`; on a
+        Settings built directly, validated here)."""
+        cached = self._sections.get(name)
+        if isinstance(cached, model):
+            return cached
+        raw = (self.model_extra or {}).get(name, {})
+        try:
+            value = model.model_validate(raw)
+        except ValidationError as exc:
+            problems = [_problem(err, (name,), {}, None) for err in exc.errors()]
+            raise ConfigError(_summary(problems), problems) from None
+        self._sections[name] = value
+        return value
 
 
-def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Read the TOML file (if any) and the environment; raise ConfigError naming bad values."""
-    path_str = str(config_path) if config_path else os.environ.get("TENANTRY_CONFIG")
+#: The kernel's sections: the fields of Settings (the one place they are registered).
+KERNEL_SECTIONS: tuple[str, ...] = tuple(Settings.model_fields)
+ENV_PREFIX = "TENANTRY_"
+#: ``TENANTRY_*`` variables that are not settings: the config file, debug output, test hooks.
+ENV_NOT_SETTINGS = frozenset({"TENANTRY_CONFIG", "TENANTRY_DEBUG"})
+ENV_NOT_SETTINGS_PREFIXES = ("TENANTRY_TEST_",)
+
+#: A module section: its model, or None for a disabled module's (kept, not validated).
+SectionModels = Mapping[str, "type[BaseModel] | None"]
+
+
+# -- where a value came from ----------------------------------------------------------------
+@dataclass(frozen=True)
+class _Origin:
+    kind: Literal["file", "env", "override"]
+    name: str  # file path, environment variable, or "" (overrides)
+    path: tuple[str | int, ...]  # the key path the source set
+
+
+def _loc_text(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _where(loc: tuple[str | int, ...], origin: _Origin | None) -> str:
+    """``tenantry.toml [jobs] in_process``, ``TENANTRY_JOBS__IN_PROCESS``, ``jobs.in_process``."""
+    if origin is None or origin.kind == "override":
+        return _loc_text(loc)
+    if origin.kind == "env":
+        if tuple(loc[: len(origin.path)]) != origin.path:
+            return f"{_loc_text(loc)} (in the table {origin.name} sets)"
+        rest = loc[len(origin.path) :]
+        return origin.name + (f" {_loc_text(rest)}" if rest else "")
+    if len(loc) == 1:
+        return f"{origin.name} {loc[0]}"
+    return f"{origin.name} [{loc[0]}] {_loc_text(loc[1:])}"
+
+
+def _origin_of(
+    loc: tuple[str | int, ...], origins: Mapping[tuple[str | int, ...], _Origin]
+) -> _Origin | None:
+    for n in range(len(loc), 0, -1):
+        found = origins.get(loc[:n])
+        if found is not None:
+            return found
+    for n in range(len(loc), 0, -1):  # an error on a table: whatever set a key in it
+        for path, found in origins.items():
+            if path[:n] == loc[:n]:
+                return found
+    return None
+
+
+# -- types of the settings tree -------------------------------------------------------------
+_MISSING = object()
+
+
+def _unwrap(tp: Any) -> Any:
+    """``X | None`` -> X, ``Annotated[X, ...]`` -> X, a RootModel -> its root type."""
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+            continue
+        if origin in (Union, types.UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            if len(args) == 1:
+                tp = args[0]
+                continue
+            return tp
+        if isinstance(tp, type) and issubclass(tp, RootModel):
+            tp = tp.model_fields["root"].annotation
+            continue
+        return tp
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _table_child(tp: Any, key: str) -> tuple[Any, Any]:
+    """(type of ``key`` in the table of type ``tp``, its default or _MISSING); KeyError when
+    the table has no such key, TypeError when ``tp`` is not a table."""
+    tp = _unwrap(tp)
+    if tp is Any:
+        return Any, _MISSING
+    if _is_model(tp):
+        field = tp.model_fields.get(key)
+        if field is None:
+            raise KeyError(key)
+        default = _MISSING if field.is_required() else field.get_default(call_default_factory=True)
+        return field.annotation, default
+    if get_origin(tp) in (dict, Mapping) or tp is dict:
+        args = get_args(tp)
+        return (args[1] if len(args) == 2 else Any), _MISSING
+    raise TypeError(key)
+
+
+def _is_complex(tp: Any) -> bool:
+    tp = _unwrap(tp)
+    if _is_model(tp):
+        return True
+    return get_origin(tp) in (list, tuple, set, frozenset, dict, Mapping) or tp in (
+        list,
+        dict,
+        tuple,
+        set,
+    )
+
+
+def _dump(tp: Any, value: Any) -> Any:
+    return TypeAdapter(tp).dump_python(value)
+
+
+def _suggest(key: str, tp: Any) -> str:
+    tp = _unwrap(tp)
+    names = list(tp.model_fields) if _is_model(tp) else []
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+# -- problems --------------------------------------------------------------------------------
+_SECRETISH = ("password", "secret")
+
+
+def _problem(
+    err: Any,
+    prefix: tuple[str | int, ...],
+    origins: Mapping[tuple[str | int, ...], _Origin],
+    root: Any,
+) -> str:
+    loc = (*prefix, *err["loc"])
+    where = _where(loc, _origin_of(loc, origins))
+    if err["type"] == "extra_forbidden":
+        parent: Any = root
+        try:
+            for part in loc[:-1]:
+                parent = _table_child(parent, str(part))[0] if root is not None else None
+        except (KeyError, TypeError):
+            parent = None
+        hint = _suggest(str(loc[-1]), parent) if parent is not None else ""
+        return f"{where}: unknown key{hint}"
+    value = err.get("input")
+    secret = any(s in str(p) for p in loc for s in _SECRETISH)
+    shown = "" if secret or isinstance(value, dict) else f" (got {value!r})"
+    return f"{where}: {err['msg']}{shown}"
+
+
+def _summary(problems: Sequence[str]) -> str:
+    if len(problems) == 1:
+        return f"invalid configuration: {problems[0]}"
+    return f"invalid configuration ({len(problems)} problems):\n" + "\n".join(
+        f"  - {p}" for p in problems
+    )
+
+
+class _Root:
+    """The top of the settings tree: the kernel sections and the modules' sections."""
+
+    def __init__(self, sections: SectionModels) -> None:
+        self.sections = sections
+
+    def child(self, key: str) -> tuple[Any, Any]:
+        field = Settings.model_fields.get(key)
+        if field is not None:
+            return field.annotation, field.get_default(call_default_factory=True)
+        if key in self.sections:
+            model = self.sections[key]
+            if model is None:
+                return Any, _MISSING
+            default: Any = _MISSING
+            if issubclass(model, RootModel):
+                field = model.model_fields["root"]
+                if not field.is_required():
+                    default = field.get_default(call_default_factory=True)
+            return model, default
+        raise KeyError(key)
+
+    def names(self) -> list[str]:
+        return [*Settings.model_fields, *self.sections]
+
+
+# -- reading the sources ---------------------------------------------------------------------
+def _record(
+    data: Any, path: tuple[str | int, ...], origin: _Origin, out: dict[Any, _Origin]
+) -> None:
+    if isinstance(data, dict) and data:
+        for key, value in data.items():
+            _record(value, (*path, key), origin, out)
+    else:
+        out[path] = _Origin(origin.kind, origin.name, path)
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_name_ok(name: str) -> bool:
+    upper = name.upper()
+    if not upper.startswith(ENV_PREFIX):
+        return False
+    return upper not in ENV_NOT_SETTINGS and not upper.startswith(ENV_NOT_SETTINGS_PREFIXES)
+
+
+def _apply_env(
+    environ: Mapping[str, str],
+    root: _Root,
+    data: dict[str, Any],
+    origins: dict[Any, _Origin],
+    problems: list[str],
+) -> None:
+    """Set ``TENANTRY_<SECTION>__<KEY>[__<KEY>...]`` into ``data`` (over the file)."""
+    for name in sorted(environ):
+        if not _env_name_ok(name):
+            continue
+        value = environ[name]
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        if not all(parts):
+            problems.append(f"{name}: not a setting (TENANTRY_<SECTION>__<KEY>)")
+            continue
+        # The types (and defaults) along the path first: nothing is set for a bad name.
+        steps: list[tuple[Any, Any]] = []
+        tp: Any = None
+        problem = None
+        for i, part in enumerate(parts):
+            try:
+                tp, default = root.child(part) if i == 0 else _table_child(tp, part)
+            except KeyError:
+                if i == 0:
+                    problem = f"unknown section{_close(part, root.names(), '')}"
+                else:
+                    problem = f"unknown key{_suggest(part, tp)}"
+                break
+            except TypeError:
+                problem = f"unknown key ({'.'.join(parts[:i])} is a value, not a table)"
+                break
+            steps.append((tp, default))
+        if problem is not None:
+            problems.append(f"{name}: {problem}")
+            continue
+        node: dict[str, Any] = data
+        for part, (step_tp, default) in zip(parts[:-1], steps[:-1], strict=True):
+            child = node.get(part, _MISSING)
+            if not isinstance(child, dict):
+                # A table the file does not set. A map of named entries (plans...) starts
+                # from its default entries, so one variable changes one value of one entry.
+                child = dict(_dump(_unwrap(step_tp), default)) if isinstance(default, dict) else {}
+                node[part] = child
+            node = child
+        leaf: Any = value
+        if _is_complex(tp):
+            try:
+                leaf = json.loads(value)
+            except ValueError:
+                problems.append(f"{name}: expected JSON ({_type_name(tp)}) (got {value!r})")
+                continue
+        node[parts[-1]] = leaf
+        path = tuple(parts)
+        for key in [k for k in origins if k[: len(path)] == path]:
+            del origins[key]
+        origins[path] = _Origin("env", name, path)
+
+
+def _close(key: str, names: Sequence[str], default: str) -> str:
+    close = difflib.get_close_matches(key, list(names), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else default
+
+
+def _type_name(tp: Any) -> str:
+    tp = _unwrap(tp)
+    if _is_model(tp):
+        return "a table"
+    origin = get_origin(tp)
+    if origin in (list, tuple, set, frozenset) or tp in (list, tuple, set):
+        return "a list"
+    if origin in (dict, Mapping) or tp is dict:
+        return "a table"
+    return getattr(tp, "__name__", str(tp))
+
+
+def installed_sections(disabled: Iterable[str] = ()) -> dict[str, type[BaseModel] | None]:
+    """Every module section of the installed modules (entry points), from the module
+    contract; a disabled module's sections are known but not validated (None)."""
+    from tenantry.kernel.modules import declared_sections
+
+    return declared_sections(disabled)
+
+
+def load_settings(
+    config_path: str | Path | None = None,
+    *,
+    sections: SectionModels | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read the TOML file (if any), the environment and ``overrides``; every key of every
+    source is checked against the typed models (the kernel's and every installed module's,
+    or ``sections``); ConfigError names each bad key and where it came from."""
+    env = os.environ if environ is None else environ
+    path_str = str(config_path) if config_path else env.get("TENANTRY_CONFIG")
     data: dict[str, Any] = {}
-    source = "defaults + environment"
+    origins: dict[Any, _Origin] = {}
     if path_str:
         path = Path(path_str)
         if not path.is_file():
@@ -199,17 +592,48 @@ def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Se
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
-        source = str(path)
-    env_url = os.environ.get("DATABASE_URL")
-    if env_url and "TENANTRY_DATABASE__URL" not in os.environ:
-        data.setdefault("database", {})
-        data["database"] = {**data["database"], "url": env_url}
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
+        _record(data, (), _Origin("file", str(path), ()), origins)
+    env_url = env.get("DATABASE_URL")
+    if env_url and "TENANTRY_DATABASE__URL" not in env:
+        data["database"] = {**data.get("database", {}), "url": env_url}
+        origins[("database", "url")] = _Origin("env", "DATABASE_URL", ("database", "url"))
+    if sections is None:
+        sections = installed_sections()
+    root = _Root(sections)
+    problems: list[str] = []
+    _apply_env(env, root, data, origins, problems)
+    if overrides:
+        data = _merge(data, overrides)
+        _record(overrides, (), _Origin("override", "", ()), origins)
+    kernel: dict[str, Any] = {}
+    modules: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in Settings.model_fields:
+            kernel[key] = value
+        elif key in sections:
+            modules[key] = value
         else:
-            data[key] = value
+            where = _where((key,), _origin_of((key,), origins))
+            what = "section" if isinstance(value, dict) else "key"
+            problems.append(f"{where}: unknown {what}{_close(key, root.names(), '')}")
+    settings: Settings | None = None
     try:
-        return Settings(**data)
+        settings = Settings.model_validate(kernel)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source)) from None
+        problems += [_problem(e, (), origins, root) for e in exc.errors()]
+    disabled = set(settings.modules.disabled) if settings is not None else set()
+    typed: dict[str, BaseModel] = {}
+    for name, model in sections.items():
+        if model is None:
+            continue
+        try:
+            typed[name] = model.model_validate(modules.get(name, {}))
+        except ValidationError as exc:
+            if name in disabled:
+                continue
+            problems += [_problem(e, (name,), origins, model) for e in exc.errors()]
+    if problems or settings is None:
+        raise ConfigError(_summary(problems), problems)
+    settings = Settings.model_validate({**kernel, **modules})
+    settings._sections.update(typed)
+    return settings

@@ -14,7 +14,12 @@ class TenantryError(Exception):
 
 
 class ConfigError(TenantryError):
-    """The configuration is invalid; the message lists every bad value."""
+    """The configuration is invalid; the message lists every bad value. ``problems``: one
+    line per bad key, each naming the key and where it came from (file, variable)."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems: list[str] = list(problems) if problems else [message]
 
 
 class ModuleLoadError(TenantryError):

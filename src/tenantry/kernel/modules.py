@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, ClassVar
 
+from pydantic import BaseModel
+
 from tenantry.kernel.errors import ModuleLoadError
 
 if TYPE_CHECKING:
@@ -32,6 +34,21 @@ class Module:
     permissions: ClassVar[Mapping[str, str]] = {}
     #: Roles seeded in every new tenant (``{"ledger-clerk": ["ledger:read", "ledger:write"]}``).
     default_roles: ClassVar[Mapping[str, Sequence[str]]] = {}
+    #: The typed ``[<name>]`` table of the config (a pydantic model with ``extra="forbid"``,
+    #: every field typed, with a default and a description). Its keys are checked at start
+    #: and ``TENANTRY_<NAME>__<KEY>`` overrides each one; read it with
+    #: ``platform.settings.section(name, Model)``. None: the module has no settings.
+    settings_model: ClassVar[type[BaseModel] | None] = None
+    #: Further top-level tables the module owns (``{"plans": PlansSettings}``).
+    settings_sections: ClassVar[Mapping[str, type[BaseModel]]] = {}
+
+    @classmethod
+    def declared_settings(cls) -> dict[str, type[BaseModel]]:
+        """Every config section of the module: its own table and the further ones."""
+        out = dict(cls.settings_sections)
+        if cls.settings_model is not None:
+            out[cls.name] = cls.settings_model
+        return out
 
     def setup(self, platform: Platform) -> None:
         """Register routes, provisioning hooks and handlers. No I/O here."""
@@ -69,6 +86,37 @@ def discover(disabled: Iterable[str] = ()) -> list[Module]:
             )
         found.append(module)
     return found
+
+
+def declared_sections(disabled: Iterable[str] = ()) -> dict[str, type[BaseModel] | None]:
+    """The config sections of every installed module (entry points), by section name. A
+    disabled module's, or one that fails to import, maps to None: its tables are accepted,
+    not validated (the operator may keep them while it is off)."""
+    from tenantry.kernel.config import KERNEL_SECTIONS
+
+    skip = set(disabled)
+    out: dict[str, type[BaseModel] | None] = {}
+    owner: dict[str, str] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+        except Exception:
+            out.setdefault(ep.name, None)
+            continue
+        module = obj() if isinstance(obj, type) else obj
+        if not isinstance(module, Module):
+            continue
+        for name, model in type(module).declared_settings().items():
+            if name in KERNEL_SECTIONS or (name in owner and owner[name] != ep.name):
+                raise ModuleLoadError(
+                    f"module {ep.name!r} declares config section [{name}], which "
+                    f"{'the kernel' if name in KERNEL_SECTIONS else repr(owner[name])} owns"
+                )
+            owner[name] = ep.name
+            out[name] = None if ep.name in skip else model
+        if ep.name in skip:
+            out.setdefault(ep.name, None)
+    return out
 
 
 def order(modules: Iterable[Module]) -> list[Module]:

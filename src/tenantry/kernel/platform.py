@@ -33,9 +33,9 @@ from tenantry.kernel.db.migrations import (
     load_migrations,
 )
 from tenantry.kernel.db.rls import raise_if_unsafe, self_check
-from tenantry.kernel.jobs.runner import JobRunner, JobsSettings
+from tenantry.kernel.jobs.runner import JobRunner
 from tenantry.kernel.messaging.runtime import MIGRATIONS as MESSAGING_MIGRATIONS
-from tenantry.kernel.messaging.runtime import Messaging, load_messaging_settings
+from tenantry.kernel.messaging.runtime import Messaging
 from tenantry.kernel.messaging.saga import SagaRunner
 from tenantry.kernel.modules import Module, discover, order
 from tenantry.kernel.observability.hub import OBSERVABILITY_MIGRATIONS, Observability
@@ -91,14 +91,10 @@ class Platform:
         )
         self.catalog = TenantCatalog(self.db, settings.tenancy.catalog_ttl_s)
         #: Dispatcher (send/publish), outbox relay, broker: see kernel/messaging.
-        self.messaging = Messaging(
-            self.db, self.catalog, load_messaging_settings(settings.module_settings("messaging"))
-        )
+        self.messaging = Messaging(self.db, self.catalog, settings.messaging)
         self.dispatcher = self.messaging.dispatcher
         #: Background jobs and schedules; modules register handlers in ``setup``.
-        self.jobs = JobRunner(
-            self.db, self.catalog, JobsSettings(**settings.module_settings("jobs"))
-        )
+        self.jobs = JobRunner(self.db, self.catalog, settings.jobs)
         grace = settings.auth.access_token_ttl_s + settings.auth.leeway_s
         self.keyring = Keyring(self.db, grace)
         self.tokens = TokenService(self.keyring, settings.auth)
@@ -131,6 +127,10 @@ class Platform:
         #: Logs, metrics, traces, error tracking, SLOs (kernel/observability).
         self.observability = Observability(self)
         for m in self.modules:
+            # Typed settings first (a ConfigError naming the key, before any wiring).
+            for section, model in type(m).declared_settings().items():
+                settings.section(section, model)
+        for m in self.modules:
             for action in m.permissions:
                 if action in self.permissions:
                     raise ValueError(f"permission {action!r} declared twice")
@@ -138,9 +138,7 @@ class Platform:
             for role, actions in m.default_roles.items():
                 self.default_roles.setdefault(role, []).extend(actions)
             m.setup(self)
-        self.messaging.configure_routes(
-            settings.module_settings("dispatch"), [m.name for m in self.modules]
-        )
+        self.messaging.configure_routes(settings.dispatch, [m.name for m in self.modules])
         self.provisioner = Provisioner(
             self.db, self.migrator, self.catalog, self.provision_hooks, self.provision_undo_hooks
         )

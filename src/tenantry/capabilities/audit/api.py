@@ -8,6 +8,7 @@ import logging
 from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
 
 from tenantry.capabilities.audit.buffer import AuditBuffer
 from tenantry.capabilities.audit.context import RequestMetaMiddleware
@@ -45,21 +46,33 @@ def build_router(log: AuditLog) -> APIRouter:
     return router
 
 
+class AuditSettings(BaseModel):
+    """``[audit]``: partitions of the audit log and the decision-record buffer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Monthly partitions kept ahead (plus a default partition).
+    partitions_ahead_months: int = Field(default=2, ge=0, le=36)
+    #: Seconds between runs of the partition job.
+    partition_job_interval_s: float = Field(default=86_400.0, gt=0)
+    #: Buffered decision records are flushed this often ...
+    buffer_interval_s: float = Field(default=0.5, gt=0)
+    #: ... or as soon as this many wait.
+    buffer_max: int = Field(default=1000, ge=1)
+
+
 class AuditModule(Module):
     name: ClassVar[str] = "audit"
     migrations: ClassVar[str | None] = "tenantry.capabilities.audit.migrations"
     permissions: ClassVar[dict[str, str]] = {READ: "read the tenant's audit log"}
+    settings_model = AuditSettings
 
     # One module object may serve several platforms (tests build more than one): per-platform
     # state lives in platform.services, never on the module.
     def setup(self, platform: Platform) -> None:
-        cfg = platform.settings.module_settings("audit")
+        cfg = platform.settings.section(self.name, AuditSettings)
         log = AuditLog(platform.db)
-        buffer = AuditBuffer(
-            log,
-            interval=float(cfg.get("buffer_interval_s", 0.5)),
-            max_size=int(cfg.get("buffer_max", 1000)),
-        )
+        buffer = AuditBuffer(log, interval=cfg.buffer_interval_s, max_size=cfg.buffer_max)
         platform.services["audit"] = log
         platform.services["audit.buffer"] = buffer
         platform.add_middleware(RequestMetaMiddleware)
@@ -68,11 +81,8 @@ class AuditModule(Module):
 
     @staticmethod
     def _cfg(platform: Platform) -> tuple[int, float]:
-        cfg = platform.settings.module_settings("audit")
-        return (
-            int(cfg.get("partitions_ahead_months", 2)),
-            float(cfg.get("partition_job_interval_s", 86_400)),
-        )
+        cfg = platform.settings.section("audit", AuditSettings)
+        return (cfg.partitions_ahead_months, cfg.partition_job_interval_s)
 
     async def ensure_partitions(self, platform: Platform) -> int:
         log: AuditLog = platform.services["audit"]

@@ -76,16 +76,45 @@ class CheckBody(Strict):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
-def policy_from_config(raw: dict[str, Any]) -> Policy:
-    condition = raw.get("condition")
-    if condition is not None:
-        validate(condition)
+class PolicyConfig(BaseModel):
+    """One platform-wide policy of ``[authz] default_policies``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="Policy name (unique).")
+    effect: Literal["allow", "deny"] = Field(description="allow or deny.")
+    actions: list[str] = Field(min_length=1, description="Actions (``ledger:*`` patterns).")
+    roles: list[str] = Field(default_factory=list, description="Roles it applies to; [] = all.")
+    condition: dict[str, Any] | None = Field(
+        default=None, description="Condition document (docs/modules.md, authz)."
+    )
+
+
+class AuthzSettings(BaseModel):
+    """``[authz]``: the decision caches and the platform-wide policies."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Decision cache per process (not the platform cache: measured slower than deciding).
+    cache_ttl_s: float = Field(default=5.0, ge=0)
+    #: A tenant's roles, policies and attributes kept in memory this long.
+    snapshot_ttl_s: float = Field(default=60.0, ge=0)
+    #: Record every decision in the audit log.
+    audit_decisions: bool = True
+    #: Platform-wide policies, evaluated with every tenant's own.
+    default_policies: list[PolicyConfig] = Field(default_factory=list)
+
+
+def policy_from_config(raw: PolicyConfig | dict[str, Any]) -> Policy:
+    cfg = raw if isinstance(raw, PolicyConfig) else PolicyConfig.model_validate(raw)
+    if cfg.condition is not None:
+        validate(cfg.condition)
     return Policy(
-        str(raw["name"]),
-        str(raw["effect"]),
-        tuple(raw["actions"]),
-        frozenset(raw.get("roles", ())),
-        condition,
+        cfg.name,
+        cfg.effect,
+        tuple(cfg.actions),
+        frozenset(cfg.roles),
+        cfg.condition,
         source="platform",
     )
 
@@ -295,11 +324,13 @@ class AuthzModule(Module):
         ADMIN: "manage the tenant's authorization policies and principal attributes"
     }
 
+    settings_model = AuthzSettings
+
     def setup(self, platform: Platform) -> None:
-        cfg = platform.settings.module_settings("authz")
+        cfg = platform.settings.section(self.name, AuthzSettings)
         try:
-            defaults = [policy_from_config(p) for p in cfg.get("default_policies", [])]
-        except (KeyError, TypeError, ConditionError) as exc:
+            defaults = [policy_from_config(p) for p in cfg.default_policies]
+        except ConditionError as exc:
             from tenantry.kernel.errors import ConfigError
 
             raise ConfigError(f"authz.default_policies: {exc}") from None
@@ -308,10 +339,10 @@ class AuthzModule(Module):
             platform.expand_actions,
             platform.permissions,
             defaults,
-            cache_ttl_s=float(cfg.get("cache_ttl_s", 5.0)),
-            snapshot_ttl_s=float(cfg.get("snapshot_ttl_s", 60.0)),
+            cache_ttl_s=cfg.cache_ttl_s,
+            snapshot_ttl_s=cfg.snapshot_ttl_s,
             buffer=platform.services.get("audit.buffer"),
-            audit_decisions=bool(cfg.get("audit_decisions", True)),
+            audit_decisions=cfg.audit_decisions,
             is_operator_tenant=platform.is_operator_tenant,
         )
         platform.services["authz"] = engine

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tenantry.capabilities.cache.cache import Cache
 from tenantry.capabilities.cache.pg import PgBackend
@@ -30,11 +30,21 @@ if TYPE_CHECKING:
 
 
 class CacheSettings(BaseModel):
-    backend: str = Field(default="postgres", pattern="^(postgres|redis)$")
+    """``[cache]``: the platform cache (capabilities/cache)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``postgres`` (an UNLOGGED table, no extra service) or ``redis``.
+    backend: Literal["postgres", "redis"] = "postgres"
+    #: Redis of the ``redis`` backend.
     redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Entries of the per-process L1 cache (0: none).
     l1_size: int = Field(default=10_000, ge=0)
+    #: Upper bound of an entry's life in L1 (invalidations reach every process at once).
     l1_ttl_s: float = Field(default=60.0, gt=0)
+    #: Seconds between flushes of the hit/miss statistics.
     stats_flush_s: float = Field(default=10.0, gt=0)
+    #: Expired rows deleted per sweep statement (postgres backend).
     sweep_batch: int = Field(default=10_000, ge=1)
 
 
@@ -55,13 +65,14 @@ def build_cache(platform: Platform, settings: CacheSettings) -> Cache:
 class CacheModule(Module):
     name = "cache"
     migrations = "tenantry.capabilities.cache.migrations"
+    settings_model = CacheSettings
 
     def __init__(self) -> None:
         self.cache: Cache | None = None
         self._task: asyncio.Task[Any] | None = None
 
     def setup(self, platform: Platform) -> None:
-        self.settings = CacheSettings(**platform.settings.module_settings("cache"))
+        self.settings = platform.settings.section(self.name, CacheSettings)
         cache = self.cache = build_cache(platform, self.settings)
         platform.services["cache"] = cache
         batch = self.settings.sweep_batch

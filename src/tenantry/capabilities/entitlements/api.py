@@ -8,7 +8,12 @@ from fastapi import APIRouter, Body, Depends
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenantry.capabilities.entitlements import NotEntitled
-from tenantry.capabilities.entitlements.plans import PlanConfig, Plans
+from tenantry.capabilities.entitlements.plans import (
+    EntitlementsSettings,
+    PlanConfig,
+    Plans,
+    PlansSettings,
+)
 from tenantry.kernel.errors import NotFound
 from tenantry.kernel.http.deps import principal, require
 from tenantry.kernel.http.openapi import documents
@@ -94,10 +99,13 @@ def build_router(platform: Platform, plans: Plans) -> APIRouter:
 class EntitlementsModule(Module):
     name: ClassVar[str] = "entitlements"
     migrations: ClassVar[str | None] = "tenantry.capabilities.entitlements.migrations"
+    settings_model = EntitlementsSettings
+    settings_sections = {"plans": PlansSettings}
 
     def setup(self, platform: Platform) -> None:
-        cfg = platform.settings.module_settings("plans")
-        ttl = float(platform.settings.module_settings("entitlements").get("cache_ttl_s", 5.0))
+        configured = platform.settings.section("plans", PlansSettings).root
+        cfg = {name: plan.model_dump() for name, plan in configured.items()}
+        ttl = platform.settings.section(self.name, EntitlementsSettings).cache_ttl_s
         plans = Plans(platform.db, cfg, ttl)
         platform.services["entitlements"] = plans
         platform.check_provision_request(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.errors import ConfigError, ValidationFailed
@@ -32,16 +32,23 @@ ON CONFLICT (tenant) DO UPDATE SET overrides = EXCLUDED.overrides, updated_at = 
 
 class RouteLimit(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    #: Sustained requests per second on the route.
     rate_per_s: float = Field(gt=0)
+    #: Requests at once on the route.
     burst: int = Field(ge=1)
 
 
 class PlanConfig(BaseModel):
+    """``[plans.<plan>]``: one plan (a plan named here replaces the built-in one)."""
+
     model_config = ConfigDict(extra="forbid")
+    #: Sustained requests per second per tenant.
     rate_per_s: float = Field(gt=0)
+    #: Requests at once per tenant (token bucket size).
     burst: int = Field(ge=1)
     #: ``None`` or absent: unlimited; 0: not included in the plan.
     quotas: dict[str, int | None] = Field(default_factory=dict)
+    #: Feature flags on by default for the plan.
     flags: list[str] = Field(default_factory=list)
     #: Module names whose endpoints are enabled; ``["*"]``: all.
     modules: list[str] = Field(default_factory=lambda: ["*"])
@@ -72,6 +79,24 @@ DEFAULT_PLANS: dict[str, dict[str, Any]] = {
     },
     "enterprise": {"rate_per_s": 1000, "burst": 3000, "quotas": {}},
 }
+
+
+class PlansSettings(RootModel[dict[str, PlanConfig]]):
+    """``[plans]``: the plans by name; the built-in ``free``, ``pro`` and ``enterprise``
+    apply unless a plan of that name is configured."""
+
+    root: dict[str, PlanConfig] = Field(
+        default_factory=lambda: {k: PlanConfig.model_validate(v) for k, v in DEFAULT_PLANS.items()}
+    )
+
+
+class EntitlementsSettings(BaseModel):
+    """``[entitlements]``: resolution of a tenant's plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: A tenant's resolved plan is reused this long per process; overrides invalidate at once.
+    cache_ttl_s: float = Field(default=5.0, ge=0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -292,6 +292,7 @@ class ExportModule(Module):
     name: ClassVar[str] = "exports"
     depends_on: ClassVar[tuple[str, ...]] = ("identity",)
     migrations: ClassVar[str | None] = "tenantry.capabilities.export.migrations"
+    settings_model = ExportSettings
     permissions: ClassVar[dict[str, str]] = {
         READ: "see the tenant's exports and download their files",
         WRITE: "request, schedule and cancel exports",
@@ -301,7 +302,7 @@ class ExportModule(Module):
         self.service: ExportService | None = None
 
     def setup(self, platform: Platform) -> None:
-        settings = ExportSettings(**platform.settings.module_settings("exports"))
+        settings = platform.settings.section(self.name, ExportSettings)
         registry = export_sources(platform)
         registry.register(HISTORY)
         service = ExportService(

@@ -1,46 +1,53 @@
-"""The ratelimit module: picks the backend from config, installs the middleware.
-
-[ratelimit]
-backend = "memory"                 # or "redis" (many processes)
-redis_url = "redis://127.0.0.1:6379/0"
-anonymous_rate_per_s = 20          # requests without a tenant, per client IP
-anonymous_burst = 40
-"""
+"""The ratelimit module: picks the backend from ``[ratelimit]``, installs the middleware."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from tenantry.capabilities.ratelimit.backends import Limiter, MemoryLimiter, RedisLimiter
 from tenantry.capabilities.ratelimit.middleware import RateLimitMiddleware
-from tenantry.kernel.errors import ConfigError
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
 
 
-def limiter_from(cfg: dict[str, object]) -> Limiter:
-    backend = cfg.get("backend", "memory")
-    if backend == "memory":
-        return MemoryLimiter()
-    if backend == "redis":
-        return RedisLimiter(str(cfg.get("redis_url", "redis://127.0.0.1:6379/0")))
-    raise ConfigError(f"ratelimit.backend: {backend!r} is not 'memory' or 'redis'")
+class RateLimitSettings(BaseModel):
+    """``[ratelimit]``: where the token buckets live and the limit of anonymous requests."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``memory`` (one process) or ``redis`` (buckets shared between processes).
+    backend: Literal["memory", "redis"] = "memory"
+    #: Redis of the ``redis`` backend.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Sustained requests per second without a tenant (the token endpoint), per client IP.
+    anonymous_rate_per_s: float = Field(default=20.0, gt=0)
+    #: Requests at once without a tenant, per client IP.
+    anonymous_burst: int = Field(default=40, ge=1)
+
+
+def limiter_from(cfg: RateLimitSettings) -> Limiter:
+    if cfg.backend == "redis":
+        return RedisLimiter(cfg.redis_url)
+    return MemoryLimiter()
 
 
 class RateLimitModule(Module):
     name: ClassVar[str] = "ratelimit"
     depends_on: ClassVar[tuple[str, ...]] = ("entitlements",)
+    settings_model = RateLimitSettings
 
     def setup(self, platform: Platform) -> None:
-        cfg = platform.settings.module_settings("ratelimit")
+        cfg = platform.settings.section(self.name, RateLimitSettings)
         limiter = limiter_from(cfg)
         platform.services["ratelimit"] = limiter
         platform.add_middleware(
             RateLimitMiddleware,
             limiter=limiter,
             plans=platform.services["entitlements"],
-            anonymous_rate_per_s=float(cfg.get("anonymous_rate_per_s", 20)),
-            anonymous_burst=int(cfg.get("anonymous_burst", 40)),
+            anonymous_rate_per_s=cfg.anonymous_rate_per_s,
+            anonymous_burst=cfg.anonymous_burst,
         )
 
     async def shutdown(self, platform: Platform) -> None:

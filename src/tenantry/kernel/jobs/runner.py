@@ -38,8 +38,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field
-
+from tenantry.kernel.config import JobsSettings as JobsSettings
 from tenantry.kernel.db.errors import DRIVER_ERRORS, database_unavailable
 from tenantry.kernel.db.listener import backoff_delay
 from tenantry.kernel.db.uow import UnitOfWork
@@ -56,21 +55,6 @@ if TYPE_CHECKING:
     from tenantry.kernel.tenancy.catalog import TenantCatalog
 
 _log = logging.getLogger("tenantry.jobs")
-
-
-class JobsSettings(BaseModel):
-    """``[jobs]`` in the config file."""
-
-    #: ``tenantry serve`` also runs a job worker (the single-process default); set false
-    #: when dedicated ``tenantry jobs worker`` processes run the jobs.
-    in_process: bool = True
-    poll_interval_s: float = Field(default=1.0, gt=0, le=60)
-    schedule_interval_s: float = Field(default=5.0, gt=0, le=3600)
-    lease_s: float = Field(default=30.0, ge=1, le=3600)
-    concurrency: int = Field(default=2, ge=1, le=64)
-    max_attempts: int = Field(default=5, ge=1, le=100)
-    backoff_base_s: float = Field(default=2.0, ge=0, le=3600)
-    backoff_max_s: float = Field(default=300.0, ge=0, le=86_400)
 
 
 class PermanentJobError(TenantryError):

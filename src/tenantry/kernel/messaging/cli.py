@@ -152,9 +152,7 @@ def worker(
     cli = _cli()
     s = cli.settings()
     logging.basicConfig(level=s.logging.level, format="%(levelname)s %(name)s: %(message)s")
-    table = dict(s.module_settings("messaging"))
-    table["relay_in_process"] = False
-    s = cli.settings(messaging=table)
+    s = cli.settings(messaging={"relay_in_process": False})
 
     async def go(p: Platform) -> None:
         await p.start()

@@ -6,12 +6,9 @@ relay in-process (``messaging.relay_in_process``), ``tenantry worker`` runs rela
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from tenantry.kernel.errors import ConfigError
 from tenantry.kernel.messaging.config import MessagingSettings
 from tenantry.kernel.messaging.dispatcher import Dispatcher
 from tenantry.kernel.messaging.envelope import owner_of
@@ -27,16 +24,6 @@ _log = logging.getLogger(__name__)
 MIGRATIONS = "tenantry.kernel.messaging.sql"
 
 
-def load_messaging_settings(table: dict[str, Any]) -> MessagingSettings:
-    try:
-        return MessagingSettings(**table)
-    except ValidationError as exc:
-        bad = "; ".join(
-            f"messaging.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid configuration: {bad}") from None
-
-
 class Messaging:
     def __init__(self, db: Database, catalog: TenantCatalog, settings: MessagingSettings) -> None:
         self.settings = settings
@@ -44,7 +31,7 @@ class Messaging:
         self.relay = Relay(db, catalog, self.dispatcher, settings)
         self.bus: RabbitBus | None = None
 
-    def configure_routes(self, table: dict[str, Any], modules: Iterable[str]) -> None:
+    def configure_routes(self, table: Mapping[str, Any], modules: Iterable[str]) -> None:
         """Validate ``[dispatch]`` (start-up error on an unknown name). Known names: the
         loaded modules, ``platform``, and the owners of messages that loaded modules handle
         (a worker may consume ``ledger`` events without running the ledger itself)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: Request-latency bucket upper bounds (ms) stored per minute in PostgreSQL. Latency SLO
 #: thresholds must be one of them (history stays comparable when the SLOs change).
@@ -31,6 +31,8 @@ LATENCY_BOUNDS_MS: tuple[float, ...] = (
 
 
 class ErrorTrackingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     enabled: bool = True
     #: Occurrence counts that notify (and a resolved error that recurs always notifies).
     notify_at: list[int] = Field(default_factory=lambda: [1, 10, 100, 1000, 10000])
@@ -42,6 +44,8 @@ class ErrorTrackingSettings(BaseModel):
 
 
 class TracingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     #: Record spans (trace ids in logs and errors) even when nothing exports them.
     enabled: bool = True
     exporter: Literal["none", "console", "otlp"] = "none"
@@ -58,6 +62,8 @@ class TracingSettings(BaseModel):
 
 
 class ObservabilitySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     metrics_enabled: bool = True
     #: Serve Prometheus metrics at /metrics.
     metrics_path: str = "/metrics"
@@ -73,6 +79,8 @@ class ObservabilitySettings(BaseModel):
 class Objective(BaseModel):
     """One SLO: requests matching ``methods`` and ``routes`` (route templates; ``*`` at the
     end matches a prefix; empty = all)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str
     methods: list[str] = Field(default_factory=list)
@@ -114,6 +122,8 @@ def _default_objectives() -> list[Objective]:
 
 
 class SloSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     window_days: int = Field(default=30, ge=1, le=90)
     objectives: list[Objective] = Field(default_factory=_default_objectives)
     #: Error-budget policy (requirements 003 §3.3): remaining share above ``healthy_above`` is

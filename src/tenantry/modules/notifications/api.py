@@ -33,6 +33,10 @@ WEBHOOK_EVENTS = (
 
 
 class NotificationSettings(BaseModel):
+    """``[notifications]``: e-mail (SMTP) and webhook delivery."""
+
+    model_config = ConfigDict(extra="forbid")
+
     #: None (default): emails are logged, not sent (see infrastructure/smtp.py).
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -78,6 +82,7 @@ class NotificationsModule(Module):
     name: ClassVar[str] = "notifications"
     migrations: ClassVar[str | None] = "tenantry.modules.notifications.migrations"
     permissions: ClassVar[dict[str, str]] = {ADMIN: "manage webhook endpoints"}
+    settings_model = NotificationSettings
 
     def __init__(self) -> None:
         self.service: Notifications | None = None
@@ -86,7 +91,7 @@ class NotificationsModule(Module):
         self.guard: TargetGuard | None = None
 
     def setup(self, platform: Platform) -> None:
-        s = NotificationSettings(**platform.settings.module_settings(self.name))
+        s = platform.settings.section(self.name, NotificationSettings)
         guard = TargetGuard(s.allow_private_targets)
         self.guard = guard
         webhooks = HttpWebhookSender(
