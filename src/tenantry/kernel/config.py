@@ -8,7 +8,10 @@ message names each bad key, so an operator fixes them all in one pass.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import functools
+import inspect
 import json
 import os
 import re
@@ -49,6 +52,7 @@ class ServerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    #: Owner/admin DSN of the server (postgresql://...).
     url: str
 
     @field_validator("url")
@@ -66,14 +70,23 @@ class DatabaseSettings(BaseModel):
         default=None,
         description="Owner/admin DSN. Unset: an embedded PostgreSQL is started under embedded_dir.",
     )
+    #: Login role of the application: no SUPERUSER, no BYPASSRLS.
     app_user: str = "tenantry_app"
+    #: Password of app_user (the default is for local use only).
     app_password: str = "tenantry_app"  # noqa: S105 - local default; set it in production
+    #: Role that owns every object (NOLOGIN).
     owner_role: str = "tenantry_owner"
+    #: Connections kept open per pool.
     pool_min: int = Field(default=1, ge=0, le=1000)
+    #: Connections at most per pool.
     pool_max: int = Field(default=20, ge=1, le=1000)
+    #: statement_timeout of app connections (0: none).
     statement_timeout_ms: int = Field(default=30_000, ge=0)
+    #: lock_timeout of migrations' DDL.
     lock_timeout_ms: int = Field(default=5_000, ge=1)
+    #: Data folder of the embedded PostgreSQL (when url is unset).
     embedded_dir: Path = Path(".tenantry/pgdata")
+    #: More PostgreSQL servers for database-mode tenants, by name.
     servers: dict[str, ServerSettings] = Field(default_factory=dict)
 
     @field_validator("url")
@@ -101,18 +114,26 @@ class DatabaseSettings(BaseModel):
 class HttpSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: Bind address of tenantry serve.
     host: str = "127.0.0.1"
+    #: Port of tenantry serve.
     port: int = Field(default=8000, ge=1, le=65535)
+    #: HTTP worker processes.
     workers: int = Field(default=1, ge=1, le=64)
 
 
 class AuthSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: iss of issued tokens.
     issuer: str = "tenantry"
+    #: aud of issued tokens.
     audience: str = "tenantry-api"
+    #: Lifetime of an access token.
     access_token_ttl_s: int = Field(default=900, ge=30, le=86_400)
+    #: Signing algorithm of tokens.
     algorithm: Literal["EdDSA", "RS256"] = "EdDSA"
+    #: Clock skew tolerated when checking exp/nbf.
     leeway_s: int = Field(default=5, ge=0, le=300)
     #: How long a "this user/client is still active" answer is reused on a process. Changes
     #: reach every process at once by NOTIFY; this bounds staleness if one is missed.
@@ -122,9 +143,11 @@ class AuthSettings(BaseModel):
 class TenancySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: Plan of a new tenant when none is given.
     default_plan: str = "free"
     #: Members of this tenant may hold ``platform:admin`` (operators of the whole platform).
     operator_tenant: str = "operator"
+    #: Tenant catalog entries reused this long per process (NOTIFY invalidates at once).
     catalog_ttl_s: float = Field(default=5.0, ge=0, le=3600)
 
 
@@ -152,12 +175,14 @@ class SecuritySettings(BaseModel):
 class ModulesSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: Installed modules not to load (their tables are kept, unchecked).
     disabled: list[str] = Field(default_factory=list)
 
 
 class LoggingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: Lowest level logged.
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: ``json`` (one object per line) or ``console`` (human-readable, for dev).
     format: Literal["json", "console"] = "json"
@@ -412,10 +437,19 @@ def _problem(
     if err["type"] == "extra_forbidden":
         parent: Any = root
         try:
-            for part in loc[:-1]:
-                parent = _table_child(parent, str(part))[0] if root is not None else None
-        except (KeyError, TypeError):
+            for part in err["loc"][:-1]:
+                if parent is None:
+                    break
+                if isinstance(parent, _Root):
+                    parent = parent.child(str(part))[0]
+                elif isinstance(part, int):
+                    parent = get_args(_unwrap(parent))[0]
+                else:
+                    parent = _table_child(parent, str(part))[0]
+        except (KeyError, TypeError, IndexError):
             parent = None
+        if isinstance(parent, _Root):
+            return f"{where}: unknown key{_close(str(loc[-1]), parent.names(), '')}"
         hint = _suggest(str(loc[-1]), parent) if parent is not None else ""
         return f"{where}: unknown key{hint}"
     value = err.get("input")
@@ -637,3 +671,138 @@ def load_settings(
     settings = Settings.model_validate({**kernel, **modules})
     settings._sections.update(typed)
     return settings
+
+
+# -- the reference: every section and key, from the models -----------------------------------
+@dataclass(frozen=True)
+class Entry:
+    """One key of the reference: ``path`` with ``<name>`` for an entry of a map."""
+
+    path: tuple[str, ...]
+    annotation: Any
+    default: Any
+    description: str
+
+    @property
+    def key(self) -> str:
+        return ".".join(self.path)
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + "__".join(p.upper() for p in self.path)
+
+    @property
+    def type_text(self) -> str:
+        return _type_text(self.annotation)
+
+    @property
+    def default_text(self) -> str:
+        if self.default is _MISSING:
+            return "(required)"
+        value = self.default
+        if isinstance(value, SecretStr):
+            return "(secret)"
+        with contextlib.suppress(Exception):  # not JSON-able: shown as it is
+            value = TypeAdapter(self.annotation).dump_python(value, mode="json")
+        return json.dumps(value, ensure_ascii=False) if value is not None else "(unset)"
+
+
+def _type_text(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return _type_text(get_args(tp)[0])
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_text(a) for a in get_args(tp))
+    if origin is Literal:
+        return " | ".join(json.dumps(a) for a in get_args(tp))
+    if origin is not None:
+        args = ", ".join(_type_text(a) for a in get_args(tp))
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    if tp is type(None):
+        return "none"
+    if tp is Any:
+        return "any"
+    return getattr(tp, "__name__", str(tp))
+
+
+@functools.cache
+def _doc_comments(model: type[BaseModel]) -> dict[str, str]:
+    """The ``#:`` comment block above each field of ``model`` (Sphinx's attribute docs)."""
+    out: dict[str, str] = {}
+    try:
+        lines = inspect.getsource(model).splitlines()
+    except (OSError, TypeError):
+        return out
+    pending: list[str] = []
+    for line in lines[1:]:
+        text = line.strip()
+        if text.startswith("#:"):
+            pending.append(text[2:].strip())
+            continue
+        match = re.match(r"^(\w+)\s*:", text)
+        if match and pending and match.group(1) in model.model_fields:
+            out[match.group(1)] = " ".join(pending)
+        if text:
+            pending = []
+    return out
+
+
+def _describe(model: type[BaseModel], name: str) -> str:
+    field = model.model_fields[name]
+    return field.description or _doc_comments(model).get(name, "")
+
+
+def _walk(model: type[BaseModel], path: tuple[str, ...], out: list[Entry]) -> None:
+    if issubclass(model, RootModel):
+        _walk_type(model.model_fields["root"].annotation, path, _MISSING, "", out)
+        return
+    for name, field in model.model_fields.items():
+        default = _MISSING if field.is_required() else field.get_default(call_default_factory=True)
+        _walk_type(field.annotation, (*path, name), default, _describe(model, name), out)
+
+
+def _walk_type(tp: Any, path: tuple[str, ...], default: Any, doc: str, out: list[Entry]) -> None:
+    inner = _unwrap(tp)
+    if _is_model(inner) and not issubclass(inner, RootModel):
+        _walk(inner, path, out)
+        return
+    origin = get_origin(inner)
+    if origin in (dict, Mapping):
+        value_tp = get_args(inner)[1]
+        if _is_model(_unwrap(value_tp)):
+            _walk(_unwrap(value_tp), (*path, "<name>"), out)
+            return
+    out.append(Entry(path, tp, default, doc))
+
+
+def reference(sections: SectionModels | None = None) -> list[Entry]:
+    """Every key of every section (the kernel's, then the modules' by name)."""
+    if sections is None:
+        sections = installed_sections()
+    out: list[Entry] = []
+    _walk(Settings, (), out)
+    for name in sorted(sections):
+        model = sections[name]
+        if model is not None:
+            _walk(model, (name,), out)
+    return out
+
+
+def reference_markdown(sections: SectionModels | None = None) -> str:
+    """The reference as Markdown tables, one per section (docs/operations.md embeds it)."""
+    entries = reference(sections)
+    lines: list[str] = []
+    current = None
+    for e in entries:
+        section = e.path[0] if len(e.path) > 1 else "(top level)"
+        if section != current:
+            current = section
+            lines += ["", f"#### `{section}`" if len(e.path) > 1 else "#### Top level", ""]
+            lines += [
+                "| key | type | default | environment | description |",
+                "|---|---|---|---|---|",
+            ]
+        key = ".".join(e.path[1:]) if len(e.path) > 1 else e.path[0]
+        cells = [f"`{key}`", e.type_text, e.default_text, f"`{e.env}`", e.description]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines).strip() + "\n"

@@ -33,13 +33,17 @@ LATENCY_BOUNDS_MS: tuple[float, ...] = (
 class ErrorTrackingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: Group and store unhandled errors.
     enabled: bool = True
     #: Occurrence counts that notify (and a resolved error that recurs always notifies).
     notify_at: list[int] = Field(default_factory=lambda: [1, 10, 100, 1000, 10000])
+    #: POST a notification here (thresholds, reopenings).
     webhook_url: str | None = None
     #: Months of occurrence partitions kept; older ones are dropped by the maintenance job.
     retention_months: int = Field(default=6, ge=1, le=120)
+    #: Months of occurrence partitions created ahead.
     months_ahead: int = Field(default=3, ge=1, le=24)
+    #: Release name recorded with each occurrence.
     release: str | None = None
 
 
@@ -48,22 +52,27 @@ class TracingSettings(BaseModel):
 
     #: Record spans (trace ids in logs and errors) even when nothing exports them.
     enabled: bool = True
+    #: Where spans go: none, console or otlp.
     exporter: Literal["none", "console", "otlp"] = "none"
     #: OTLP/HTTP endpoint, e.g. http://collector:4318/v1/traces (exporter = "otlp").
     otlp_endpoint: str | None = None
     #: Also keep spans in PostgreSQL (``tenantry.otel_spans``, partitioned by day).
     pg_store: bool = False
+    #: Share of traces recorded.
     sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
     #: A child span per SQL statement run inside a traced request or job (asyncpg query
     #: logger; recorded after the statement, from its measured duration).
     db_statements: bool = True
+    #: Days of spans kept in PostgreSQL (pg_store).
     retention_days: int = Field(default=7, ge=1, le=365)
+    #: service.name of exported spans.
     service_name: str = "tenantry"
 
 
 class ObservabilitySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: Collect Prometheus metrics.
     metrics_enabled: bool = True
     #: Serve Prometheus metrics at /metrics.
     metrics_path: str = "/metrics"
@@ -71,6 +80,7 @@ class ObservabilitySettings(BaseModel):
     flush_interval_s: float = Field(default=10.0, gt=0, le=3600)
     #: Seconds between runs of the maintenance job (partitions, retention, cache sweep).
     maintenance_interval_s: float = Field(default=3600.0, gt=0)
+    #: Days of per-minute request metrics kept (SLO history).
     request_metrics_retention_days: int = Field(default=35, ge=31, le=400)
     errors: ErrorTrackingSettings = Field(default_factory=ErrorTrackingSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
@@ -124,9 +134,12 @@ def _default_objectives() -> list[Objective]:
 class SloSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: Rolling window of the SLOs.
     window_days: int = Field(default=30, ge=1, le=90)
+    #: The objectives (JSON list in the environment); default: the tiers of the requirements.
     objectives: list[Objective] = Field(default_factory=_default_objectives)
     #: Error-budget policy (requirements 003 §3.3): remaining share above ``healthy_above`` is
     #: healthy, below ``exhausted_below`` exhausted, stressed in between.
     healthy_above: float = 0.5
+    #: Remaining error budget share below which it is exhausted.
     exhausted_below: float = 0.1

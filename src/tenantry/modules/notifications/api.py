@@ -39,15 +39,25 @@ class NotificationSettings(BaseModel):
 
     #: None (default): emails are logged, not sent (see infrastructure/smtp.py).
     smtp_host: str | None = None
+    #: SMTP port.
     smtp_port: int = 25
+    #: Use STARTTLS.
     smtp_starttls: bool = False
+    #: SMTP login.
     smtp_username: str | None = None
+    #: SMTP password.
     smtp_password: str | None = None
+    #: From: of sent e-mail.
     sender: str = "Tenantry <no-reply@tenantry.local>"
+    #: Delivery attempts of a webhook call.
     webhook_attempts: int = Field(default=3, ge=1, le=20)
+    #: Delay before a webhook retry (doubles each time).
     webhook_backoff_s: float = Field(default=0.2, ge=0)
+    #: Timeout of one webhook call.
     webhook_timeout_s: float = Field(default=5.0, gt=0)
+    #: Failures in a row that open an endpoint's circuit breaker.
     breaker_threshold: int = Field(default=5, ge=1)
+    #: Seconds an open breaker waits before trying again.
     breaker_cooldown_s: float = Field(default=30.0, ge=0)
     #: Webhooks to loopback, private, link-local (cloud metadata) and other non-public
     #: addresses are refused at registration and at delivery. True: allowed (development,
