@@ -31,6 +31,8 @@ API = "/api/v1/ledger"
 KILL_ALL = (
     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    # the platform's pools and LISTEN connections, not other tests' own connections
+    " AND application_name IN ('tenantry', 'tenantry-listen')"
 )
 
 
