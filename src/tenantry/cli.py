@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tenantry.kernel.config import Settings, load_settings
+from tenantry.kernel.config import Settings, load_settings, reference_markdown
 from tenantry.kernel.db.embedded import stop_embedded
 from tenantry.kernel.errors import ConfigError, ProblemError, TenantryError, ValidationFailed
 from tenantry.kernel.platform import Platform
@@ -42,10 +42,14 @@ tenants_app = typer.Typer(help="Tenant catalog and provisioning.", no_args_is_he
 clients_app = typer.Typer(help="API clients (client_credentials).", no_args_is_help=True)
 keys_app = typer.Typer(help="JWT signing keys.", no_args_is_help=True)
 db_app = typer.Typer(help="The embedded PostgreSQL.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="The configuration: check it, print the reference of every key.", no_args_is_help=True
+)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
 
 console = Console()
 err = Console(stderr=True)
@@ -415,6 +419,27 @@ def db_stop() -> None:
     s = settings()
     stopped = stop_embedded(s.database.embedded_dir)
     console.print("stopped" if stopped else "not running")
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Check the config file and the TENANTRY_* environment against every section's model:
+    OK (exit 0), or every problem, one per line, naming the key and its source (exit 2)."""
+    try:
+        s = settings()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    source = _state.get("config") or os.environ.get("TENANTRY_CONFIG") or "no config file"
+    print(f"OK ({source}; environment: {s.environment})")
+
+
+@config_app.command("reference")
+def config_reference() -> None:
+    """Every section and key: type, default, environment variable, description (Markdown,
+    generated from the settings models; docs/operations.md embeds the same text)."""
+    print(reference_markdown(), end="")
 
 
 def _plugins() -> None:

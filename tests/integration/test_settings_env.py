@@ -145,3 +145,26 @@ def test_a_bad_setting_is_one_line_and_exit_2(settings: Settings, tmp_path: Path
         assert "Traceback" not in done.stderr
         assert f"{cfg} [jobs] in_proces: unknown key (did you mean in_process?)" in lines[0]
         assert "TENANTRY_MESSAGING__RELAY_IN_PROCES: unknown key" in lines[0]
+
+
+def test_config_check_lists_every_problem_and_reference_every_key(
+    settings: Settings, tmp_path: Path
+) -> None:
+    env = process_env(settings)
+    done = tenantry(env, "config", "check")
+    assert (done.returncode, done.stdout.startswith("OK")) == (0, True), done.stderr
+    cfg = tmp_path / "tenantry.toml"
+    cfg.write_text('[exports]\nstorage_pth = "/x"\n[ratelimit]\nbackend = "memcached"\n')
+    bad = {**env, "TENANTRY_JOBS__IN_PROCESS": "perhaps"}
+    done = tenantry(bad, "--config", str(cfg), "config", "check")
+    assert done.returncode == 2
+    assert sorted(done.stderr.splitlines()) == [
+        f"error: {cfg} [exports] storage_pth: unknown key (did you mean storage_path?)",
+        f"error: {cfg} [ratelimit] backend: Input should be 'memory' or 'redis' (got 'memcached')",
+        "error: TENANTRY_JOBS__IN_PROCESS: Input should be a valid boolean, unable to interpret "
+        "input (got 'perhaps')",
+    ]
+    done = tenantry(env, "config", "reference")
+    assert done.returncode == 0, done.stderr
+    for key in ("`in_process`", "`TENANTRY_JOBS__IN_PROCESS`", "`TENANTRY_EXPORTS__STORAGE_PATH`"):
+        assert key in done.stdout

@@ -355,3 +355,14 @@ def test_environment_wins_over_the_file_per_key(
     for text, value in (("no", False), ("off", False), ("1", True), ("yes", True)):
         monkeypatch.setenv("TENANTRY_JOBS__IN_PROCESS", text)
         assert load_settings(cfg).jobs.in_process is value
+
+
+def test_the_docs_reference_is_the_generated_one() -> None:
+    from tenantry.kernel.config import reference_markdown
+
+    docs = (Path(__file__).parents[2] / "docs" / "operations.md").read_text(encoding="utf-8")
+    start, end = "<!-- config-reference:start -->\n", "<!-- config-reference:end -->"
+    embedded = docs[docs.index(start) + len(start) : docs.index(end)]
+    assert embedded == reference_markdown(SECTIONS), (
+        "docs/operations.md is stale: paste `tenantry config reference` between the markers"
+    )
