@@ -73,6 +73,6 @@ def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert r.returncode == 1
-    assert "http.port" in r.stderr
+    assert r.returncode == 2  # a configuration error, like a bad option value
+    assert "[http] port" in r.stderr  # the file, the section and the key
     assert "Traceback" not in r.stderr
