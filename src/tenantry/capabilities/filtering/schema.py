@@ -29,10 +29,13 @@ from tenantry.capabilities.filtering.types import (
     FieldType,
 )
 
-_NO_NUL = "^[^\\u0000]*$"
 _SCALAR_OPS = frozenset(
     {"eq", "ne", "gt", "gte", "lt", "lte", "contains", "icontains", "startswith"}
 )
+
+#: The input guard's string rule (kernel.http.openapi.NO_NUL), restated: the filter engine
+#: imports nothing of the web layer (import-linter contract).
+NO_NUL = "^[^\\u0000]*$"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -60,7 +63,7 @@ def scalar_schema(f: Field) -> dict[str, Any]:
     if t is FieldType.ENUM:
         return {"type": "string", "enum": list(f.values)}
     if t in (FieldType.TEXT, FieldType.JSON_TEXT):
-        return {"type": "string", "maxLength": MAX_TEXT, "pattern": _NO_NUL}
+        return {"type": "string", "maxLength": MAX_TEXT, "pattern": NO_NUL}
     if t is FieldType.INT:
         return {"type": "integer", "minimum": INT32_MIN, "maximum": INT32_MAX}
     if t is FieldType.BIGINT:

@@ -41,6 +41,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute
 
+from tenantry.kernel.http.input_guard import INT64_MAX, INT64_MIN
 from tenantry.kernel.http.problems import MEDIA_TYPE
 
 #: ``openapi_extra`` key a route lists its own extra problem statuses under (removed from the
@@ -63,7 +64,8 @@ PROBLEM_REF = "#/components/schemas/Problem"
 #: ``pattern`` of a string the input guard accepts (no NUL; lone surrogates cannot be sent as
 #: UTF-8 at all).
 NO_NUL = "^[^\\u0000]*$"
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: A string with something besides white space (names that are stripped), and no NUL.
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
 JSON_VALUE_REF = "#/components/schemas/JsonValue"
 SCHEMAS: dict[str, dict[str, Any]] = {
     "JsonValue": {

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantry.kernel.http.deps import require
-from tenantry.kernel.http.openapi import Documenter, documents, problems_extra
+from tenantry.kernel.http.openapi import NOT_BLANK, Documenter, documents, problems_extra
 from tenantry.kernel.tenancy.context import Principal
 from tenantry.kernel.tenancy.model import SLUG_RE, IsolationMode
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
@@ -31,8 +31,6 @@ class NewTenant(BaseModel):
     chart_of_accounts: str | None = Field(default=None, max_length=40)
 
 
-#: A name with something besides white space (names are stripped).
-NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
 #: Same value as ``kernel.platform.PLATFORM_ADMIN`` (module-level: FastAPI resolves the
 #: route's annotations from module globals).
 PLATFORM_ADMIN = "platform:admin"

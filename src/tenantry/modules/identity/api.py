@@ -16,7 +16,7 @@ from tenantry.kernel.auth.actions import tenant_grants
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.errors import BadRequest, Unauthorized
 from tenantry.kernel.http.deps import principal, require
-from tenantry.kernel.http.openapi import documents, problems_extra
+from tenantry.kernel.http.openapi import NOT_BLANK, documents, problems_extra
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
@@ -48,8 +48,6 @@ class Strict(BaseModel):
 
 
 RoleName = Annotated[str, Field(pattern=ROLE_RE.pattern, max_length=63)]
-#: Something besides white space (the name is stripped), and no NUL.
-_NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
 
 
 class NewUser(Strict):
@@ -68,7 +66,7 @@ class NewRole(RoleBody):
 
 
 class NewClient(Strict):
-    name: str = Field(min_length=1, max_length=200, pattern=_NOT_BLANK)
+    name: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK)
     roles: list[RoleName] = Field(default_factory=list, max_length=50)
 
 
