@@ -113,3 +113,57 @@ async def test_a_literal_segment_is_not_taken_for_an_id(
         r = await client.get(path, headers=t.auth)
         assert r.status_code == 405, r.text
         assert r.headers["allow"] == "POST"
+
+
+def _operation_by_id(doc: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {
+        op["operationId"]: (method, path)
+        for path, item in doc["paths"].items()
+        for method, op in item.items()
+        if method in METHODS and "operationId" in op
+    }
+
+
+@pytest.mark.parametrize(
+    ("create", "body"),
+    [
+        (
+            "/api/v1/ledger/accounts",
+            {"code": "linked", "name": "Linked", "type": "asset", "currency": "USD"},
+        ),
+        ("/api/v1/identity/roles", {"name": "linked-role", "actions": ["ledger:read"]}),
+        (
+            "/api/v1/exports/schedules",
+            {"source": "ledger.accounts", "format": "csv", "cron": "0 3 * * *"},
+        ),
+    ],
+)
+async def test_links_lead_from_a_created_resource_to_its_operations(
+    client: httpx.AsyncClient,
+    make_tenant: MakeTenant,
+    document: dict[str, Any],
+    create: str,
+    body: dict[str, Any],
+) -> None:
+    """Every link of a creating POST names an operation of the document, and following the
+    link's parameter expression on the real response reaches the created resource (each
+    linked GET answers 200, not 404)."""
+    t = await make_tenant()
+    created = await client.post(create, json=body, headers=t.auth)
+    assert created.status_code == 201, created.text
+    responses = document["paths"][create]["post"]["responses"]
+    links: dict[str, Any] = responses["201"]["links"]
+    assert links
+    by_id = _operation_by_id(document)
+    followed = 0
+    for link in links.values():
+        method, path = by_id[link["operationId"]]
+        assert path.startswith(create + "/{")
+        for param, expression in link["parameters"].items():
+            field = expression.removeprefix("$response.body#/")
+            path = path.replace("{" + param + "}", str(created.json()[field]))
+        if method == "get":
+            r = await client.get(path, headers=t.auth)
+            assert r.status_code == 200, (path, r.text)
+            followed += 1
+    assert followed or create == "/api/v1/identity/roles"

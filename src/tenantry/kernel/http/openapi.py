@@ -32,6 +32,7 @@ listed under ``x-tenantry-permissions``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import Any, TypeVar
@@ -377,10 +378,46 @@ def complete(document: dict[str, Any], routes: Iterable[BaseRoute]) -> dict[str,
             del schemas[name]
     schemas.update(SCHEMAS)
     document["paths"] = _edge_rules_everywhere(document["paths"])
+    _links(document["paths"])
     for name, schema in schemas.items():
         if name not in SCHEMAS:
             schemas[name] = edge_rules(schema)
     return document
+
+
+#: Statuses of a POST that created the resource it returns (its body carries the new id).
+CREATED = ("201", "202")
+_PARAM = re.compile(r"^\{([^}/]+)\}$")
+
+
+def _links(paths: dict[str, Any]) -> None:
+    """OpenAPI links from every creating POST on a collection ``/x`` to the operations on
+    ``/x/{param}...``: the new resource's ``id`` (or ``name``, when the path names it by name)
+    is that parameter. Clients and stateful testers (schemathesis's stateful phase) follow
+    them: create, then read, change or delete what was created."""
+    for base, item in paths.items():
+        post = item.get("post")
+        if not isinstance(post, dict):
+            continue
+        created = next((c for c in CREATED if c in post.get("responses", {})), None)
+        if created is None:
+            continue
+        links: dict[str, Any] = {}
+        for path, other in paths.items():
+            rest = path[len(base) + 1 :].split("/") if path.startswith(base + "/") else []
+            match = _PARAM.match(rest[0]) if rest else None
+            if match is None or any(_PARAM.match(part) for part in rest[1:]):
+                continue
+            param = match.group(1)
+            field = "name" if param == "name" else "id"
+            for operation in other.values():
+                if isinstance(operation, dict) and "operationId" in operation:
+                    links[operation["operationId"]] = {
+                        "operationId": operation["operationId"],
+                        "parameters": {param: f"$response.body#/{field}"},
+                    }
+        if links:
+            post["responses"][created]["links"] = links
 
 
 def install(app: FastAPI) -> None:
