@@ -4,12 +4,19 @@ is declared, as application/problem+json with the Problem schema, and every $ref
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterator
 from typing import Any
 
+import annotated_types
 import httpx
 import pytest
+from fastapi.dependencies.utils import get_flat_params
+from fastapi.routing import APIRoute, iter_route_contexts
 
+from tenantry.kernel.http.app import create_app
+from tenantry.kernel.platform import Platform
+from tests.capabilities.test_authz_platform_actions import client_token, operator_tenant
 from tests.conftest import MakeTenant
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -167,3 +174,54 @@ async def test_links_lead_from_a_created_resource_to_its_operations(
             assert r.status_code == 200, (path, r.text)
             followed += 1
     assert followed or create == "/api/v1/identity/roles"
+
+
+def test_every_integer_in_a_query_or_path_has_bounds_the_server_checks(platform: Platform) -> None:
+    """The document gives every integer the 64-bit range at most, but the input guard can
+    only check JSON: a query or path string is parsed by the route. So every integer query,
+    path and header parameter of every route declares its own bounds (``Query(ge=..., le=...)``,
+    ``Path(...)``), and FastAPI refuses what lies outside with a 422 (a ``limit`` of 2^63 was
+    accepted by ``GET /platform/errors``, and -5 too)."""
+    bounds = (annotated_types.Ge, annotated_types.Gt, annotated_types.Le, annotated_types.Lt)
+    unbounded: list[str] = []
+    routes = list(iter_route_contexts(list(create_app(platform, manage_lifecycle=False).routes)))
+    assert len(routes) > 50
+    for route in routes:
+        if not isinstance(route.original_route, APIRoute):
+            continue
+        for field in get_flat_params(route.dependant):
+            annotation = field.field_info.annotation
+            if annotation is not int and int not in typing.get_args(annotation):
+                continue
+            kinds = {type(m) for m in field.field_info.metadata if isinstance(m, bounds)}
+            low = kinds & {annotated_types.Ge, annotated_types.Gt}
+            high = kinds & {annotated_types.Le, annotated_types.Lt}
+            if not (low and high):
+                unbounded.append(f"{sorted(route.methods or ())} {route.path_format} {field.name}")
+    assert not unbounded
+
+
+async def test_an_integer_query_beyond_its_bounds_is_422(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    auth = await client_token(platform, client, await operator_tenant(platform), ["admin"])
+    for query in ("limit=9223372036854775808", "limit=-5", "limit=0"):
+        r = await client.get(f"/api/v1/platform/errors?{query}", headers=auth)
+        assert r.status_code == 422, (query, r.text)
+    r = await client.get("/api/v1/platform/errors/9223372036854775808", headers=auth)
+    assert r.status_code == 422, r.text
+
+
+async def test_an_unknown_server_for_a_new_tenant_is_422_naming_it(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    """The document lists the configured servers as the enum of ``server``; the server holds
+    to it (an unknown one was a ConfigError: 500 over HTTP, "invalid configuration" on the
+    CLI)."""
+    auth = await client_token(platform, client, await operator_tenant(platform), ["admin"])
+    body = {"slug": "srv-unknown", "name": "X", "isolation": "shared", "server": "AAA"}
+    r = await client.post("/api/v1/platform/tenants", json=body, headers=auth)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "server"
+    assert "AAA" in r.json()["detail"]
+    assert await platform.catalog.by_slug("srv-unknown") is None

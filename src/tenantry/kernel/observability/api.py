@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict
 
 from tenantry.kernel.errors import NotFound
 from tenantry.kernel.http.deps import require
+from tenantry.kernel.http.input_guard import INT64_MAX
 from tenantry.kernel.observability import slo
 
 if TYPE_CHECKING:
     from tenantry.kernel.observability.hub import Observability
 
 ADMIN = "platform:admin"
+#: Most error groups one page lists (the store's own cap).
+MAX_ERRORS = 500
+GroupId = Annotated[int, Path(ge=1, le=INT64_MAX)]
 
 
 class StatusChange(BaseModel):
@@ -29,20 +33,20 @@ def build_router(hub: Observability) -> APIRouter:
     async def list_errors(
         status: Literal["unresolved", "resolved", "ignored"] | None = None,
         environment: str | None = None,
-        limit: int = 50,
+        limit: Annotated[int, Query(ge=1, le=MAX_ERRORS)] = 50,
     ) -> dict[str, Any]:
         items = await hub.errors.list(status, limit, environment)
         return {"items": items}
 
     @router.get("/errors/{group_id}")
-    async def show_error(group_id: int) -> dict[str, Any]:
+    async def show_error(group_id: GroupId) -> dict[str, Any]:
         group = await hub.errors.show(group_id)
         if group is None:
             raise NotFound(f"no error group {group_id}")
         return group
 
     @router.patch("/errors/{group_id}")
-    async def change_error(group_id: int, body: StatusChange) -> dict[str, Any]:
+    async def change_error(group_id: GroupId, body: StatusChange) -> dict[str, Any]:
         if not await hub.errors.set_status(group_id, body.status):
             raise NotFound(f"no error group {group_id}")
         group = await hub.errors.show(group_id, occurrences=0)

@@ -110,7 +110,10 @@ class Provisioner:
             ) from None
         if not req.name.strip():
             raise ValidationFailed("name must not be empty", errors=[{"field": "name"}])
-        self.db.server_url(req.server)  # unknown server: clear error before anything is written
+        if req.server not in self.db.server_names:  # before anything is written
+            known = ", ".join(sorted(self.db.server_names))
+            message = f"unknown database server {req.server!r} (configured: {known})"
+            raise ValidationFailed(message, errors=[{"field": "server", "message": message}])
         for check in self.option_checks:
             check(req)
         return IsolationMode(req.isolation)
