@@ -3,12 +3,15 @@ overrides, module endpoints gated by plan."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
 from tenantry.capabilities.entitlements import NotEntitled, QuotaExceeded, check
 from tenantry.capabilities.entitlements.plans import Plans, build
 from tenantry.kernel.platform import Platform
+from tests.capabilities.test_authz_platform_actions import client_token, operator_tenant
 from tests.conftest import PASSWORD, MakeTenant
 
 
@@ -79,3 +82,35 @@ async def test_only_operators_override_plans(
         f"/api/v1/entitlements/tenants/{t.tenant.slug}/override", headers=t.auth, json={}
     )
     assert r.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"quotas": {"max_users": False}},  # lax int took false as 0
+        {"quotas": {"max_users": "5"}},
+        {"burst": True},
+        {"burst": 2.5},
+        {"rate_per_s": "10"},
+        {"routes": {"POST /api/v1/exports": {"rate_per_s": 1, "burst": "3"}}},
+        {"nope": 1},
+    ],
+)
+async def test_an_override_takes_json_types_exactly(
+    client: httpx.AsyncClient,
+    platform: Platform,
+    make_tenant: MakeTenant,
+    body: dict[str, Any],
+) -> None:
+    """The override body means what its schema says: no string, boolean or fraction for an
+    integer, no string for a number (the plan config, read from TOML and the environment,
+    converts them; the API does not)."""
+    t = await make_tenant()
+    auth = await client_token(platform, client, await operator_tenant(platform), ["admin"])
+    url = f"/api/v1/entitlements/tenants/{t.tenant.slug}/override"
+    r = await client.put(url, headers=auth, json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"]
+    ok = await client.put(url, headers=auth, json={"quotas": {"max_users": 7.0}, "burst": None})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["quotas"]["max_users"] == 7

@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Body, Depends
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenantry.capabilities.entitlements import NotEntitled
 from tenantry.capabilities.entitlements.plans import (
     EntitlementsSettings,
-    PlanConfig,
+    PlanOverride,
     Plans,
     PlansSettings,
 )
-from tenantry.kernel.errors import NotFound
+from tenantry.kernel.errors import NotFound, ValidationFailed
 from tenantry.kernel.http.deps import principal, require
 from tenantry.kernel.http.openapi import documents
 from tenantry.kernel.http.problems import problem_response
@@ -60,11 +61,9 @@ class ModuleGate:
 
 
 def _override_schema(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
-    """The override is any part of a plan (merged over the tenant's plan): ``PlanConfig``'s
-    fields, none required."""
-    schema = PlanConfig.model_json_schema(ref_template="#/components/schemas/{model}")
+    """The override is any part of a plan (merged over the tenant's plan): ``PlanOverride``."""
+    schema = PlanOverride.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(schema.pop("$defs", {}))
-    schema.pop("required", None)
     body = operation.get("requestBody", {}).get("content", {}).get("application/json")
     if body is not None:
         body["schema"] = schema
@@ -91,7 +90,21 @@ def build_router(platform: Platform, plans: Plans) -> APIRouter:
         tenant = await platform.catalog.by_slug(slug)
         if tenant is None:
             raise NotFound(f"no tenant {slug!r}")
-        return (await plans.set_override(tenant, body)).as_dict()
+        try:
+            override = PlanOverride.model_validate(body)
+        except ValidationError as exc:
+            raise ValidationFailed(
+                "invalid plan override",
+                errors=[
+                    {"field": ".".join(str(x) for x in e["loc"]), "message": e["msg"]}
+                    for e in exc.errors()
+                ],
+            ) from None
+        # null for a whole field: keep the plan's (a null quota inside means unlimited)
+        changes = {
+            k: v for k, v in override.model_dump(exclude_unset=True).items() if v is not None
+        }
+        return (await plans.set_override(tenant, changes)).as_dict()
 
     return router
 

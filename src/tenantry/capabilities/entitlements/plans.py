@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictFloat, ValidationError
 
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.errors import ConfigError, ValidationFailed
+from tenantry.kernel.http.types import JsonInt
 from tenantry.kernel.tenancy.model import Tenant
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 
@@ -54,6 +55,28 @@ class PlanConfig(BaseModel):
     modules: list[str] = Field(default_factory=lambda: ["*"])
     #: Per-route limits: ``"POST /api/v1/exports"`` (method and path prefix) -> limit.
     routes: dict[str, RouteLimit] = Field(default_factory=dict)
+
+
+class RouteLimitOverride(BaseModel):
+    """A route limit in an override: JSON's types exactly (``PlanConfig`` also reads config
+    and environment strings, so it converts ``"5"`` and ``true``; a request body may not)."""
+
+    model_config = ConfigDict(extra="forbid")
+    rate_per_s: StrictFloat = Field(gt=0)
+    burst: JsonInt = Field(ge=1)
+
+
+class PlanOverride(BaseModel):
+    """The body of ``PUT /entitlements/tenants/{slug}/override``: any part of a plan, merged
+    over the tenant's plan; the same fields as ``PlanConfig``, none required, JSON-typed."""
+
+    model_config = ConfigDict(extra="forbid")
+    rate_per_s: StrictFloat | None = Field(default=None, gt=0)
+    burst: JsonInt | None = Field(default=None, ge=1)
+    quotas: dict[str, JsonInt | None] | None = None
+    flags: list[str] | None = None
+    modules: list[str] | None = None
+    routes: dict[str, RouteLimitOverride] | None = None
 
 
 DEFAULT_PLANS: dict[str, dict[str, Any]] = {
