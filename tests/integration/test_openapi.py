@@ -225,3 +225,23 @@ async def test_an_unknown_server_for_a_new_tenant_is_422_naming_it(
     assert r.json()["errors"][0]["field"] == "server"
     assert "AAA" in r.json()["detail"]
     assert await platform.catalog.by_slug("srv-unknown") is None
+
+
+def test_bounds_are_json_schema_keywords(document: dict[str, Any]) -> None:
+    """pydantic writes a bound it cannot place (``Annotated[JsonInt, Field(ge=1)] | None``)
+    as its own ``ge``/``le``/``gt``/``lt`` key, which no client or generator reads: the
+    override's ``burst`` of -4418 was schema-valid. Every bound is minimum/maximum/exclusive*."""
+    found: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("type"), str | list):
+                found.extend(f"{where}: {k}" for k in ("ge", "le", "gt", "lt") if k in node)
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{where}/{i}")
+
+    walk(document, "#")
+    assert not found

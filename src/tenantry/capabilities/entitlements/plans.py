@@ -11,14 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictFloat, ValidationError
 
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.errors import ConfigError, ValidationFailed
-from tenantry.kernel.http.types import JsonInt
+from tenantry.kernel.http.types import JSON_INT, JsonInt
 from tenantry.kernel.tenancy.model import Tenant
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 
@@ -71,9 +71,9 @@ class PlanOverride(BaseModel):
     over the tenant's plan; the same fields as ``PlanConfig``, none required, JSON-typed."""
 
     model_config = ConfigDict(extra="forbid")
-    rate_per_s: StrictFloat | None = Field(default=None, gt=0)
-    burst: JsonInt | None = Field(default=None, ge=1)
-    quotas: dict[str, JsonInt | None] | None = None
+    rate_per_s: Annotated[StrictFloat, Field(gt=0)] | None = None
+    burst: Annotated[int, Field(ge=1), JSON_INT] | None = None
+    quotas: dict[str, Annotated[int, Field(ge=0), JSON_INT] | None] | None = None
     flags: list[str] | None = None
     modules: list[str] | None = None
     routes: dict[str, RouteLimitOverride] | None = None

@@ -23,4 +23,9 @@ def _json_int(value: Any) -> Any:
     return value
 
 
-JsonInt = Annotated[int, BeforeValidator(_json_int)]
+#: The validator of ``JsonInt``, for an integer with bounds inside a union: write the bounds
+#: first, ``Annotated[int, Field(ge=1), JSON_INT] | None``. (``Annotated[JsonInt, Field(ge=1)]
+#: | None`` is checked too, but pydantic then writes ``"ge": 1`` into the JSON Schema instead
+#: of ``"minimum": 1``, and clients and generators ignore the bound.)
+JSON_INT = BeforeValidator(_json_int)
+JsonInt = Annotated[int, JSON_INT]
