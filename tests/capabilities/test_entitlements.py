@@ -92,6 +92,7 @@ async def test_only_operators_override_plans(
         {"burst": True},
         {"burst": 2.5},
         {"rate_per_s": "10"},
+        {"rate_per_s": 9223372036854775806},  # a float 2^63: beyond what JSON numbers hold here
         {"routes": {"POST /api/v1/exports": {"rate_per_s": 1, "burst": "3"}}},
         {"nope": 1},
     ],

@@ -57,12 +57,17 @@ class PlanConfig(BaseModel):
     routes: dict[str, RouteLimit] = Field(default_factory=dict)
 
 
+#: Highest rate an override sets (requests per second): far beyond any deployment, and well
+#: inside the range a JSON number keeps exactly.
+MAX_RATE_PER_S = 1_000_000.0
+
+
 class RouteLimitOverride(BaseModel):
     """A route limit in an override: JSON's types exactly (``PlanConfig`` also reads config
     and environment strings, so it converts ``"5"`` and ``true``; a request body may not)."""
 
     model_config = ConfigDict(extra="forbid")
-    rate_per_s: StrictFloat = Field(gt=0)
+    rate_per_s: StrictFloat = Field(gt=0, le=MAX_RATE_PER_S)
     burst: JsonInt = Field(ge=1)
 
 
@@ -71,7 +76,7 @@ class PlanOverride(BaseModel):
     over the tenant's plan; the same fields as ``PlanConfig``, none required, JSON-typed."""
 
     model_config = ConfigDict(extra="forbid")
-    rate_per_s: Annotated[StrictFloat, Field(gt=0)] | None = None
+    rate_per_s: Annotated[StrictFloat, Field(gt=0, le=MAX_RATE_PER_S)] | None = None
     burst: Annotated[int, Field(ge=1), JSON_INT] | None = None
     quotas: dict[str, Annotated[int, Field(ge=0), JSON_INT] | None] | None = None
     flags: list[str] | None = None
