@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import json
 import os
 import socket
@@ -29,8 +30,10 @@ from rich.table import Table
 from tenantry.kernel.config import Settings, load_settings, reference_markdown
 from tenantry.kernel.db.embedded import stop_embedded
 from tenantry.kernel.errors import ConfigError, ProblemError, TenantryError, ValidationFailed
+from tenantry.kernel.modules import declared_onboarding_options
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode, TenantStatus
+from tenantry.kernel.tenancy.onboarding import OnboardingOption, shown_outputs
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 
 app = typer.Typer(
@@ -269,7 +272,6 @@ def demo(
     run(go, s)
 
 
-@tenants_app.command("create")
 def tenants_create(
     slug: str,
     name: Annotated[str, typer.Option(help="Display name.")],
@@ -278,29 +280,14 @@ def tenants_create(
     ),
     plan: Annotated[str | None, typer.Option(help="Plan (default: tenancy.default_plan).")] = None,
     server: Annotated[str, typer.Option(help="Database server for database mode.")] = "default",
-    admin_email: Annotated[str | None, typer.Option(help="Create this admin user.")] = None,
-    admin_password: Annotated[
-        str | None, typer.Option(help="Its password (else generated).")
-    ] = None,
-    chart_of_accounts: Annotated[
-        str | None,
-        typer.Option(help="Ledger chart-of-accounts template: default | none (empty ledger)."),
-    ] = None,
     as_json: JsonOpt = False,
+    **options: str | None,
 ) -> None:
     """Provision a tenant (all-or-nothing)."""
     s = settings()
 
     async def go(platform: Platform) -> dict[str, Any]:
-        opts = {
-            k: v
-            for k, v in (
-                ("admin_email", admin_email),
-                ("admin_password", admin_password),
-                ("chart_of_accounts", chart_of_accounts),
-            )
-            if v
-        }
+        opts = {k: v for k, v in options.items() if v}
         res = await platform.provisioner.create(
             ProvisionRequest(slug, name, isolation, plan or s.tenancy.default_plan, server, opts)
         )
@@ -313,9 +300,40 @@ def tenants_create(
         console.print(
             f"created tenant [bold]{out['slug']}[/bold] ({out['isolation']}) id={out['id']}"
         )
-        for k in ("admin_email", "admin_password"):
-            if k in out:
-                console.print(f"  {k}: {out[k]}")
+        for k, v in shown_outputs(out, list(options)).items():
+            console.print(f"  {k}: {v}")
+
+
+def _register_tenants_create(options: Sequence[OnboardingOption]) -> None:
+    """``tenants create`` with one ``--<option>`` flag per onboarding option the installed
+    modules declare (``Module.onboarding_options``): its signature, as typer reads it, is the
+    kernel's parameters plus those."""
+    if any(c.name == "create" for c in tenants_app.registered_commands):
+        return
+    base = inspect.signature(tenants_create, eval_str=True)
+    *head, as_json = (p for p in base.parameters.values() if p.kind is not p.VAR_KEYWORD)
+    contributed = [
+        inspect.Parameter(
+            o.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                str | None, typer.Option(f"--{o.name.replace('_', '-')}", help=o.help)
+            ],
+        )
+        for o in options
+    ]
+    signature = base.replace(
+        parameters=[*head, *contributed, as_json.replace(kind=inspect.Parameter.KEYWORD_ONLY)]
+    )
+
+    def command(**kwargs: Any) -> None:
+        tenants_create(**kwargs)
+
+    command.__doc__ = tenants_create.__doc__
+    setattr(command, "__signature__", signature)  # noqa: B010 - typer reads it
+    command.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+    tenants_app.command("create")(command)
 
 
 def _tenant_dict(t: Any) -> dict[str, Any]:
@@ -444,8 +462,11 @@ def config_reference() -> None:
 
 def _plugins() -> None:
     """Sub-commands contributed by modules and capabilities (entry points ``tenantry.cli``:
-    a ``typer.Typer`` named after the command group)."""
+    a ``typer.Typer`` named after the command group), and the onboarding options of the
+    installed modules as flags of ``tenants create``."""
     from importlib.metadata import entry_points
+
+    _register_tenants_create(declared_onboarding_options())
 
     for ep in entry_points(group="tenantry.cli"):
         app.add_typer(ep.load(), name=ep.name)

@@ -180,11 +180,12 @@ async def test_database_tenant_on_a_named_server(scratch: Platform, server_url: 
 
 @pytest.mark.parametrize("mode", ["shared", "schema", "database"])
 async def test_failed_provisioning_leaves_nothing(scratch: Platform, mode: str) -> None:
-    async def failing(*_: object) -> None:
-        raise RuntimeError("seed failed")
+    async def failing(kind: str, where: str) -> None:
+        if where == "done:admin":  # the admin login exists: its compensation must remove it
+            raise RuntimeError("seed failed")
 
     slug = f"mig-fail-{mode[:2]}"
-    scratch.provisioner.hooks.append(failing)
+    scratch.sagas.inject = failing
     try:
         with pytest.raises(RuntimeError, match="seed failed"):
             await scratch.provisioner.create(
@@ -196,7 +197,7 @@ async def test_failed_provisioning_leaves_nothing(scratch: Platform, mode: str) 
                 )
             )
     finally:
-        scratch.provisioner.hooks.remove(failing)
+        scratch.sagas.inject = None
     async with scratch.db.admin_connection(as_owner=False) as conn:
         assert (
             await conn.fetchval("SELECT count(*) FROM tenantry.tenants WHERE slug = $1", slug) == 0

@@ -17,14 +17,13 @@ import httpx
 import pytest
 
 from tenantry.kernel.config import Settings
-from tenantry.kernel.errors import ConfigError, ValidationFailed
+from tenantry.kernel.errors import ValidationFailed
 from tenantry.kernel.messaging.saga import SagaDefinition, SagaFailed, SagaStore, Step
 from tenantry.kernel.platform import Platform
-from tenantry.kernel.tenancy.context import tenant_scope
-from tenantry.kernel.tenancy.contracts import SeedChartOfAccounts
 from tenantry.kernel.tenancy.model import IsolationMode
 from tenantry.kernel.tenancy.onboarding import KIND
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
+from tenantry.modules.ledger.infrastructure.onboarding import seed_chart
 from tests.conftest import PASSWORD, RUN, get_token
 
 STEPS = ["record", "storage", "chart_of_accounts", "admin", "activate", "welcome"]
@@ -40,9 +39,9 @@ class Crash(BaseException):
 
 @pytest.fixture
 async def onboarding(probed: Platform) -> AsyncIterator[Platform]:
-    """The session platform (the ledger module handles SeedChartOfAccounts); the injection
-    hook is cleared afterwards."""
-    assert probed.dispatcher.has_handler(SeedChartOfAccounts)
+    """The session platform (the ledger and identity modules contribute their steps); the
+    injection hook is cleared afterwards."""
+    assert [s.name for s in probed.sagas.definitions[KIND].steps] == STEPS
     try:
         yield probed
     finally:
@@ -132,7 +131,7 @@ async def test_failure_at_each_step_leaves_nothing(
     assert done == STEPS[: STEPS.index(step)]
 
 
-async def test_onboarding_seeds_chart_through_the_command(onboarding: Platform) -> None:
+async def test_onboarding_seeds_the_ledgers_chart(onboarding: Platform) -> None:
     platform = onboarding
     res = await platform.provisioner.create(
         ProvisionRequest(f"sg{RUN}-coa", "Chart", IsolationMode.SHARED)
@@ -143,12 +142,12 @@ async def test_onboarding_seeds_chart_through_the_command(onboarding: Platform) 
     saga = await latest_saga(platform, t.slug)
     assert saga["status"] == "completed"
     assert saga["data"]["chart_of_accounts"] == "seeded"
-    assert saga["data"]["chart_created"] == expected  # the ledger's reply
-    assert "_options" not in saga["data"]  # secrets are never persisted
-    # Idempotent (a resumed saga sends it again): nothing is created twice; RLS scopes it.
-    with tenant_scope(t):
-        again = await platform.dispatcher.send(SeedChartOfAccounts())
-    assert again == {"template": "default", "created": []}
+    assert saga["data"]["chart_created"] == expected  # what the ledger's step remembered
+    assert "_secrets" not in saga["data"]  # secrets are never persisted
+    # Idempotent (a resumed saga runs it again): nothing is created twice; RLS scopes it.
+    async with platform.db.tenant_unit_of_work(t) as uow:
+        again = await seed_chart(uow, "default")
+    assert again == []
     assert await chart_codes(platform, t.id, t.schema) == expected
     # A tenant can start with an empty ledger.
     bare = await platform.provisioner.create(
@@ -163,7 +162,7 @@ async def test_onboarding_seeds_chart_through_the_command(onboarding: Platform) 
 
 
 async def test_failure_after_the_chart_removes_it_before_storage(onboarding: Platform) -> None:
-    """The chart step's compensation (RemoveChartOfAccounts) runs, in reverse order, before
+    """The chart step's compensation (the ledger's) runs, in reverse order, before
     the storage is dropped: observed from inside the saga between the two."""
     platform = onboarding
     slug = f"sg{RUN}-coaundo"
@@ -231,12 +230,6 @@ async def test_ledger_failing_in_the_chart_step_compensates(
     assert await leftovers(platform, slug, uuid.UUID(saga["data"]["tenant_id"])) == []
 
 
-async def test_chart_step_refuses_a_bus_edge(onboarding: Platform) -> None:
-    """The saga needs the ledger's reply: ``platform -> ledger = bus`` is a start-up error."""
-    with pytest.raises(ConfigError, match=r"platform\.SeedChartOfAccounts\.v1"):
-        onboarding.messaging.configure_routes({"platform -> ledger": "bus"}, ["ledger"])
-
-
 async def test_interrupted_saga_resumes_forward(onboarding: Platform) -> None:
     platform = onboarding
     slug = f"sg{RUN}-resume"
@@ -291,6 +284,7 @@ async def test_interrupted_saga_that_lost_its_secret_compensates(onboarding: Pla
         platform.sagas.stale_s = platform.messaging.settings.saga_stale_s
     saga = await latest_saga(platform, slug)
     assert (saga["id"], "failed") in resumed
+    assert PASSWORD not in json.dumps(saga["data"], default=str)  # never persisted
     assert await leftovers(platform, slug, None) == []
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import BaseModel
 
 from tenantry.kernel.errors import ModuleLoadError
+from tenantry.kernel.tenancy.onboarding import OnboardingOption
 
 if TYPE_CHECKING:
     from tenantry.kernel.platform import Platform
@@ -41,6 +42,10 @@ class Module:
     settings_model: ClassVar[type[BaseModel] | None] = None
     #: Further top-level tables the module owns (``{"plans": PlansSettings}``).
     settings_sections: ClassVar[Mapping[str, type[BaseModel]]] = {}
+    #: Options of tenant creation the module reads in its onboarding steps: fields of
+    #: ``POST /platform/tenants`` and flags of ``tenantry tenants create`` (declared on the
+    #: class: the CLI reads them before any platform is built).
+    onboarding_options: ClassVar[Sequence[OnboardingOption]] = ()
 
     @classmethod
     def declared_settings(cls) -> dict[str, type[BaseModel]]:
@@ -116,6 +121,22 @@ def declared_sections(disabled: Iterable[str] = ()) -> dict[str, type[BaseModel]
             out[name] = None if ep.name in skip else model
         if ep.name in skip:
             out.setdefault(ep.name, None)
+    return out
+
+
+def declared_onboarding_options() -> list[OnboardingOption]:
+    """The onboarding options of every installed module (entry points), by module name: the
+    flags of ``tenantry tenants create`` (parsed before the config says which are disabled; a
+    disabled module's option is accepted and unused)."""
+    out: list[OnboardingOption] = []
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            obj = ep.load()
+        except Exception:  # noqa: S112 - reported when the platform is built
+            continue
+        module = obj() if isinstance(obj, type) else obj
+        if isinstance(module, Module):
+            out.extend(module.onboarding_options)
     return out
 
 

@@ -40,13 +40,9 @@ from tenantry.kernel.messaging.saga import SagaRunner
 from tenantry.kernel.modules import Module, discover, order
 from tenantry.kernel.observability.hub import OBSERVABILITY_MIGRATIONS, Observability
 from tenantry.kernel.tenancy.catalog import STORE_MISSING, TenantCatalog
+from tenantry.kernel.tenancy.onboarding import OnboardingStep
 from tenantry.kernel.tenancy.onboarding import attach as attach_onboarding
-from tenantry.kernel.tenancy.provisioning import (
-    Provisioner,
-    ProvisionHook,
-    ProvisionRequest,
-    ProvisionUndo,
-)
+from tenantry.kernel.tenancy.provisioning import Provisioner, ProvisionRequest
 from tenantry.kernel.tenancy.routes import build_router as build_platform_router
 
 if TYPE_CHECKING:
@@ -105,8 +101,6 @@ class Platform:
         secret = settings.security.secret_key
         self.secrets = PlatformSecrets(self.db, secret.get_secret_value() if secret else None)
         self.routers: list[tuple[APIRouter, str]] = []
-        self.provision_hooks: list[ProvisionHook] = []
-        self.provision_undo_hooks: list[ProvisionUndo] = []
         #: Checks of tenant-creation options, by the modules that own them (see on_provision).
         self.provision_checks: list[Callable[[ProvisionRequest], None]] = []
         #: JSON Schemas of the fields those checks decide (see check_provision_request).
@@ -126,6 +120,20 @@ class Platform:
         self.unhandled_hooks: list[Any] = []
         #: Logs, metrics, traces, error tracking, SLOs (kernel/observability).
         self.observability = Observability(self)
+        self.provisioner = Provisioner(self.db, self.migrator, self.catalog)
+        self.provisioner.option_checks = self.provision_checks
+        self.sagas = SagaRunner(self.db, self.messaging.settings.saga_stale_s)
+        #: The onboarding saga; modules contribute its options and steps.
+        self.onboarding = attach_onboarding(self.provisioner, self.dispatcher, self.sagas)
+        for m in self.modules:
+            for option in m.onboarding_options:
+                self.onboarding.add_option(option)
+                self.provision_schemas[option.name] = {
+                    "type": ["string", "null"],
+                    "maxLength": option.max_length,
+                    "description": option.help,
+                    **option.schema,
+                }
         for m in self.modules:
             # Typed settings first (a ConfigError naming the key, before any wiring).
             for section, model in type(m).declared_settings().items():
@@ -139,12 +147,7 @@ class Platform:
                 self.default_roles.setdefault(role, []).extend(actions)
             m.setup(self)
         self.messaging.configure_routes(settings.dispatch, [m.name for m in self.modules])
-        self.provisioner = Provisioner(
-            self.db, self.migrator, self.catalog, self.provision_hooks, self.provision_undo_hooks
-        )
-        self.provisioner.option_checks = self.provision_checks
-        self.sagas = SagaRunner(self.db, self.messaging.settings.saga_stale_s)
-        self.onboarding = attach_onboarding(self.provisioner, self.dispatcher, self.sagas)
+        self.onboarding.seal()
         self.include_router(build_platform_router(self), "platform")
         self._started = False
         self._resumer: asyncio.Task[None] | None = None
@@ -157,14 +160,10 @@ class Platform:
         """Mark ``path`` of ``module``'s router (e.g. ``/token``) as a credential endpoint."""
         self.credential_paths.add(f"/api/v1/{module}{path}")
 
-    def on_provision(self, hook: ProvisionHook, undo: ProvisionUndo | None = None) -> None:
-        """Run ``hook`` in the new tenant's unit of work when it is provisioned; ``undo``
-        compensates it when the onboarding fails later (or after a crash): it must remove
-        what the hook wrote outside the tenant's store (the store and the catalog row are
-        dropped anyway), e.g. the admin login (kernel/tenancy/provisioning.ProvisionUndo)."""
-        self.provision_hooks.append(hook)
-        if undo is not None:
-            self.provision_undo_hooks.append(undo)
+    def add_onboarding_step(self, step: OnboardingStep) -> None:
+        """Add ``step`` (action + compensation) to the onboarding saga, between the storage
+        and the activation (kernel/tenancy/onboarding)."""
+        self.onboarding.add_step(step)
 
     def check_provision_request(
         self,

@@ -1,16 +1,17 @@
 """Provisioning: create a tenant in any isolation mode, change its status.
 
-Creation is all-or-nothing: the catalog row is written as ``provisioning``, storage is made
-(nothing for ``shared``; a schema, or a database, migrated to the current version), module
-hooks seed the tenant's data in one unit of work, and only then is the tenant ``active``. A
-failure at any step undoes the earlier ones (drops the schema or database, deletes the row).
+Creation is all-or-nothing and runs as the onboarding saga (kernel/tenancy/onboarding): the
+catalog row is written as ``provisioning``, storage is made (nothing for ``shared``; a schema,
+or a database, migrated to the current version), the steps modules contribute seed the
+tenant's data, and only then is the tenant ``active``. A failure at any step undoes the
+earlier ones (the modules' compensations, then the schema or database, then the row). The
+methods below are the saga's kernel steps.
 """
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,6 @@ from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.migrations import Migrator, Store
 from tenantry.kernel.db.rls import tenant_tables
 from tenantry.kernel.db.sql import queries as q
-from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.errors import Conflict, ValidationFailed
 from tenantry.kernel.tenancy.catalog import TenantCatalog, tenant_from_row
 from tenantry.kernel.tenancy.model import (
@@ -41,18 +41,8 @@ class ProvisionRequest:
     isolation: IsolationMode = IsolationMode.SHARED
     plan: str = "free"
     server: str = "default"
-    options: dict[str, Any] = field(default_factory=dict)  # e.g. admin_email, admin_password
-
-
-ProvisionHook = Callable[[UnitOfWork, Tenant, dict[str, Any]], Awaitable[dict[str, Any] | None]]
-#: The compensation of a provisioning hook: (tenant id, the options without secrets, plus
-#: ``NEW_ADMIN_USER_ID``). Idempotent, and must tolerate a hook that ran partly or not at all;
-#: runs while the catalog row still exists (the storage and the row are undone after it).
-ProvisionUndo = Callable[[uuid.UUID, dict[str, Any]], Awaitable[None]]
-#: Option set by provisioning when an admin e-mail is given: the id a login created for that
-#: admin gets. Drawn before the hooks run (and persisted by the onboarding saga), so the undo
-#: can tell the login this attempt created from one that existed before, even after a crash.
-NEW_ADMIN_USER_ID = "new_admin_user_id"
+    #: The options modules declare (``Module.onboarding_options``), by name.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,43 +52,23 @@ class ProvisionResult:
 
 
 class Provisioner:
-    def __init__(
-        self,
-        db: Database,
-        migrator: Migrator,
-        catalog: TenantCatalog,
-        hooks: Sequence[ProvisionHook] = (),
-        undo_hooks: Sequence[ProvisionUndo] = (),
-    ) -> None:
+    def __init__(self, db: Database, migrator: Migrator, catalog: TenantCatalog) -> None:
         self.db = db
         self.migrator = migrator
         self.catalog = catalog
-        self.hooks = list(hooks)
-        self.undo_hooks = list(undo_hooks)
-        #: Checks of the request by the modules that own its parts (the ledger's
-        #: ``chart_of_accounts`` option, the plans capability's plan), run by ``validate``
-        #: before anything is written; each raises ``ValidationFailed`` naming the field.
+        #: Checks of the request by the modules that own its parts (the options they
+        #: declare, the plans capability's plan), run by ``validate`` before anything is
+        #: written; each raises ``ValidationFailed`` naming the field.
         self.option_checks: list[Callable[[ProvisionRequest], None]] = []
-        #: The onboarding saga, when the platform attaches one (see kernel/tenancy/onboarding).
+        #: The onboarding saga the platform attaches (kernel/tenancy/onboarding).
         self.onboarding: Callable[[ProvisionRequest], Awaitable[ProvisionResult]] | None = None
 
     async def create(self, req: ProvisionRequest) -> ProvisionResult:
-        """Create a tenant, all-or-nothing. With the onboarding saga attached (the platform
-        does), the steps below run as a persisted saga that survives a crash."""
-        if self.onboarding is not None:
-            return await self.onboarding(req)
-        tenant = await self.insert_record(req, uuid.uuid4())
-        options = self.hook_options(req.options)
-        try:
-            await self.make_storage(tenant)
-            outputs = await self.run_hooks(tenant, options)
-            await self.activate(tenant)
-        except BaseException:
-            with contextlib.suppress(asyncpg.PostgresError, OSError):
-                await self.undo_hooks_for(tenant.id, options)
-            await self._undo(tenant, True)
-            raise
-        return await self.result(tenant, outputs)
+        """Create a tenant, all-or-nothing: the onboarding saga (persisted; survives a
+        crash), which runs the steps below and the modules' own."""
+        if self.onboarding is None:
+            raise RuntimeError("no onboarding saga attached (kernel/tenancy/onboarding.attach)")
+        return await self.onboarding(req)
 
     # -- the steps (also the onboarding saga's; each idempotent) -----------------------------
     def validate(self, req: ProvisionRequest) -> IsolationMode:
@@ -163,31 +133,6 @@ class Provisioner:
                 await create_tenant_database(c, tenant.database, self.db.settings)
             await self.migrator.migrate_store(Store.for_tenant(tenant))
 
-    @staticmethod
-    def hook_options(options: dict[str, Any]) -> dict[str, Any]:
-        """The request's options plus ``NEW_ADMIN_USER_ID`` (drawn once) when an admin
-        e-mail is given."""
-        if options.get("admin_email") and not options.get(NEW_ADMIN_USER_ID):
-            return {**options, NEW_ADMIN_USER_ID: str(uuid.uuid4())}
-        return dict(options)
-
-    async def undo_hooks_for(self, tenant_id: uuid.UUID, options: dict[str, Any]) -> None:
-        """The hooks' compensations, in reverse order (the admin login a failed onboarding
-        created...)."""
-        safe = {k: v for k, v in options.items() if k != "admin_password"}
-        for undo in reversed(self.undo_hooks):
-            await undo(tenant_id, safe)
-
-    async def run_hooks(self, tenant: Tenant, options: dict[str, Any]) -> dict[str, Any]:
-        """Module hooks (roles, the admin user...) in one unit of work of the new tenant."""
-        outputs: dict[str, Any] = {}
-        async with self.db.tenant_unit_of_work(tenant) as uow:
-            for hook in self.hooks:
-                out = await hook(uow, tenant, options)
-                if out:
-                    outputs.update(out)
-        return outputs
-
     async def activate(self, tenant: Tenant, status: TenantStatus = TenantStatus.ACTIVE) -> None:
         async with self.db.owner_connection() as conn:
             await conn.execute(q.SET_TENANT_STATUS, tenant.id, status.value)
@@ -236,13 +181,6 @@ class Provisioner:
             await conn.execute(q.DELETE_TENANT, tenant_id)
             await conn.execute(q.NOTIFY_CATALOG, str(tenant_id))
         self.catalog.invalidate(tenant_id)
-
-    async def _undo(self, tenant: Tenant, storage_made: bool) -> None:
-        with contextlib.suppress(asyncpg.PostgresError, OSError):
-            if storage_made:
-                await self.drop_storage(tenant)
-        with contextlib.suppress(asyncpg.PostgresError, OSError):
-            await self.delete_record(tenant.id)
 
     async def set_status(self, slug: str, status: TenantStatus) -> Tenant:
         tenant = await self.catalog.by_slug(slug)

@@ -3,32 +3,40 @@ the operator tenant holding ``platform:admin``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.http.openapi import NOT_BLANK, Documenter, documents, problems_extra
 from tenantry.kernel.tenancy.context import Principal
 from tenantry.kernel.tenancy.model import SLUG_RE, IsolationMode
+from tenantry.kernel.tenancy.onboarding import OnboardingOption, shown_outputs
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 
 if TYPE_CHECKING:
     from tenantry.kernel.platform import Platform
 
 
-class NewTenant(BaseModel):
+class TenantFields(BaseModel):
+    """The kernel's fields of ``POST /platform/tenants``; ``new_tenant_model`` adds one per
+    option the modules declare (``Module.onboarding_options``)."""
+
     model_config = ConfigDict(extra="forbid")
     slug: str = Field(max_length=40)
     name: str = Field(max_length=200)
     isolation: IsolationMode = IsolationMode.SHARED
     plan: str | None = Field(default=None, max_length=50)
     server: str = Field(default="default", max_length=63)
-    admin_email: str | None = Field(default=None, max_length=320)
-    admin_password: str | None = Field(default=None, max_length=1024)
-    #: The ledger's chart-of-accounts template ("default"; "none": an empty ledger).
-    chart_of_accounts: str | None = Field(default=None, max_length=40)
+
+
+def new_tenant_model(options: Sequence[OnboardingOption]) -> type[TenantFields]:
+    fields: dict[str, Any] = {
+        o.name: (str | None, Field(default=None, max_length=o.max_length)) for o in options
+    }
+    return create_model("NewTenant", __base__=TenantFields, **fields)
 
 
 #: Same value as ``kernel.platform.PLATFORM_ADMIN`` (module-level: FastAPI resolves the
@@ -39,7 +47,8 @@ PLATFORM_ADMIN = "platform:admin"
 def _tenant_body(platform: Platform) -> Documenter:
     """The body of ``POST /platform/tenants`` as it is checked: the slug rule, a name that is
     not blank, the configured servers, and what the modules' checks decide
-    (``Platform.check_provision_request(check, schema)``: plans, chart templates, admin)."""
+    (``Platform.check_provision_request(check, schema)``: plans) and the options modules
+    declare (``Module.onboarding_options``: chart templates, the first admin)."""
 
     def rewrite(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
         target = schemas.get("NewTenant")
@@ -57,26 +66,13 @@ def _tenant_body(platform: Platform) -> Documenter:
 
 def build_router(platform: Platform) -> APIRouter:
     router = APIRouter(tags=["platform"])
+    names = list(platform.onboarding.options)
+    body_model = new_tenant_model(list(platform.onboarding.options.values()))
 
-    @router.post(
-        "/tenants",
-        status_code=201,
-        summary="Onboard a tenant (the onboarding saga)",
-        openapi_extra=problems_extra(409),
-    )
-    @documents(_tenant_body(platform))
     async def create_tenant(
-        body: NewTenant, _: Annotated[Principal, Depends(require(PLATFORM_ADMIN))]
+        body: TenantFields, _: Annotated[Principal, Depends(require(PLATFORM_ADMIN))]
     ) -> dict[str, Any]:
-        options = {
-            k: v
-            for k, v in (
-                ("admin_email", body.admin_email),
-                ("admin_password", body.admin_password),
-                ("chart_of_accounts", body.chart_of_accounts),
-            )
-            if v
-        }
+        options = {k: v for k in names if (v := getattr(body, k, None))}
         res = await platform.provisioner.create(
             ProvisionRequest(
                 body.slug,
@@ -95,7 +91,15 @@ def build_router(platform: Platform) -> APIRouter:
             "isolation": t.isolation.value,
             "status": t.status.value,
             "plan": t.plan,
-            **{k: v for k, v in res.outputs.items() if k in ("admin_email", "admin_password")},
+            **shown_outputs(res.outputs, names),
         }
 
+    # The body's model is built from the options: set as the annotation FastAPI reads.
+    create_tenant.__annotations__["body"] = body_model
+    router.post(
+        "/tenants",
+        status_code=201,
+        summary="Onboard a tenant (the onboarding saga)",
+        openapi_extra=problems_extra(409),
+    )(documents(_tenant_body(platform))(create_tenant))
     return router

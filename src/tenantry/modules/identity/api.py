@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from tenantry.capabilities import entitlements
 from tenantry.capabilities.pagination import ListQuery, list_query, search_query
 from tenantry.kernel.auth.actions import tenant_grants
-from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.errors import BadRequest, Unauthorized
 from tenantry.kernel.http.deps import principal, require
 from tenantry.kernel.http.openapi import NOT_BLANK, documents, problems_extra
@@ -21,7 +20,8 @@ from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import Principal, require_tenant
-from tenantry.kernel.tenancy.model import Tenant
+from tenantry.modules.identity.application.onboarding import OPTIONS as ONBOARDING_OPTIONS
+from tenantry.modules.identity.application.onboarding import admin_step
 from tenantry.modules.identity.application.services import IdentityService
 from tenantry.modules.identity.domain.model import (
     EMAIL_RE,
@@ -331,6 +331,7 @@ class IdentityModule(Module):
     permissions: ClassVar[dict[str, str]] = {
         ADMIN: "manage the tenant's users, API clients and roles"
     }
+    onboarding_options = ONBOARDING_OPTIONS
 
     def __init__(self) -> None:
         self.service: IdentityService | None = None
@@ -353,28 +354,9 @@ class IdentityModule(Module):
         platform.include_router(build_router(service, platform.permissions), self.name)
         platform.add_credential_path(self.name, "/token")
 
-        async def seed(uow: UnitOfWork, tenant: Tenant, options: dict[str, Any]) -> dict[str, Any]:
-            return await service.seed_tenant(uow, tenant, options, platform.default_roles)
-
-        platform.on_provision(seed, undo=service.unseed_tenant)
+        platform.add_onboarding_step(admin_step(service, lambda: platform.default_roles))
         platform.principals.source = repo.principal_active
-        platform.check_provision_request(
-            service.check_onboarding_request,
-            {
-                "admin_email": {
-                    "type": ["string", "null"],
-                    "maxLength": 320,
-                    "pattern": EMAIL_RE.pattern,
-                    "description": "the first admin (with admin_password: a new login)",
-                },
-                "admin_password": {
-                    "type": ["string", "null"],
-                    "minLength": MIN_PASSWORD,
-                    "maxLength": 1024,
-                    "description": "needs admin_email (422 without)",
-                },
-            },
-        )
+        platform.check_provision_request(service.check_onboarding_request)
 
 
 module = IdentityModule()

@@ -43,12 +43,11 @@ from tenantry.kernel.messaging import Dispatcher
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import Principal, current_tenant
-from tenantry.kernel.tenancy.contracts import RemoveChartOfAccounts, SeedChartOfAccounts
 from tenantry.modules.ledger.application.errors import (
     ItemInvalid,
     RuleBroken,
 )
-from tenantry.modules.ledger.application.onboarding import CHARTS, check_onboarding_request
+from tenantry.modules.ledger.application.onboarding import CHART_OPTION, check_onboarding_request
 from tenantry.modules.ledger.application.ports import PostingSession
 from tenantry.modules.ledger.application.services import (
     REVERSAL_KEY_PREFIX,
@@ -75,7 +74,7 @@ from tenantry.modules.ledger.infrastructure.lists import (
     Extras,
     split_extras,
 )
-from tenantry.modules.ledger.infrastructure.onboarding import remove_chart, seed_chart
+from tenantry.modules.ledger.infrastructure.onboarding import CHART_STEP
 from tenantry.modules.ledger.infrastructure.repository import SqlLedgerStore, SqlPostingSession
 
 READ = "ledger:read"
@@ -433,6 +432,7 @@ class LedgerModule(Module):
         "accountant": [READ, WRITE],
         "ledger-viewer": [READ],
     }
+    onboarding_options = (CHART_OPTION,)
 
     def __init__(self) -> None:
         self.service: LedgerService | None = None
@@ -445,14 +445,9 @@ class LedgerModule(Module):
         platform.services["ledger"] = service
         platform.include_router(build_router(service), self.name)
         register_export_sources(platform)
-        # Onboarding: the saga's chart-of-accounts step and its compensation (replies: the
-        # saga waits for the result, so these commands stay in-process).
-        platform.check_provision_request(
-            check_onboarding_request,
-            {"chart_of_accounts": {"enum": [*sorted(CHARTS), None], "default": "default"}},
-        )
-        platform.dispatcher.handle(self.name, SeedChartOfAccounts, seed_chart, replies=True)
-        platform.dispatcher.handle(self.name, RemoveChartOfAccounts, remove_chart, replies=True)
+        # Onboarding: the chart-of-accounts step (and its compensation) and its option.
+        platform.check_provision_request(check_onboarding_request)
+        platform.add_onboarding_step(CHART_STEP)
 
 
 module = LedgerModule()

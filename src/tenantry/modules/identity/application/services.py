@@ -16,7 +16,8 @@ from uuid import UUID
 from tenantry.kernel.auth.actions import refuse_platform_grants
 from tenantry.kernel.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from tenantry.kernel.tenancy.model import Tenant, TenantStatus
-from tenantry.kernel.tenancy.provisioning import NEW_ADMIN_USER_ID, ProvisionRequest
+from tenantry.kernel.tenancy.provisioning import ProvisionRequest
+from tenantry.modules.identity.application.onboarding import NEW_ADMIN_USER_ID
 from tenantry.modules.identity.application.ports import PasswordHasher
 from tenantry.modules.identity.domain.model import (
     ADMIN_ROLE,

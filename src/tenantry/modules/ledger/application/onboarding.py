@@ -1,16 +1,22 @@
-"""Charts of accounts a new tenant starts with (the onboarding saga's
-``platform.SeedChartOfAccounts.v1``). Pure data: the infrastructure handler writes them."""
+"""Charts of accounts a new tenant starts with: the ledger's onboarding option
+(``chart_of_accounts``: a template, ``none`` for an empty ledger) and its check. Pure data: the
+ledger's onboarding step (infrastructure/onboarding.py) writes them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from tenantry.kernel.errors import ValidationFailed
+from tenantry.kernel.tenancy.onboarding import OnboardingOption
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 from tenantry.modules.ledger.domain.model import AccountType, default_allow_negative
 
 #: The ``metadata.seeded`` mark of seeded accounts: what the compensation may remove.
 SEEDED_KEY = "seeded"
+#: The step's name in the onboarding saga, and the option it reads.
+STEP = "chart_of_accounts"
+#: The currency of the seeded accounts.
+CHART_CURRENCY = "EUR"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +43,20 @@ CHARTS: dict[str, tuple[ChartAccount, ...]] = {
 }
 
 
+CHART_OPTION = OnboardingOption(
+    STEP,
+    "Ledger chart-of-accounts template: default | none (empty ledger).",
+    {"enum": [*sorted(CHARTS), None], "default": "default"},
+    max_length=40,
+)
+
+
+def template_of(options: dict[str, object] | ProvisionRequest) -> str:
+    """The template an onboarding asks for (``default`` unless the option names one)."""
+    opts = options.options if isinstance(options, ProvisionRequest) else options
+    return str(opts.get(STEP) or "default")
+
+
 class UnknownChart(ValidationFailed):
     """An onboarding request names a chart-of-accounts template that does not exist."""
 
@@ -45,7 +65,7 @@ class UnknownChart(ValidationFailed):
 
 def check_onboarding_request(req: ProvisionRequest) -> None:
     """The provisioner's check of ``chart_of_accounts`` (before anything is written)."""
-    chart(str(req.options.get("chart_of_accounts") or "default"))
+    chart(template_of(req))
 
 
 def chart(template: str) -> tuple[ChartAccount, ...]:
