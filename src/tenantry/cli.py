@@ -19,15 +19,15 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from tenantry.kernel.config import Settings, load_settings, reference_markdown
+from tenantry.kernel.cli_support import console, err, run, settings, state
+from tenantry.kernel.config import reference_markdown
 from tenantry.kernel.db.embedded import stop_embedded
 from tenantry.kernel.errors import ConfigError, ProblemError, TenantryError, ValidationFailed
 from tenantry.kernel.modules import declared_onboarding_options
@@ -54,10 +54,6 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 
-console = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
-_state: dict[str, Any] = {"config": None, "log_format": None, "debug": False}
 
 ConfigOpt = Annotated[
     Path | None,
@@ -111,28 +107,9 @@ PortOpt = Annotated[int | None, typer.Option(help="Port.", min=1, max=65535)]
 def _main(
     config: ConfigOpt = None, log_format: LogFormatOpt = None, debug: DebugOpt = False
 ) -> None:
-    _state["config"] = config
-    _state["log_format"] = log_format
-    _state["debug"] = debug
-
-
-def settings(**overrides: Any) -> Settings:
-    if _state.get("log_format"):
-        overrides.setdefault("logging", {"format": _state["log_format"]})
-    return load_settings(_state["config"], **overrides)
-
-
-def run(fn: Callable[[Platform], Awaitable[T]], cfg: Settings | None = None) -> T:
-    """Build the platform, run ``fn``, close (errors are reported by :func:`main`)."""
-
-    async def go() -> T:
-        platform = Platform.build(cfg or settings())
-        try:
-            return await fn(platform)
-        finally:
-            await platform.close()
-
-    return asyncio.run(go())
+    state.config = config
+    state.log_format = log_format
+    state.debug = debug
 
 
 def _progress(store: Any, names: list[str]) -> None:
@@ -449,7 +426,7 @@ def config_check() -> None:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         raise typer.Exit(2) from None
-    source = _state.get("config") or os.environ.get("TENANTRY_CONFIG") or "no config file"
+    source = state.config or os.environ.get("TENANTRY_CONFIG") or "no config file"
     print(f"OK ({source}; environment: {s.environment})")
 
 
@@ -474,7 +451,7 @@ def _plugins() -> None:
 
 def _debug_wanted(args: Sequence[str]) -> bool:
     env = os.environ.get("TENANTRY_DEBUG", "").strip().lower()
-    return bool(_state.get("debug")) or "--debug" in args or env in {"1", "true", "yes", "on"}
+    return state.debug or "--debug" in args or env in {"1", "true", "yes", "on"}
 
 
 def _one_line(text: str) -> str:

@@ -1,23 +1,27 @@
 """Architecture rules: import-linter contracts (layers, module independence, pure domain,
-kernel imports no module) and the five-layer module layout."""
+kernel imports no module and not the CLI; the module contracts generated from the entry
+points, tests/architecture/contracts.py) and the five-layer module layout."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 import tenantry.modules
+from tests.architecture.contracts import config, module_contracts, module_packages, to_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("contracts", "domain", "application", "infrastructure", "api")
 
 
-def test_import_linter_contracts_hold() -> None:
+def test_import_linter_contracts_hold(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("lint-imports")
+    generated = tmp_path / "importlinter.toml"
+    generated.write_text(to_toml(config()))
     result = subprocess.run(
-        [str(exe), "--config", str(ROOT / "pyproject.toml")],
+        [str(exe), "--config", str(generated)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -51,6 +55,26 @@ def test_every_module_package_is_registered_and_covered_by_contracts() -> None:
     packages = {p.name for p in _module_packages()}
     registered = {ep.name for ep in entry_points(group="tenantry.modules")}
     assert packages <= registered, f"unregistered module packages: {packages - registered}"
-    config = (ROOT / "pyproject.toml").read_text()
+    covered = module_packages()
     for name in packages:
-        assert f'"tenantry.modules.{name}.domain"' in config, f"no layer contract for {name}"
+        assert f"tenantry.modules.{name}" in covered, f"no contracts for {name}"
+
+
+def test_a_new_module_entry_point_gets_every_contract() -> None:
+    """By construction: one more entry point, and the module is in the independence
+    contract and has its layers and pure-domain contracts (capabilities are left out)."""
+    eps = [
+        EntryPoint("ledger", "tenantry.modules.ledger.api:module", "tenantry.modules"),
+        EntryPoint("projects", "tenantry.modules.projects.module:module", "tenantry.modules"),
+        EntryPoint("cache", "tenantry.capabilities.cache.api:module", "tenantry.modules"),
+    ]
+    packages = module_packages(eps)
+    assert packages == ["tenantry.modules.ledger", "tenantry.modules.projects"]
+    contracts = {c["name"]: c for c in module_contracts(packages)}
+    assert contracts["Modules are independent except through contracts"]["modules"] == packages
+    layers = contracts["projects: module layers"]["layers"]
+    assert layers[-1] == "tenantry.modules.projects.domain"
+    assert "(tenantry.modules.projects.module)" in layers
+    domain = contracts["projects: the domain is pure (no database, HTTP, framework, messaging)"]
+    assert domain["source_modules"] == ["tenantry.modules.projects.domain"]
+    assert "tenantry.kernel.db" in domain["forbidden_modules"]

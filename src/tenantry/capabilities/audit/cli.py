@@ -16,7 +16,7 @@ app = typer.Typer(help="Audit log: verify the hash chain, manage partitions.", n
 def verify(tenant: Annotated[str, typer.Option("--tenant", help="Tenant slug.")]) -> None:
     """Re-compute the tenant's hash chain; exit 1 naming every edited or deleted record."""
     from tenantry.capabilities.audit.log import AuditLog
-    from tenantry.cli import console, err, run
+    from tenantry.kernel.cli_support import console, err, run
 
     async def go(platform: Platform) -> tuple[int, list[str]]:
         t = await platform.catalog.by_slug(tenant)
@@ -37,7 +37,7 @@ def verify(tenant: Annotated[str, typer.Option("--tenant", help="Tenant slug.")]
 def partitions() -> None:
     """Create this month's and the configured future monthly partitions in every store."""
     from tenantry.capabilities.audit.api import module
-    from tenantry.cli import console, run
+    from tenantry.kernel.cli_support import console, run
 
     async def go(platform: Platform) -> int:
         return await module.ensure_partitions(platform)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tenantry.cli import run
+from tenantry.kernel.cli_support import run
 
 cache_app = typer.Typer(help="The cache (PostgreSQL or Redis).", no_args_is_help=True)
 console = Console()

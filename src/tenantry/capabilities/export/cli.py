@@ -38,7 +38,7 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The tenant's exports, newest first."""
-    from tenantry.cli import run
+    from tenantry.kernel.cli_support import run
 
     async def go(platform: Platform) -> list[dict[str, Any]]:
         t, service = await _in_tenant(platform, tenant)
@@ -75,7 +75,7 @@ def show(
     ] = 1.0,
 ) -> None:
     """One export; with --watch, a progress bar until it ends."""
-    from tenantry.cli import run
+    from tenantry.kernel.cli_support import run
 
     async def go(platform: Platform) -> dict[str, Any]:
         t, service = await _in_tenant(platform, tenant)

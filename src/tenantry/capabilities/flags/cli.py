@@ -20,7 +20,7 @@ def set_(
 ) -> None:
     """Turn NAME on or off for one tenant (the flag is created, off by default, if new)."""
     from tenantry.capabilities.flags.store import FlagStore
-    from tenantry.cli import console, run
+    from tenantry.kernel.cli_support import console, run
 
     choice = {"on": True, "off": False, "clear": None}
     if value not in choice:
@@ -50,7 +50,7 @@ def rule(
 ) -> None:
     """Create or replace NAME's rules (default, plans, percentage rollout)."""
     from tenantry.capabilities.flags.store import Flag, FlagStore
-    from tenantry.cli import console, run
+    from tenantry.kernel.cli_support import console, run
 
     flag = Flag(name, description, default, frozenset(p for p in plans.split(",") if p), percentage)
 
@@ -68,7 +68,7 @@ def rule(
 def list_() -> None:
     """Every flag and its rules."""
     from tenantry.capabilities.flags.store import FlagStore
-    from tenantry.cli import console, run
+    from tenantry.kernel.cli_support import console, run
 
     async def go(platform: Platform) -> FlagStore:
         store = FlagStore(platform.db)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from tenantry.kernel.cli_support import run, settings
 from tenantry.kernel.platform import Platform
 
 app = typer.Typer(help="Background jobs and schedules.", no_args_is_help=True)
@@ -38,8 +39,6 @@ def worker(
     once: Annotated[bool, typer.Option("--once", help="Run what is due, then exit.")] = False,
 ) -> None:
     """Claim and run jobs of every tenant store until SIGTERM/SIGINT."""
-    from tenantry.cli import run, settings
-
     s = settings()
     logging.basicConfig(level=s.logging.level, format="%(levelname)s %(name)s: %(message)s")
     run(lambda p: serve_worker(p, concurrency, once), s)

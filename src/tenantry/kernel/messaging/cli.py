@@ -12,6 +12,7 @@ from uuid import UUID
 
 import typer
 
+from tenantry.kernel import cli_support as cli
 from tenantry.kernel.errors import ValidationFailed
 from tenantry.kernel.messaging import dead
 
@@ -27,12 +28,6 @@ worker_app = typer.Typer(help="Run the outbox relay and the bus consumers.")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _cli() -> Any:
-    from tenantry import cli
-
-    return cli
-
-
 def _jsonable(v: Any) -> Any:
     if isinstance(v, dict):
         return {k: _jsonable(x) for k, x in v.items()}
@@ -46,7 +41,7 @@ def _jsonable(v: Any) -> Any:
 @dead_app.command("list")
 def dead_list(as_json: JsonOpt = False) -> None:
     """Dead letters of every tenant."""
-    rows = _cli().run(lambda p: dead.list_dead(p.db, p.catalog))
+    rows = cli.run(lambda p: dead.list_dead(p.db, p.catalog))
     if as_json:
         print(json.dumps({"items": _jsonable(rows)}))
         return
@@ -60,7 +55,6 @@ def dead_list(as_json: JsonOpt = False) -> None:
 
 
 def _one(fn: Any, dead_id: str, verb: str) -> None:
-    cli = _cli()
     ok = cli.run(lambda p: fn(p.db, p.catalog, UUID(dead_id)))
     if not ok:
         cli.err.print(f"[red]error:[/red] no dead letter {dead_id}")
@@ -88,7 +82,7 @@ def sagas_list(
     """Sagas, newest first."""
     from tenantry.kernel.messaging.saga import SagaStore
 
-    rows = _cli().run(lambda p: SagaStore(p.db).list(limit))
+    rows = cli.run(lambda p: SagaStore(p.db).list(limit))
     if as_json:
         print(json.dumps({"items": _jsonable(rows)}))
         return
@@ -103,7 +97,6 @@ def sagas_show(saga_id: str) -> None:
     """One saga: state, data and the log of its steps."""
     from tenantry.kernel.messaging.saga import SagaStore
 
-    cli = _cli()
     row = cli.run(lambda p: SagaStore(p.db).get(UUID(saga_id)))
     if row is None:
         cli.err.print(f"[red]error:[/red] no saga {saga_id}")
@@ -149,7 +142,6 @@ def worker(
     no_relay: Annotated[bool, typer.Option("--no-relay", help="Consumers only.")] = False,
 ) -> None:
     """Run the outbox relay and the RabbitMQ consumers (until SIGTERM)."""
-    cli = _cli()
     s = cli.settings()
     logging.basicConfig(level=s.logging.level, format="%(levelname)s %(name)s: %(message)s")
     s = cli.settings(messaging={"relay_in_process": False})

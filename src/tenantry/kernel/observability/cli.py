@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tenantry.cli import run, settings
+from tenantry.kernel.cli_support import run, settings
 from tenantry.kernel.errors import TenantryError
 from tenantry.kernel.observability import slo, slo_export
 from tenantry.kernel.observability.errors import STATUSES

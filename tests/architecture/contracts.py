@@ -1,0 +1,109 @@
+"""The import-linter configuration the suite checks: pyproject's ``[tool.importlinter]`` (the
+kernel's and the capabilities' contracts) plus the contracts of every module, generated from
+the entry points ``tenantry.modules``: a module registered there is covered by construction
+(independence from the other modules except through their contracts, its layers, a pure
+domain), with nothing to add to pyproject.
+
+``python -m tests.architecture.contracts > /tmp/contracts.toml && lint-imports --config
+/tmp/contracts.toml`` runs the same check by hand. A hand-written serializer (the values are
+strings, lists of strings and booleans): the standard library reads TOML but cannot write it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from collections.abc import Iterable
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULES = "tenantry.modules."
+#: The top layer is the startup object and the routes: ``api`` today, ``module`` and
+#: ``routes`` in the target shape (docs/design/module-shape.md); each optional.
+LAYERS = ("(api)", "(module)", "(routes)", "infrastructure", "application", "domain")
+#: What no module's domain imports (a module may forbid more in pyproject).
+IMPURE = [
+    "asyncpg",
+    "fastapi",
+    "starlette",
+    "httpx",
+    "smtplib",
+    "tenantry.kernel.db",
+    "tenantry.kernel.http",
+    "tenantry.kernel.messaging",
+]
+
+
+def module_packages(eps: Iterable[EntryPoint] | None = None) -> list[str]:
+    """The package of every module registered under ``tenantry.modules`` (capabilities
+    register there too: they are not five-layer modules and keep their own contracts)."""
+    found = eps if eps is not None else entry_points(group="tenantry.modules")
+    return sorted({ep.module.rsplit(".", 1)[0] for ep in found if ep.module.startswith(MODULES)})
+
+
+def _layer(package: str, layer: str) -> str:
+    if layer.startswith("("):
+        return f"({package}.{layer[1:-1]})"
+    return f"{package}.{layer}"
+
+
+def module_contracts(packages: list[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [
+        {
+            "name": "Modules are independent except through contracts",
+            "type": "independence",
+            "modules": packages,
+            # A module may import another module's contracts (its public surface), nothing else.
+            "ignore_imports": ["tenantry.modules.** -> tenantry.modules.*.contracts"],
+        }
+    ]
+    for package in packages:
+        name = package.removeprefix(MODULES)
+        out.append(
+            {
+                "name": f"{name}: module layers",
+                "type": "layers",
+                "layers": [_layer(package, layer) for layer in LAYERS],
+            }
+        )
+        out.append(
+            {
+                "name": f"{name}: the domain is pure (no database, HTTP, framework, messaging)",
+                "type": "forbidden",
+                "source_modules": [f"{package}.domain"],
+                "forbidden_modules": IMPURE,
+            }
+        )
+    return out
+
+
+def config(packages: list[str] | None = None) -> dict[str, Any]:
+    base = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    contracts = [*base.get("contracts", []), *module_contracts(packages or module_packages())]
+    return {**base, "contracts": contracts}
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as TOML here")
+
+
+def to_toml(cfg: dict[str, Any]) -> str:
+    lines = ["[tool.importlinter]"]
+    lines += [f"{k} = {_value(v)}" for k, v in cfg.items() if k != "contracts"]
+    for contract in cfg["contracts"]:
+        lines += ["", "[[tool.importlinter.contracts]]"]
+        lines += [f"{k} = {_value(v)}" for k, v in contract.items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(to_toml(config()))
