@@ -78,3 +78,15 @@ def test_a_new_module_entry_point_gets_every_contract() -> None:
     domain = contracts["projects: the domain is pure (no database, HTTP, framework, messaging)"]
     assert domain["source_modules"] == ["tenantry.modules.projects.domain"]
     assert "tenantry.kernel.db" in domain["forbidden_modules"]
+
+
+def test_platform_admin_is_defined_once() -> None:
+    """``PLATFORM_ADMIN`` (kernel/auth/actions.py) is the one definition: no copy of the
+    literal in the code (a copy once had to be kept in step by a comment)."""
+    src = ROOT / "src" / "tenantry"
+    copies = [
+        str(p.relative_to(ROOT))
+        for p in src.rglob("*.py")
+        if "'platform:admin'" in p.read_text() or '"platform:admin"' in p.read_text()
+    ]
+    assert copies == []

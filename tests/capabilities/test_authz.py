@@ -11,6 +11,7 @@ import httpx
 from tenantry.capabilities import authz
 from tenantry.capabilities.audit.buffer import AuditBuffer
 from tenantry.capabilities.authz import Authz, Resource
+from tenantry.kernel.auth.actions import PLATFORM_ADMIN
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import Principal, tenant_scope
 from tests.conftest import PASSWORD, MakeTenant, TenantFixture, get_token
@@ -226,7 +227,7 @@ async def test_platform_admin_only_in_the_operator_tenant(
     t = await make_tenant()
     p = Principal("boss", t.tenant.id, roles=frozenset({"admin"}))
     with tenant_scope(t.tenant, p):
-        d = await authz.check(p, "platform:admin")
+        d = await authz.check(p, PLATFORM_ADMIN)
     assert not d.allowed
     other = Principal("boss", t.tenant.id, roles=frozenset({"admin"}))
     wrong = await make_tenant()

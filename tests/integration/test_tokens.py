@@ -13,6 +13,7 @@ import jwt
 import orjson
 import pytest
 
+from tenantry.kernel.auth.actions import PLATFORM_ADMIN
 from tenantry.kernel.auth.keys import generate
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import TenantStatus
@@ -343,7 +344,7 @@ async def test_platform_admin_only_for_the_operator_tenant(
 
     t = await make_tenant()
     me = (await client.get(ME, headers=t.auth)).json()
-    assert "platform:admin" not in me["scopes"]  # admin role is "*", yet not platform-wide
+    assert PLATFORM_ADMIN not in me["scopes"]  # admin role is "*", yet not platform-wide
     op = platform.settings.tenancy.operator_tenant
     if await platform.catalog.by_slug(op) is None:
         await platform.provisioner.create(
@@ -356,7 +357,7 @@ async def test_platform_admin_only_for_the_operator_tenant(
         )
     token = await get_token(client, "root@operator.test", PASSWORD, op)
     me = (await client.get(ME, headers={"Authorization": f"Bearer {token}"})).json()
-    assert "platform:admin" in me["scopes"]
+    assert PLATFORM_ADMIN in me["scopes"]
 
 
 async def test_cached_verification_still_expires(

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tenantry.kernel.auth.actions import without_platform_actions
+from tenantry.kernel.auth.actions import PLATFORM_ADMIN, without_platform_actions
 from tenantry.kernel.auth.keys import Keyring
 from tenantry.kernel.auth.secrets import PlatformSecrets
 from tenantry.kernel.auth.status import PrincipalStatus
@@ -63,10 +63,6 @@ class Authorizer(Protocol):
 _log = logging.getLogger(__name__)
 KERNEL_MIGRATIONS = "tenantry.kernel.db.sql"
 JOBS_MIGRATIONS = "tenantry.kernel.jobs.migrations"
-#: Platform-wide operations (tenant onboarding, error and SLO views). Only the operator
-#: tenant (``tenancy.operator_tenant``) can hold it, through its roles; nothing any other
-#: tenant writes grants it (kernel/auth/actions.py).
-PLATFORM_ADMIN = "platform:admin"
 
 
 class Platform:

@@ -15,12 +15,13 @@ from tenantry.capabilities.entitlements.plans import (
     Plans,
     PlansSettings,
 )
+from tenantry.kernel.auth.actions import PLATFORM_ADMIN
 from tenantry.kernel.errors import NotFound, ValidationFailed
 from tenantry.kernel.http.deps import principal, require
 from tenantry.kernel.http.openapi import documents
 from tenantry.kernel.http.problems import problem_response
 from tenantry.kernel.modules import Module
-from tenantry.kernel.platform import PLATFORM_ADMIN, Platform
+from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import Principal, current_tenant, require_tenant
 
 #: Modules every plan includes (turning them off would lock a tenant out).

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from tenantry.capabilities.flags.store import NAME_RE, Flag, FlagStore
+from tenantry.kernel.auth.actions import PLATFORM_ADMIN
 from tenantry.kernel.errors import NotFound
 from tenantry.kernel.http.deps import principal, require
 from tenantry.kernel.http.types import JsonInt
 from tenantry.kernel.modules import Module
-from tenantry.kernel.platform import PLATFORM_ADMIN, Platform
+from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import Principal, require_tenant
 from tenantry.kernel.tenancy.model import Tenant
 

@@ -24,6 +24,10 @@ from tenantry.kernel.errors import ValidationFailed
 
 PLATFORM_NAMESPACE = "platform"
 _PREFIX = PLATFORM_NAMESPACE + ":"
+#: Platform-wide operations (tenant onboarding, plans, flags, error and SLO views). Only the
+#: operator tenant (``tenancy.operator_tenant``) can hold it, through its roles; nothing any
+#: other tenant writes grants it. The one definition: everything else imports it.
+PLATFORM_ADMIN = _PREFIX + "admin"
 
 
 class PlatformActionRefused(ValidationFailed):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict
 
+from tenantry.kernel.auth.actions import PLATFORM_ADMIN
 from tenantry.kernel.errors import NotFound
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.http.input_guard import INT64_MAX
@@ -15,7 +16,6 @@ from tenantry.kernel.observability import slo
 if TYPE_CHECKING:
     from tenantry.kernel.observability.hub import Observability
 
-ADMIN = "platform:admin"
 #: Most error groups one page lists (the store's own cap).
 MAX_ERRORS = 500
 GroupId = Annotated[int, Path(ge=1, le=INT64_MAX)]
@@ -27,7 +27,7 @@ class StatusChange(BaseModel):
 
 
 def build_router(hub: Observability) -> APIRouter:
-    router = APIRouter(tags=["platform"], dependencies=[Depends(require(ADMIN))])
+    router = APIRouter(tags=["platform"], dependencies=[Depends(require(PLATFORM_ADMIN))])
 
     @router.get("/errors")
     async def list_errors(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from tenantry.kernel.auth.actions import PLATFORM_ADMIN
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.http.openapi import NOT_BLANK, Documenter, documents, problems_extra
 from tenantry.kernel.tenancy.context import Principal
@@ -37,11 +38,6 @@ def new_tenant_model(options: Sequence[OnboardingOption]) -> type[TenantFields]:
         o.name: (str | None, Field(default=None, max_length=o.max_length)) for o in options
     }
     return create_model("NewTenant", __base__=TenantFields, **fields)
-
-
-#: Same value as ``kernel.platform.PLATFORM_ADMIN`` (module-level: FastAPI resolves the
-#: route's annotations from module globals).
-PLATFORM_ADMIN = "platform:admin"
 
 
 def _tenant_body(platform: Platform) -> Documenter:
