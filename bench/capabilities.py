@@ -27,6 +27,7 @@ from typing import Any
 
 from bench._common import bench_database_url, table
 from tenantry.capabilities.audit.buffer import AuditBuffer
+from tenantry.capabilities.audit.log import AuditLog
 from tenantry.capabilities.authz import Authz, Resource
 from tenantry.capabilities.cache.cache import Cache
 from tenantry.capabilities.cache.pg import PgBackend
@@ -126,7 +127,7 @@ async def authz_rows(platform: Platform, tenant: Tenant, rules: int, n: int) -> 
     def expand(actions: Any, _slug: str | None) -> list[str]:
         return [a for a in actions if a in known]
 
-    buffer = AuditBuffer(platform.services["audit"], max_size=10**9)
+    buffer = AuditBuffer(platform.use(AuditLog), max_size=10**9)
     names = sorted(roles)
     user_roles = [names[0], names[len(names) // 2], names[-1]]  # the last grants last
     action = ACTIONS[min(10, rules) - 1]
@@ -196,7 +197,7 @@ async def authz_rows(platform: Platform, tenant: Tenant, rules: int, n: int) -> 
 
 
 async def ratelimit_rows(platform: Platform, tenant: Tenant, n: int) -> list[list[Any]]:
-    plans: Plans = platform.services["entitlements"]
+    plans: Plans = platform.use(Plans)
     await plans.set_override(tenant, {"rate_per_s": 1e9, "burst": 10**9})
     await plans.for_tenant(tenant)
 
@@ -250,7 +251,7 @@ async def ratelimit_rows(platform: Platform, tenant: Tenant, n: int) -> list[lis
 
 
 async def flag_rows(platform: Platform, tenant: Tenant, n: int) -> list[list[Any]]:
-    store: FlagStore = platform.services["flags"]
+    store: FlagStore = platform.use(FlagStore)
     for i in range(100):
         await store.put(
             Flag(

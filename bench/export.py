@@ -27,6 +27,7 @@ from uuid import UUID
 
 from bench._common import bench_database_url, table
 from tenantry.capabilities.export.filters import compile_filters, select_sql
+from tenantry.capabilities.export.service import ExportService
 from tenantry.capabilities.export.sources import Column, Source, export_sources
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.db.dsn import with_database
@@ -140,7 +141,7 @@ async def child(cfg: dict[str, Any]) -> None:
     try:
         tenant = await p.catalog.by_slug("bench")
         assert tenant is not None
-        service = p.services["exports"]
+        service = p.use(ExportService)
         with tenant_scope(tenant):
             from tenantry.capabilities.export.service import ExportRequest
 

@@ -385,7 +385,7 @@ async def main() -> None:
             "amqp_url": os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
         },
     )
-    # identity needs audit; the ledger answers the saga's SeedChartOfAccounts step.
+    # identity needs audit; the ledger contributes the saga's chart_of_accounts step.
     mods = [m for m in discover() if m.name in ("audit", "identity", "ledger")]
     p = Platform.build(settings, mods)
     assert (await p.prepare()).ok

@@ -20,6 +20,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bench._common import bench_database_url, server, table, wrk
+from tenantry.kernel.auth.clients import ClientIssuer
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
@@ -44,7 +45,7 @@ async def setup(url: str) -> dict[str, str]:
     )
     tenant = await platform.catalog.by_slug("bench")
     assert tenant is not None
-    client, secret = await platform.services["identity"].create_client(tenant, "b", ["admin"])
+    client, secret = await platform.use(ClientIssuer).create_client(tenant, "b", ["admin"])
     await platform.close()
     return {"client_id": client.client_id, "client_secret": secret}
 

@@ -26,6 +26,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from tenantry.kernel.auth.clients import ClientIssuer
 from tenantry.kernel.cli_support import console, err, run, settings, state
 from tenantry.kernel.config import reference_markdown
 from tenantry.kernel.db.embedded import stop_embedded
@@ -378,7 +379,7 @@ def clients_create(
         t = await platform.catalog.by_slug(tenant)
         if t is None:
             raise TenantryError(f"no tenant with slug {tenant!r}")
-        service = platform.services["identity"]
+        service = platform.use(ClientIssuer)
         role_list = [r.strip() for r in roles.split(",") if r.strip()]
         client, secret = await service.create_client(t, name, role_list)
         return {

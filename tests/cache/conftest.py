@@ -21,7 +21,7 @@ REDIS_URL = os.environ.get("TENANTRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15
 
 @pytest.fixture
 def pg_cache(platform: Platform) -> Cache:
-    cache: Cache = platform.services["cache"]
+    cache: Cache = platform.use(Cache)
     return cache
 
 

@@ -17,7 +17,7 @@ from tenantry.kernel.tenancy.context import tenant_scope
 
 async def main(tenant_id: str) -> None:
     platform = Platform.build(load_settings())
-    cache = build_cache(platform, CacheSettings())
+    cache = build_cache(platform.db, CacheSettings())
     await cache.start()
     tenant = await platform.catalog.get(UUID(tenant_id))
     assert tenant is not None

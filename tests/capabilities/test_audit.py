@@ -20,7 +20,7 @@ from tests.conftest import MakeTenant
 
 
 def log_of(platform: Platform) -> AuditLog:
-    log = platform.services["audit"]
+    log = platform.use(AuditLog)
     assert isinstance(log, AuditLog)
     return log
 

@@ -10,6 +10,7 @@ import httpx
 
 from tenantry.capabilities import authz
 from tenantry.capabilities.audit.buffer import AuditBuffer
+from tenantry.capabilities.audit.log import AuditLog
 from tenantry.capabilities.authz import Authz, Resource
 from tenantry.kernel.auth.actions import PLATFORM_ADMIN
 from tenantry.kernel.platform import Platform
@@ -188,7 +189,7 @@ async def test_every_decision_is_audited(
     _, nobody = await member(client, t, "nobody", [])
     assert (await client.get("/api/v1/identity/users", headers=nobody)).status_code == 403
     assert (await client.get("/api/v1/identity/users", headers=t.auth)).status_code == 200
-    buffer: AuditBuffer = platform.services["audit.buffer"]
+    buffer: AuditBuffer = platform.use(AuditBuffer)
     await buffer.flush()
     flt = '{"filters":[{"field":"action","op":"eq","value":"authz.decision"}]}'
     r = await client.get(
@@ -214,7 +215,7 @@ async def test_decision_in_a_write_unit_of_work_is_audited_in_it(
     with tenant_scope(t.tenant, p):
         async with platform.db.unit_of_work() as uow:
             await authz.check(p, "identity:admin", Resource("thing", "kept"), uow=uow)
-    log = platform.services["audit"]
+    log = platform.use(AuditLog)
     rows = await log.events(t.tenant, before_seq=None, limit=100, action="authz.decision")
     resources = {r["resource"] for r in rows}
     assert "thing:kept" in resources

@@ -24,6 +24,7 @@ import pytest
 
 from tenantry.capabilities.authz.engine import Authz
 from tenantry.kernel.auth.actions import is_platform_action
+from tenantry.kernel.auth.clients import ClientIssuer
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode, Tenant
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
@@ -144,7 +145,7 @@ async def operator_tenant(platform: Platform) -> Tenant:
 async def client_token(
     platform: Platform, client: httpx.AsyncClient, tenant: Tenant, roles: list[str]
 ) -> dict[str, str]:
-    c, secret = await platform.services["identity"].create_client(tenant, "authz-probe", roles)
+    c, secret = await platform.use(ClientIssuer).create_client(tenant, "authz-probe", roles)
     r = await client.post(
         "/api/v1/identity/token",
         data={
@@ -340,7 +341,7 @@ def grants(platform: Platform) -> list[str]:
 
 
 def engine(platform: Platform) -> Authz:
-    authz: Authz = platform.services["authz"]
+    authz: Authz = platform.use(Authz)
     return authz
 
 

@@ -31,7 +31,7 @@ async def test_max_users_is_enforced(
     platform: Platform, client: httpx.AsyncClient, make_tenant: MakeTenant
 ) -> None:
     t = await make_tenant()
-    plans: Plans = platform.services["entitlements"]
+    plans: Plans = platform.use(Plans)
     await plans.set_override(t.tenant, {"quotas": {"max_users": 2}})
 
     async def add(i: int) -> httpx.Response:
@@ -65,7 +65,7 @@ async def test_module_endpoints_follow_the_plan(
 ) -> None:
     t = await make_tenant()
     assert (await client.get("/api/v1/ledger/accounts", headers=t.auth)).status_code == 200
-    plans: Plans = platform.services["entitlements"]
+    plans: Plans = platform.use(Plans)
     await plans.set_override(t.tenant, {"modules": ["reporting"]})
     r = await client.get("/api/v1/ledger/accounts", headers=t.auth)
     assert r.status_code == 403

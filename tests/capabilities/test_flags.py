@@ -98,15 +98,15 @@ async def test_cli_and_api_reach_every_process(
     # Operators only: a tenant admin cannot change flags.
     res = await client.put(f"/api/v1/flags/{name}", headers=t.auth, json={"default": True})
     assert res.status_code == 403
-    store: FlagStore = platform.services["flags"]
+    store: FlagStore = platform.use(FlagStore)
     await store.set_target(name, t.tenant, None)
     assert not store.enabled(name, t.tenant)
 
 
 async def test_plan_flags_and_openfeature(platform: Platform, make_tenant: MakeTenant) -> None:
     t = await make_tenant()
-    store: FlagStore = platform.services["flags"]
-    plans: Plans = platform.services["entitlements"]
+    store: FlagStore = platform.use(FlagStore)
+    plans: Plans = platform.use(Plans)
     await store.put(Flag("of-plan-flag", "given by the plan"))
     await plans.set_override(t.tenant, {"flags": ["of-plan-flag"]})
     await plans.for_tenant(t.tenant)
@@ -130,7 +130,7 @@ async def test_plan_flags_and_openfeature(platform: Platform, make_tenant: MakeT
 
 async def test_route_behind_a_flag(platform: Platform, make_tenant: MakeTenant) -> None:
     t = await make_tenant()
-    store: FlagStore = platform.services["flags"]
+    store: FlagStore = platform.use(FlagStore)
     request = Request(
         {
             "type": "http",

@@ -82,7 +82,7 @@ async def test_redis_buckets_are_shared_by_processes(redis_limiter: RedisLimiter
 
 
 async def override(platform: Platform, tenant: object, **plan: object) -> None:
-    plans: Plans = platform.services["entitlements"]
+    plans: Plans = platform.use(Plans)
     await plans.set_override(tenant, plan)  # type: ignore[arg-type]
 
 

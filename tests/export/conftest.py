@@ -20,7 +20,7 @@ async def export_service(
         for stmt in fixtures.schema_sql(platform.settings.database.app_user):
             await conn.execute(stmt)
     fixtures.register(platform)
-    service = platform.services["exports"]
+    service = platform.use(ExportService)
     assert isinstance(service, ExportService)
     service.storage = LocalStorage(tmp_path_factory.mktemp("exports"))
     return service

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tenantry.capabilities.export.service import ExportService
 from tenantry.capabilities.export.storage import LocalStorage
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.modules import discover
@@ -22,7 +23,7 @@ async def main(cfg: dict[str, Any]) -> None:
     platform = Platform.build(load_settings(None, **cfg["settings"]), discover())
     await platform.start(listen=False)
     fixtures.register(platform)
-    platform.services["exports"].storage = LocalStorage(Path(cfg["storage"]))
+    platform.use(ExportService).storage = LocalStorage(Path(cfg["storage"]))
     stop = asyncio.Event()
     try:
         await platform.jobs.work(stop)

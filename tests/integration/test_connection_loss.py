@@ -21,6 +21,8 @@ import httpx
 import pytest
 from pydantic import BaseModel, ConfigDict
 
+from tenantry.capabilities.cache import Cache
+from tenantry.capabilities.entitlements.plans import Plans
 from tenantry.kernel.jobs.runner import JobContext, JobRunner, JobsSettings
 from tenantry.kernel.messaging.relay import Relay
 from tenantry.kernel.platform import Platform
@@ -258,7 +260,7 @@ async def test_caches_are_cleared_on_reconnect_and_notified_after_it(
     principals = platform.principals
     assert (await client.get(f"{API}/accounts", headers=t.auth)).status_code == 200
     key = next(k for k in principals._cache if k[0] == t.tenant.id)
-    plans = platform.services["entitlements"]
+    plans = platform.use(Plans)
     assert t.tenant.id in plans._cache
     before = platform.db.listener().reconnects
     await kill_all(admin)
@@ -278,7 +280,7 @@ async def test_caches_are_cleared_on_reconnect_and_notified_after_it(
 async def test_cache_l1_is_off_while_disconnected_and_clean_after(
     platform: Platform, make_tenant: MakeTenant, admin: asyncpg.Connection
 ) -> None:
-    cache = platform.services.get("cache")
+    cache = platform.find(Cache)
     if cache is None or cache.l1.size <= 0:
         pytest.skip("no L1 in this configuration")
     t = await make_tenant()

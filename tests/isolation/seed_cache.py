@@ -13,7 +13,7 @@ from tests.conftest import TenantFixture
 
 async def seed(client: httpx.AsyncClient, tenant: TenantFixture) -> None:
     app = client._transport.app  # type: ignore[attr-defined]
-    cache: Cache = app.state.platform.services["cache"]
+    cache: Cache = app.state.platform.use(Cache)
     with tenant_scope(tenant.tenant):
         await cache.set("isolation:probe", {"slug": tenant.tenant.slug}, ttl_s=3600, tags=["t"])
         assert await cache.get("isolation:probe") == {"slug": tenant.tenant.slug}

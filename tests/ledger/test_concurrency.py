@@ -9,6 +9,7 @@ import uuid
 
 import httpx
 
+from tenantry.capabilities.entitlements.plans import Plans
 from tenantry.kernel.platform import Platform
 from tests.conftest import MakeTenant
 from tests.ledger.conftest import Ledger, row_counts
@@ -19,7 +20,7 @@ async def test_200_concurrent_transfers_never_overdraw(
 ) -> None:
     tenant = await make_tenant()
     # 200 requests at once exceed the free plan's burst (rate limits): a bigger plan.
-    await platform.services["entitlements"].set_override(tenant.tenant, {"burst": 1000})
+    await platform.use(Plans).set_override(tenant.tenant, {"burst": 1000})
     ledger = Ledger(client, tenant)
     wallet = await ledger.account("liability")  # cannot go negative
     sinks = [await ledger.account("liability", allow_negative=True) for _ in range(4)]

@@ -18,6 +18,7 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 
+from tenantry.capabilities.export.notify import Notifier
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.modules import discover
 from tenantry.kernel.observability.errors import Notification
@@ -25,6 +26,7 @@ from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import IsolationMode
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
+from tenantry.modules.notifications.application.handlers import Notifications
 from tenantry.modules.notifications.contracts import MESSAGE_ID_HEADER, SIGNATURE_HEADER
 from tenantry.modules.notifications.domain.breaker import CircuitBreaker, CircuitOpen
 from tenantry.modules.notifications.domain.signing import verify
@@ -46,7 +48,9 @@ class Inbox:
 def service_of(platform: Platform) -> Any:
     """This platform's notifications service (the module object is set up again by every
     Platform built in the run, so always go through the platform)."""
-    return platform.services["notifications"]
+    svc = platform.use(Notifier)
+    assert isinstance(svc, Notifications)
+    return svc
 
 
 @pytest.fixture
@@ -230,7 +234,7 @@ async def test_direct_notices_by_email_and_signed_webhook(
 
     svc = service_of(probed)
     assert isinstance(svc, Notifier)
-    assert resolve_notifier(probed.services) is svc
+    assert resolve_notifier(probed.capabilities) is svc
     t = await make_tenant()
     body = {"export_id": "e1", "status": "succeeded", "error": None}
     await svc.notify("email", "ops@notice.test", "Export succeeded", body)

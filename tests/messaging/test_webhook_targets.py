@@ -15,12 +15,15 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
 
+from tenantry.capabilities.export.notify import Notifier
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
+from tenantry.modules.notifications.application.handlers import Notifications
 from tenantry.modules.notifications.domain.targets import TargetRefused, parse_target
 from tenantry.modules.notifications.infrastructure.targets import TargetGuard
 from tenantry.modules.notifications.infrastructure.webhooks import WebhookRefused
@@ -76,7 +79,7 @@ def test_rules_accept_public_targets(url: str) -> None:
 @pytest.fixture
 def strict(platform: Platform) -> Iterator[TargetGuard]:
     """The platform's guard as in production: private targets refused."""
-    guard: TargetGuard = platform.services["notifications"].webhooks.guard
+    guard: TargetGuard = notifications_of(platform).webhooks.guard
     guard.allow_private = False
     try:
         yield guard
@@ -148,7 +151,7 @@ async def test_delivery_resolves_again_and_refuses(
         HOOKS, headers=t.auth, json={"url": url, "events": ["platform.Notice.v1"]}
     )
     assert r.status_code == 201, r.text
-    svc = platform.services["notifications"]
+    svc = notifications_of(platform)
     with tenant_scope(t.tenant):
         await svc.notify("webhook", url, "allowed", {"n": 1})  # switch on: delivered
         assert len(receiver.requests) == 1
@@ -172,12 +175,12 @@ async def test_delivery_is_pinned_to_the_resolved_address(
         HOOKS, headers=t.auth, json={"url": url, "events": ["platform.Notice.v1"]}
     )
     assert r.status_code == 201, r.text
-    guard: TargetGuard = platform.services["notifications"].webhooks.guard
+    guard: TargetGuard = notifications_of(platform).webhooks.guard
     pinned = await guard.pinned(url)
     assert pinned.url.startswith(("http://127.0.0.1:", "http://[::1]:"))
     assert pinned.headers == {"Host": f"localhost:{receiver.port}"}
     with tenant_scope(t.tenant):
-        await platform.services["notifications"].notify("webhook", url, "s", {})
+        await notifications_of(platform).notify("webhook", url, "s", {})
     assert receiver.requests[-1]["host"] == f"localhost:{receiver.port}"
 
 
@@ -202,3 +205,9 @@ async def test_export_notify_webhook_must_be_registered(
     assert r.status_code == 201, r.text
     r = await client.post("/api/v1/exports", headers=t.auth, json=body)
     assert r.status_code == 202, r.text
+
+
+def notifications_of(platform: Platform) -> Any:
+    svc = platform.use(Notifier)
+    assert isinstance(svc, Notifications)
+    return svc

@@ -10,6 +10,7 @@ import pytest
 import structlog
 from fastapi import APIRouter
 
+from tenantry.kernel.auth.clients import ClientIssuer
 from tenantry.kernel.http.app import create_app
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode
@@ -82,7 +83,7 @@ async def operator_auth(platform: Platform, client: httpx.AsyncClient) -> dict[s
             )
         )
         tenant = res.tenant
-    c, secret = await platform.services["identity"].create_client(tenant, "obs-tests", ["admin"])
+    c, secret = await platform.use(ClientIssuer).create_client(tenant, "obs-tests", ["admin"])
     r = await client.post(
         "/api/v1/identity/token",
         data={

@@ -1,10 +1,10 @@
 """The module contract and the loader.
 
 A module is a package with five layers (contracts / domain / application / infrastructure /
-api). Its ``api`` exposes one ``Module`` object, registered under the entry-point group
-``tenantry.modules``. The loader discovers them, orders them so every module starts after the
-modules it depends on, and stops with a message naming the modules on a missing dependency or
-a cycle. Adding a module = implement it + register the entry point.
+api). Its ``api`` (target shape: ``module``) exposes one ``Module`` object, registered under
+the entry-point group ``tenantry.modules``. The loader discovers them, orders them so every
+module starts after the modules it depends on, and stops with a message naming the modules on
+a missing dependency or a cycle. Adding a module = implement it + register the entry point.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from tenantry.kernel.tenancy.onboarding import OnboardingOption
 
 if TYPE_CHECKING:
     from tenantry.kernel.platform import Platform
+    from tenantry.kernel.registrar import Registrar
 
 ENTRY_POINT_GROUP = "tenantry.modules"
 
@@ -55,8 +56,10 @@ class Module:
             out[cls.name] = cls.settings_model
         return out
 
-    def setup(self, platform: Platform) -> None:
-        """Register routes, provisioning hooks and handlers. No I/O here."""
+    def setup(self, registrar: Registrar) -> None:
+        """Register routes, handlers, jobs, onboarding steps, middleware and capability
+        handles through ``registrar`` (kernel/registrar); every kernel part already exists.
+        No I/O here."""
 
     async def startup(self, platform: Platform) -> None:
         """Called in dependency order once the database is ready."""

@@ -1,7 +1,10 @@
 """The one bootstrap: wires settings, database, modules, tenancy and auth together.
 
-Nothing connects at import time. ``Platform.build`` is pure wiring (modules discovered and
-ordered, their ``setup`` called); ``prepare`` creates roles, runs migrations and the first
+Nothing connects at import time. ``Platform.build`` is pure wiring, and the Platform is the
+composition root: every kernel part (database, catalog, messaging, jobs, keys and tokens,
+provisioner, sagas, onboarding, observability) is built first, then modules are discovered and
+ordered and each one's ``setup`` is called with a ``Registrar`` (kernel/registrar), never the
+Platform; ``prepare`` creates roles, runs migrations and the first
 signing key (what ``tenantry migrate`` does); ``start`` runs the safety self-check and the
 modules' startup, and starts resuming stale sagas (what ``tenantry serve`` and ``tenantry
 worker`` do before taking work). Start-up and maintenance visit only the tenants ready for
@@ -14,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tenantry.kernel.auth.actions import PLATFORM_ADMIN, without_platform_actions
 from tenantry.kernel.auth.keys import Keyring
@@ -38,7 +41,16 @@ from tenantry.kernel.messaging.runtime import MIGRATIONS as MESSAGING_MIGRATIONS
 from tenantry.kernel.messaging.runtime import Messaging
 from tenantry.kernel.messaging.saga import SagaRunner
 from tenantry.kernel.modules import Module, discover, order
+from tenantry.kernel.observability.api import build_router as build_observability_router
 from tenantry.kernel.observability.hub import OBSERVABILITY_MIGRATIONS, Observability
+from tenantry.kernel.observability.middleware import ObservabilityMiddleware
+from tenantry.kernel.registrar import (
+    MIDDLEWARE_DEFAULT,
+    MIDDLEWARE_OBSERVABILITY,
+    Capabilities,
+    Middleware,
+    Registrar,
+)
 from tenantry.kernel.tenancy.catalog import STORE_MISSING, TenantCatalog
 from tenantry.kernel.tenancy.onboarding import OnboardingStep
 from tenantry.kernel.tenancy.onboarding import attach as attach_onboarding
@@ -61,6 +73,7 @@ class Authorizer(Protocol):
 
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 KERNEL_MIGRATIONS = "tenantry.kernel.db.sql"
 JOBS_MIGRATIONS = "tenantry.kernel.jobs.migrations"
 
@@ -97,15 +110,16 @@ class Platform:
         secret = settings.security.secret_key
         self.secrets = PlatformSecrets(self.db, secret.get_secret_value() if secret else None)
         self.routers: list[tuple[APIRouter, str]] = []
-        #: Checks of tenant-creation options, by the modules that own them (see on_provision).
+        #: Checks of tenant-creation options, by the modules that own them.
         self.provision_checks: list[Callable[[ProvisionRequest], None]] = []
         #: JSON Schemas of the fields those checks decide (see check_provision_request).
         self.provision_schemas: dict[str, dict[str, Any]] = {}
         self.permissions: dict[str, str] = {PLATFORM_ADMIN: "operate the whole platform"}
         self.default_roles: dict[str, list[str]] = {}
-        self.services: dict[str, Any] = {}
-        #: Extra ASGI middleware (outermost last): ``(factory, kwargs)``; see add_middleware.
-        self.middleware: list[tuple[Any, dict[str, Any]]] = []
+        #: Typed capability handles (``use(Port)``, ``find(Port)``): what modules provide.
+        self.capabilities = Capabilities()
+        #: Extra ASGI middleware, placed by their declared order (see add_middleware).
+        self.middleware: list[Middleware] = []
         #: Unauthenticated credential endpoints (the token endpoint): a value the input guard
         #: refuses there is a 401 ``invalid_request``, not a 422 naming the field.
         self.credential_paths: set[str] = set()
@@ -114,24 +128,32 @@ class Platform:
         self.authorizer: Authorizer | None = None
         #: Called (never raising) with (request, exc) for every unhandled HTTP exception.
         self.unhandled_hooks: list[Any] = []
-        #: Logs, metrics, traces, error tracking, SLOs (kernel/observability).
-        self.observability = Observability(self)
+        #: Logs, metrics, traces, error tracking, SLOs (kernel/observability): given the
+        #: parts it reads, never the platform; its hooks are wired here.
+        self.observability = Observability(settings.observability, settings.environment, self.db)
+        self.add_middleware(
+            ObservabilityMiddleware,
+            order=MIDDLEWARE_OBSERVABILITY,
+            owner="observability",
+            hub=self.observability,
+        )
+        self.include_router(
+            build_observability_router(self.observability, settings.slo), "platform"
+        )
+        self.unhandled_hooks.append(self.observability.on_unhandled)
+        self.dispatcher.error_hooks.append(self.observability.consumer_error)
+        self.jobs.error_hooks.append(self.observability.background_job_error)
+        #: Tenant creation: the provisioner's steps, run as the onboarding saga, to which
+        #: modules contribute options (declared on their class) and steps (in setup).
         self.provisioner = Provisioner(self.db, self.migrator, self.catalog)
         self.provisioner.option_checks = self.provision_checks
         self.sagas = SagaRunner(self.db, self.messaging.settings.saga_stale_s)
-        #: The onboarding saga; modules contribute its options and steps.
         self.onboarding = attach_onboarding(self.provisioner, self.dispatcher, self.sagas)
+        # Every kernel part exists from here on. What modules declare on their class first
+        # (typed settings: a ConfigError naming the key before any wiring; permissions and
+        # default roles: complete before any setup reads them; onboarding options), then
+        # each module's setup, in dependency order, through its registrar.
         for m in self.modules:
-            for option in m.onboarding_options:
-                self.onboarding.add_option(option)
-                self.provision_schemas[option.name] = {
-                    "type": ["string", "null"],
-                    "maxLength": option.max_length,
-                    "description": option.help,
-                    **option.schema,
-                }
-        for m in self.modules:
-            # Typed settings first (a ConfigError naming the key, before any wiring).
             for section, model in type(m).declared_settings().items():
                 settings.section(section, model)
         for m in self.modules:
@@ -141,7 +163,16 @@ class Platform:
             self.permissions.update(m.permissions)
             for role, actions in m.default_roles.items():
                 self.default_roles.setdefault(role, []).extend(actions)
-            m.setup(self)
+            for option in m.onboarding_options:
+                self.onboarding.add_option(option)
+                self.provision_schemas[option.name] = {
+                    "type": ["string", "null"],
+                    "maxLength": option.max_length,
+                    "description": option.help,
+                    **option.schema,
+                }
+        for m in self.modules:
+            m.setup(Registrar(self, m.name))
         self.messaging.configure_routes(settings.dispatch, [m.name for m in self.modules])
         self.onboarding.seal()
         self.include_router(build_platform_router(self), "platform")
@@ -176,10 +207,21 @@ class Platform:
         """Route every ``require()`` permission check through ``authorizer``."""
         self.authorizer = authorizer
 
-    def add_middleware(self, factory: Any, **kwargs: Any) -> None:
-        """Add a pure ASGI middleware; it runs inside the request-context middleware, so the
-        tenant context and request id are already set."""
-        self.middleware.append((factory, kwargs))
+    def add_middleware(
+        self, factory: Any, *, order: int = MIDDLEWARE_DEFAULT, owner: str = "", **kwargs: Any
+    ) -> None:
+        """Add a pure ASGI middleware, placed by ``order`` (lower: outer; kernel/registrar):
+        inside the request-context middleware (tenant context and request id set)."""
+        self.middleware.append(Middleware(factory, kwargs, order, owner))
+
+    # -- capability handles (the CLI, startup and request-time code) ------------------------
+    def use(self, port: type[T]) -> T:
+        """The implementation a module provided for ``port`` (ModuleLoadError if none)."""
+        return self.capabilities.use(port)
+
+    def find(self, port: type[T]) -> T | None:
+        """The implementation a module provided for ``port``, or None."""
+        return self.capabilities.find(port)
 
     # -- lifecycle --------------------------------------------------------------------------
     @classmethod

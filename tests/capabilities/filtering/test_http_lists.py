@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 
 from tenantry.capabilities.filtering import compile_document
 from tenantry.capabilities.pagination import parse_filter_param
+from tenantry.kernel.auth.clients import ClientIssuer
 from tenantry.kernel.errors import BadRequest
 from tenantry.kernel.platform import Platform
+from tenantry.modules.identity.application.services import IdentityService
 from tests.capabilities.filtering.conftest import ITEMS
 from tests.capabilities.filtering.strategies import json_junk
 from tests.conftest import MakeTenant, TenantFixture
@@ -31,7 +33,9 @@ async def members(platform: Platform, make_tenant: MakeTenant) -> TenantFixture:
     """A tenant with its admin and N_MEMBERS more members (created without password hashing)."""
     # Hypothesis sends ~100 requests in a burst: a plan whose rate limit they fit in.
     t = await make_tenant(plan="enterprise")
-    repo = platform.services["identity"].repo
+    identity = platform.use(ClientIssuer)
+    assert isinstance(identity, IdentityService)
+    repo = identity.repo
     for i in range(N_MEMBERS):
         uid = await repo.create_user(f"m{i}.{t.tenant.slug}@example.test", "not-a-real-hash")
         assert await repo.add_membership(t.tenant, uid, [])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Depends
@@ -19,6 +20,7 @@ from tenantry.capabilities.pagination import ListQuery, list_query, search_query
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
+from tenantry.kernel.registrar import Registrar
 from tenantry.kernel.tenancy.context import Principal, require_tenant
 from tenantry.kernel.tenancy.model import SHARED_SCHEMA
 
@@ -61,6 +63,13 @@ class AuditSettings(BaseModel):
     buffer_max: int = Field(default=1000, ge=1)
 
 
+@dataclass
+class _PartitionJob:
+    """The platform's partition task (started at startup, cancelled at shutdown)."""
+
+    task: asyncio.Task[None] | None = None
+
+
 class AuditModule(Module):
     name: ClassVar[str] = "audit"
     migrations: ClassVar[str | None] = "tenantry.capabilities.audit.migrations"
@@ -68,16 +77,17 @@ class AuditModule(Module):
     settings_model = AuditSettings
 
     # One module object may serve several platforms (tests build more than one): per-platform
-    # state lives in platform.services, never on the module.
-    def setup(self, platform: Platform) -> None:
-        cfg = platform.settings.section(self.name, AuditSettings)
-        log = AuditLog(platform.db)
+    # state lives in the platform's capability handles, never on the module.
+    def setup(self, registrar: Registrar) -> None:
+        cfg = registrar.settings.section(self.name, AuditSettings)
+        log = AuditLog(registrar.db)
         buffer = AuditBuffer(log, interval=cfg.buffer_interval_s, max_size=cfg.buffer_max)
-        platform.services["audit"] = log
-        platform.services["audit.buffer"] = buffer
-        platform.add_middleware(RequestMetaMiddleware)
-        platform.include_router(build_router(log), self.name)
-        export_sources(platform).register(EVENTS)
+        registrar.provide(AuditLog, log)
+        registrar.provide(AuditBuffer, buffer)
+        registrar.provide(_PartitionJob, _PartitionJob())
+        registrar.add_middleware(RequestMetaMiddleware)
+        registrar.include_router(build_router(log))
+        export_sources(registrar).register(EVENTS)
 
     @staticmethod
     def _cfg(platform: Platform) -> tuple[int, float]:
@@ -85,7 +95,7 @@ class AuditModule(Module):
         return (cfg.partitions_ahead_months, cfg.partition_job_interval_s)
 
     async def ensure_partitions(self, platform: Platform) -> int:
-        log: AuditLog = platform.services["audit"]
+        log = platform.use(AuditLog)
         stores: set[tuple[str, str | None, str]] = {("default", None, SHARED_SCHEMA)}
         for t in await platform.catalog.ready():  # not tenants still being provisioned
             stores.add(t.store_key)
@@ -103,19 +113,18 @@ class AuditModule(Module):
 
     async def startup(self, platform: Platform) -> None:
         await self.ensure_partitions(platform)
-        platform.services["audit.buffer"].start()
+        platform.use(AuditBuffer).start()
         job = asyncio.get_running_loop().create_task(self._partition_job(platform))
-        platform.services["audit.partition_job"] = job
+        platform.use(_PartitionJob).task = job
 
     async def shutdown(self, platform: Platform) -> None:
-        job = platform.services.pop("audit.partition_job", None)
+        holder = platform.use(_PartitionJob)
+        job, holder.task = holder.task, None
         if job is not None:
             job.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await job
-        buffer: AuditBuffer | None = platform.services.get("audit.buffer")
-        if buffer is not None:
-            await buffer.stop()
+        await platform.use(AuditBuffer).stop()
 
 
 module = AuditModule()

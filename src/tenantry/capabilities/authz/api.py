@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantry.capabilities import authz
+from tenantry.capabilities.audit.buffer import AuditBuffer
 from tenantry.capabilities.audit.log import event, record_event
 from tenantry.capabilities.authz.conditions import ConditionError, condition_schemas, validate
 from tenantry.capabilities.authz.engine import Authz, notify_change
@@ -24,6 +25,7 @@ from tenantry.kernel.http.deps import principal, require
 from tenantry.kernel.http.openapi import Documenter, documents
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
+from tenantry.kernel.registrar import Registrar
 from tenantry.kernel.tenancy.context import Principal
 
 ADMIN = "authz:admin"
@@ -134,7 +136,7 @@ def _row(r: Any) -> dict[str, Any]:
 CONDITION_REF = "#/components/schemas/AuthzCondition"
 
 
-def _policy_schema(platform: Platform) -> Documenter:
+def _policy_schema(platform: Registrar) -> Documenter:
     """A policy body as it is checked: the actions an ``allow`` may grant in a tenant
     (``tenant_grants``; a ``deny`` may name any declared action or pattern) and the
     condition language (``conditions.condition_schemas``)."""
@@ -182,7 +184,7 @@ def _policy_schema(platform: Platform) -> Documenter:
     return rewrite
 
 
-def build_router(platform: Platform, engine: Authz) -> APIRouter:
+def build_router(platform: Registrar, engine: Authz) -> APIRouter:
     router = APIRouter(tags=["authz"])
     db: Database = platform.db
 
@@ -326,8 +328,8 @@ class AuthzModule(Module):
 
     settings_model = AuthzSettings
 
-    def setup(self, platform: Platform) -> None:
-        cfg = platform.settings.section(self.name, AuthzSettings)
+    def setup(self, registrar: Registrar) -> None:
+        cfg = registrar.settings.section(self.name, AuthzSettings)
         try:
             defaults = [policy_from_config(p) for p in cfg.default_policies]
         except ConditionError as exc:
@@ -335,27 +337,27 @@ class AuthzModule(Module):
 
             raise ConfigError(f"authz.default_policies: {exc}") from None
         engine = Authz(
-            platform.db,
-            platform.expand_actions,
-            platform.permissions,
+            registrar.db,
+            registrar.expand_actions,
+            registrar.permissions,
             defaults,
             cache_ttl_s=cfg.cache_ttl_s,
             snapshot_ttl_s=cfg.snapshot_ttl_s,
-            buffer=platform.services.get("audit.buffer"),
+            buffer=registrar.find(AuditBuffer),
             audit_decisions=cfg.audit_decisions,
-            is_operator_tenant=platform.is_operator_tenant,
+            is_operator_tenant=registrar.is_operator_tenant,
         )
-        platform.services["authz"] = engine
-        platform.set_authorizer(engine)
-        platform.include_router(build_router(platform, engine), self.name)
+        registrar.provide(Authz, engine)
+        registrar.set_authorizer(engine)
+        registrar.include_router(build_router(registrar, engine))
 
     async def startup(self, platform: Platform) -> None:
-        engine: Authz = platform.services["authz"]
+        engine = platform.use(Authz)
         await engine.listen()
         authz._active.append(engine)
 
     async def shutdown(self, platform: Platform) -> None:
-        engine: Authz = platform.services["authz"]
+        engine = platform.use(Authz)
         if engine in authz._active:
             authz._active.remove(engine)
         await engine.close()

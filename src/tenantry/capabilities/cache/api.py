@@ -1,5 +1,6 @@
 """The cache capability's startup object (registered as a module so it gets migrations and
-the lifecycle hooks): builds ``platform.services["cache"]`` from ``[cache]`` config::
+the lifecycle hooks): provides ``Cache`` (``registrar.use(Cache)``, ``platform.use(Cache)``)
+from ``[cache]`` config::
 
     [cache]
     backend = "postgres"          # or "redis"
@@ -26,7 +27,9 @@ from tenantry.kernel.modules import Module
 
 if TYPE_CHECKING:
     from tenantry.capabilities.cache.backend import CacheBackend
+    from tenantry.kernel.db.database import Database
     from tenantry.kernel.platform import Platform
+    from tenantry.kernel.registrar import Registrar
 
 
 class CacheSettings(BaseModel):
@@ -48,15 +51,15 @@ class CacheSettings(BaseModel):
     sweep_batch: int = Field(default=10_000, ge=1)
 
 
-def build_cache(platform: Platform, settings: CacheSettings) -> Cache:
+def build_cache(db: Database, settings: CacheSettings) -> Cache:
     backend: CacheBackend
     if settings.backend == "redis":
         from tenantry.capabilities.cache.redis_backend import RedisBackend
 
         backend = RedisBackend(settings.redis_url)
     else:
-        backend = PgBackend(platform.db, origin="")
-    cache = Cache(backend, platform.db, l1_size=settings.l1_size, l1_ttl_s=settings.l1_ttl_s)
+        backend = PgBackend(db, origin="")
+    cache = Cache(backend, db, l1_size=settings.l1_size, l1_ttl_s=settings.l1_ttl_s)
     if isinstance(backend, PgBackend):
         backend.origin = cache.origin
     return cache
@@ -71,19 +74,19 @@ class CacheModule(Module):
         self.cache: Cache | None = None
         self._task: asyncio.Task[Any] | None = None
 
-    def setup(self, platform: Platform) -> None:
-        self.settings = platform.settings.section(self.name, CacheSettings)
-        cache = self.cache = build_cache(platform, self.settings)
-        platform.services["cache"] = cache
+    def setup(self, registrar: Registrar) -> None:
+        self.settings = registrar.settings.section(self.name, CacheSettings)
+        cache = self.cache = build_cache(registrar.db, self.settings)
+        registrar.provide(Cache, cache)
         batch = self.settings.sweep_batch
 
         async def cache_sweep() -> int:
             return await cache.backend.sweep() if batch else 0
 
-        platform.observability.add_maintenance("cache-sweep", cache_sweep)
+        registrar.add_maintenance("cache-sweep", cache_sweep)
 
     async def startup(self, platform: Platform) -> None:
-        cache = platform.services["cache"]
+        cache = platform.use(Cache)
         await cache.start()
 
         async def flush_loop() -> None:
@@ -100,7 +103,7 @@ class CacheModule(Module):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await platform.services["cache"].close()
+        await platform.use(Cache).close()
 
 
 module = CacheModule()

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tenantry.capabilities.cache.cache import Cache
 from tenantry.kernel.cli_support import run
 
 cache_app = typer.Typer(help="The cache (PostgreSQL or Redis).", no_args_is_help=True)
@@ -20,7 +21,7 @@ def cache_stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Hits, misses and sets per key prefix (all processes, as flushed)."""
-    rows = run(lambda p: p.services["cache"].stats())
+    rows = run(lambda p: p.use(Cache).stats())
     if as_json:
         print(json.dumps({"items": rows}))
         return
@@ -41,5 +42,5 @@ def cache_stats(
 @cache_app.command("sweep")
 def cache_sweep() -> None:
     """Delete expired entries now (the maintenance job does it periodically)."""
-    n = run(lambda p: p.services["cache"].backend.sweep())
+    n = run(lambda p: p.use(Cache).backend.sweep())
     console.print(f"{n} expired entries deleted")

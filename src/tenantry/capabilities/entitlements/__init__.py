@@ -35,8 +35,7 @@ class NotEntitled(Forbidden):
 
 def plans_of(request: Request) -> Plans | None:
     platform = getattr(request.app.state, "platform", None)
-    svc = platform.services.get("entitlements") if platform is not None else None
-    return svc if isinstance(svc, Plans) else None
+    return platform.find(Plans) if platform is not None else None
 
 
 def check(plan: Plan, limit: str, used: int, adding: int = 1) -> None:

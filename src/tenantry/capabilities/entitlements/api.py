@@ -22,6 +22,7 @@ from tenantry.kernel.http.openapi import documents
 from tenantry.kernel.http.problems import problem_response
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
+from tenantry.kernel.registrar import MIDDLEWARE_ENTITLEMENTS, Registrar
 from tenantry.kernel.tenancy.context import Principal, current_tenant, require_tenant
 
 #: Modules every plan includes (turning them off would lock a tenant out).
@@ -70,7 +71,7 @@ def _override_schema(operation: dict[str, Any], schemas: dict[str, Any]) -> None
         body["schema"] = schema
 
 
-def build_router(platform: Platform, plans: Plans) -> APIRouter:
+def build_router(platform: Registrar, plans: Plans) -> APIRouter:
     router = APIRouter(tags=["entitlements"])
 
     @router.get("/plan", summary="The caller's tenant plan: limits, quotas, flags, modules")
@@ -116,23 +117,23 @@ class EntitlementsModule(Module):
     settings_model = EntitlementsSettings
     settings_sections = {"plans": PlansSettings}
 
-    def setup(self, platform: Platform) -> None:
-        configured = platform.settings.section("plans", PlansSettings).root
+    def setup(self, registrar: Registrar) -> None:
+        configured = registrar.settings.section("plans", PlansSettings).root
         cfg = {name: plan.model_dump() for name, plan in configured.items()}
-        ttl = platform.settings.section(self.name, EntitlementsSettings).cache_ttl_s
-        plans = Plans(platform.db, cfg, ttl)
-        platform.services["entitlements"] = plans
-        platform.check_provision_request(
+        ttl = registrar.settings.section(self.name, EntitlementsSettings).cache_ttl_s
+        plans = Plans(registrar.db, cfg, ttl)
+        registrar.provide(Plans, plans)
+        registrar.check_provision_request(
             plans.check_request, {"plan": {"enum": [*sorted(plans.plans), None]}}
         )
-        platform.add_middleware(ModuleGate, plans=plans)
-        platform.include_router(build_router(platform, plans), self.name)
+        registrar.add_middleware(ModuleGate, order=MIDDLEWARE_ENTITLEMENTS, plans=plans)
+        registrar.include_router(build_router(registrar, plans))
 
     async def startup(self, platform: Platform) -> None:
-        await platform.services["entitlements"].listen()
+        await platform.use(Plans).listen()
 
     async def shutdown(self, platform: Platform) -> None:
-        await platform.services["entitlements"].close()
+        await platform.use(Plans).close()
 
 
 module = EntitlementsModule()

@@ -39,6 +39,7 @@ from tenantry.kernel.http.openapi import Documenter, documents, problems_extra
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
+from tenantry.kernel.registrar import Registrar
 from tenantry.kernel.tenancy.context import Principal, current_principal, tenant_scope
 from tenantry.kernel.tenancy.model import TenantStatus
 
@@ -191,7 +192,7 @@ def _request_schemas(service: ExportService, schedule: bool) -> Documenter:
     return rewrite
 
 
-def build_router(service: ExportService, platform: Platform) -> APIRouter:
+def build_router(service: ExportService, platform: Registrar) -> APIRouter:
     router = APIRouter(tags=["exports"])
 
     @router.get("/sources", summary="Registered export sources")
@@ -301,30 +302,30 @@ class ExportModule(Module):
     def __init__(self) -> None:
         self.service: ExportService | None = None
 
-    def setup(self, platform: Platform) -> None:
-        settings = platform.settings.section(self.name, ExportSettings)
-        registry = export_sources(platform)
+    def setup(self, registrar: Registrar) -> None:
+        settings = registrar.settings.section(self.name, ExportSettings)
+        registry = export_sources(registrar)
         registry.register(HISTORY)
         service = ExportService(
-            platform.db,
-            platform.jobs,
+            registrar.db,
+            registrar.jobs,
             registry,
             build_storage(settings),
             settings,
-            resolve_notifier(platform.services),
+            resolve_notifier(registrar.capabilities),
         )
         self.service = service
-        platform.services["exports"] = service
-        platform.jobs.register(
+        registrar.provide(ExportService, service)
+        registrar.jobs.register(
             RUN, service.run, on_failed=service.on_failed, on_cancelled=service.on_cancelled
         )
-        platform.jobs.register(SCHEDULED, service.run_scheduled)
-        platform.jobs.register(CLEANUP, service.cleanup)
-        platform.include_router(build_router(service, platform), self.name)
+        registrar.jobs.register(SCHEDULED, service.run_scheduled)
+        registrar.jobs.register(CLEANUP, service.cleanup)
+        registrar.include_router(build_router(service, registrar))
 
     async def startup(self, platform: Platform) -> None:
         assert self.service is not None
-        self.service.notifier = resolve_notifier(platform.services)
+        self.service.notifier = resolve_notifier(platform.capabilities)
         await self.service.load_link_key(platform.secrets)
 
 

@@ -26,7 +26,9 @@ async def _in_tenant(platform: Platform, slug: str) -> Any:
     tenant = await platform.catalog.by_slug(slug)
     if tenant is None:
         raise TenantryError(f"no tenant with slug {slug!r}")
-    service = platform.services["exports"]
+    from tenantry.capabilities.export.service import ExportService
+
+    service = platform.use(ExportService)
     await service.load_link_key(platform.secrets)
     return tenant, service
 

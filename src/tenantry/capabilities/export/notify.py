@@ -1,9 +1,9 @@
 """Completion and failure notices.
 
 The notifications module (another branch) delivers email and signed webhooks. Until it is
-present, notices go to the log. Integration point: a service registered as
-``platform.services["notifications"]`` with an ``async notify(channel, target, subject, body)``
-method (``channel`` is ``"email"`` or ``"webhook"``) is used when present.
+present, notices go to the log. Integration point: the implementation a module provides for
+the ``Notifier`` port (``registrar.provide(Notifier, service)``: ``async notify(channel,
+target, subject, body)``, ``channel`` is ``"email"`` or ``"webhook"``) is used when present.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from tenantry.kernel.db.uow import UnitOfWork
+    from tenantry.kernel.registrar import Capabilities
 
 _log = logging.getLogger("tenantry.exports")
 
@@ -43,12 +44,14 @@ class LogNotifier:
         _log.info("export notice via %s to %s: %s %s", channel, target, subject, body)
 
 
-def resolve_notifier(services: dict[str, Any]) -> Notifier:
-    svc = services.get("notifications")
-    if isinstance(svc, Notifier):
+def resolve_notifier(capabilities: Capabilities) -> Notifier:
+    """The notifications module's ``Notifier`` when one is provided, else the log (one per
+    platform, kept with its capabilities)."""
+    svc = capabilities.find(Notifier)
+    if svc is not None:
         return svc
-    fallback = services.get("exports.log_notifier")
-    if not isinstance(fallback, LogNotifier):
+    fallback = capabilities.find(LogNotifier)
+    if fallback is None:
         fallback = LogNotifier()
-        services["exports.log_notifier"] = fallback
+        capabilities.provide(LogNotifier, fallback, "exports")
     return fallback

@@ -8,17 +8,25 @@ the only identifiers a request can put into SQL.
 A module registers its sources in its ``setup``::
 
     from tenantry.capabilities.export.sources import Column, Source, export_sources
-    export_sources(platform).register(Source("ledger.accounts", ACCOUNTS_SQL, (...), ("code",)))
+    export_sources(registrar).register(Source("ledger.accounts", ACCOUNTS_SQL, (...), ("code",)))
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
-    from tenantry.kernel.platform import Platform
+    from tenantry.kernel.registrar import Capabilities
+
+
+class HasCapabilities(Protocol):
+    """A platform or a registrar: where the source registry is kept."""
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
 
 ColumnType = Literal["text", "int", "float", "numeric", "bool", "uuid", "timestamptz", "date"]
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -92,14 +100,10 @@ class SourceRegistry:
         return [self._sources[k] for k in sorted(self._sources)]
 
 
-SERVICE_KEY = "exports.sources"
-
-
-def export_sources(platform: Platform) -> SourceRegistry:
+def export_sources(where: HasCapabilities) -> SourceRegistry:
     """The platform's source registry (created on first use, so module order is irrelevant)."""
-    reg = platform.services.get(SERVICE_KEY)
+    reg = where.capabilities.find(SourceRegistry)
     if reg is None:
         reg = SourceRegistry()
-        platform.services[SERVICE_KEY] = reg
-    assert isinstance(reg, SourceRegistry)
+        where.capabilities.provide(SourceRegistry, reg, "exports")
     return reg

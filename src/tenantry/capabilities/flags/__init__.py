@@ -22,8 +22,7 @@ __all__ = ["Evaluation", "Flag", "FlagStore", "enabled", "require", "store_of"]
 
 def store_of(request: Request) -> FlagStore | None:
     platform = getattr(request.app.state, "platform", None)
-    store = platform.services.get("flags") if platform is not None else None
-    return store if isinstance(store, FlagStore) else None
+    return platform.find(FlagStore) if platform is not None else None
 
 
 def enabled(request: Request, name: str) -> bool:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, ClassVar
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from tenantry.capabilities.entitlements.plans import Plans
 from tenantry.capabilities.flags.store import NAME_RE, Flag, FlagStore
 from tenantry.kernel.auth.actions import PLATFORM_ADMIN
 from tenantry.kernel.errors import NotFound
@@ -14,6 +15,7 @@ from tenantry.kernel.http.deps import principal, require
 from tenantry.kernel.http.types import JsonInt
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
+from tenantry.kernel.registrar import Registrar
 from tenantry.kernel.tenancy.context import Principal, require_tenant
 from tenantry.kernel.tenancy.model import Tenant
 
@@ -37,7 +39,7 @@ class TargetBody(BaseModel):
 FlagName = Annotated[str, Path(json_schema_extra={"pattern": NAME_RE.pattern, "maxLength": 63})]
 
 
-def build_router(platform: Platform, store: FlagStore) -> APIRouter:
+def build_router(platform: Registrar, store: FlagStore) -> APIRouter:
     router = APIRouter(tags=["flags"])
 
     async def tenant_of(slug: str) -> Tenant:
@@ -79,23 +81,23 @@ class FlagsModule(Module):
     depends_on: ClassVar[tuple[str, ...]] = ("entitlements",)
     migrations: ClassVar[str | None] = "tenantry.capabilities.flags.migrations"
 
-    def setup(self, platform: Platform) -> None:
-        plans = platform.services.get("entitlements")
+    def setup(self, registrar: Registrar) -> None:
+        plans = registrar.find(Plans)
 
         def plan_flags(tenant: Tenant) -> frozenset[str]:
             return plans.cached(tenant).flags if plans is not None else frozenset()
 
-        store = FlagStore(platform.db, plan_flags)
-        platform.services["flags"] = store
-        platform.include_router(build_router(platform, store), self.name)
+        store = FlagStore(registrar.db, plan_flags)
+        registrar.provide(FlagStore, store)
+        registrar.include_router(build_router(registrar, store))
 
     async def startup(self, platform: Platform) -> None:
-        store: FlagStore = platform.services["flags"]
+        store = platform.use(FlagStore)
         await store.load()
         await store.listen()
 
     async def shutdown(self, platform: Platform) -> None:
-        await platform.services["flags"].close()
+        await platform.use(FlagStore).close()
 
 
 module = FlagsModule()

@@ -55,7 +55,9 @@ def rule(
     flag = Flag(name, description, default, frozenset(p for p in plans.split(",") if p), percentage)
 
     async def go(platform: Platform) -> None:
-        plan_catalog = platform.services.get("entitlements")
+        from tenantry.capabilities.entitlements.plans import Plans
+
+        plan_catalog = platform.find(Plans)
         if plan_catalog is not None:
             plan_catalog.check_known(flag.plans, "plans")
         await FlagStore(platform.db).put(flag)

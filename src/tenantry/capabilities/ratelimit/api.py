@@ -6,10 +6,12 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tenantry.capabilities.entitlements.plans import Plans
 from tenantry.capabilities.ratelimit.backends import Limiter, MemoryLimiter, RedisLimiter
 from tenantry.capabilities.ratelimit.middleware import RateLimitMiddleware
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
+from tenantry.kernel.registrar import MIDDLEWARE_RATE_LIMIT, Registrar
 
 
 class RateLimitSettings(BaseModel):
@@ -38,20 +40,21 @@ class RateLimitModule(Module):
     depends_on: ClassVar[tuple[str, ...]] = ("entitlements",)
     settings_model = RateLimitSettings
 
-    def setup(self, platform: Platform) -> None:
-        cfg = platform.settings.section(self.name, RateLimitSettings)
+    def setup(self, registrar: Registrar) -> None:
+        cfg = registrar.settings.section(self.name, RateLimitSettings)
         limiter = limiter_from(cfg)
-        platform.services["ratelimit"] = limiter
-        platform.add_middleware(
+        registrar.provide(Limiter, limiter)
+        registrar.add_middleware(
             RateLimitMiddleware,
+            order=MIDDLEWARE_RATE_LIMIT,
             limiter=limiter,
-            plans=platform.services["entitlements"],
+            plans=registrar.use(Plans),
             anonymous_rate_per_s=cfg.anonymous_rate_per_s,
             anonymous_burst=cfg.anonymous_burst,
         )
 
     async def shutdown(self, platform: Platform) -> None:
-        await platform.services["ratelimit"].close()
+        await platform.use(Limiter).close()
 
 
 module = RateLimitModule()

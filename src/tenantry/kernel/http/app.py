@@ -22,6 +22,7 @@ from tenantry.kernel.http.input_guard import InputGuard
 from tenantry.kernel.http.middleware import RequestContextMiddleware
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.platform import Platform
+from tenantry.kernel.registrar import in_order
 
 READY_MIGRATION_CHECK_S = 30.0
 
@@ -89,8 +90,10 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
     # Innermost: values no store can hold are refused before any route (and still counted
     # by the observability middleware around it).
     app.add_middleware(InputGuard, credential_paths=lambda: platform.credential_paths)
-    for factory, kwargs in platform.middleware:
-        app.add_middleware(factory, **kwargs)
+    # By their declared order, outermost first (kernel/registrar): Starlette wraps the last
+    # added outermost, so they are added innermost first.
+    for m in reversed(in_order(platform.middleware)):
+        app.add_middleware(m.factory, **m.kwargs)
     app.add_middleware(RequestContextMiddleware, platform=platform)  # outermost
     openapi.install(app)
     return app

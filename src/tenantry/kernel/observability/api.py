@@ -15,6 +15,7 @@ from tenantry.kernel.observability import slo
 
 if TYPE_CHECKING:
     from tenantry.kernel.observability.hub import Observability
+    from tenantry.kernel.observability.settings import SloSettings
 
 #: Most error groups one page lists (the store's own cap).
 MAX_ERRORS = 500
@@ -26,7 +27,7 @@ class StatusChange(BaseModel):
     status: Literal["unresolved", "resolved", "ignored"]
 
 
-def build_router(hub: Observability) -> APIRouter:
+def build_router(hub: Observability, slo_settings: SloSettings) -> APIRouter:
     router = APIRouter(tags=["platform"], dependencies=[Depends(require(PLATFORM_ADMIN))])
 
     @router.get("/errors")
@@ -55,7 +56,7 @@ def build_router(hub: Observability) -> APIRouter:
 
     @router.get("/slo")
     async def slo_report() -> dict[str, Any]:
-        s = hub.platform.settings.slo
-        return {"window_days": s.window_days, "slos": await slo.report(hub.platform.db, s)}
+        s = slo_settings
+        return {"window_days": s.window_days, "slos": await slo.report(hub.db, s)}
 
     return router

@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 from tenantry.kernel.observability import logs, metrics, tracing
 from tenantry.kernel.observability.accounting import RequestAccounting
-from tenantry.kernel.observability.api import build_router
 from tenantry.kernel.observability.errors import ErrorTracker
-from tenantry.kernel.observability.middleware import ObservabilityMiddleware, route_template
+from tenantry.kernel.observability.middleware import route_template
 from tenantry.kernel.observability.slo import RequestRecorder
 from tenantry.kernel.observability.sql import queries as q
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from tenantry.kernel.platform import Platform
+    from tenantry.kernel.db.database import Database
+    from tenantry.kernel.observability.settings import ObservabilitySettings
 
 OBSERVABILITY_MIGRATIONS = "tenantry.kernel.observability.sql"
 _log = logging.getLogger("tenantry.observability")
@@ -38,21 +38,19 @@ Job = Callable[[], Awaitable[Any]]
 
 
 class Observability:
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
-        self.settings = platform.settings.observability
-        self.errors = ErrorTracker(platform.db, self.settings.errors, platform.settings.environment)
+    """Given what it reads (its settings, the environment's name, the database), never the
+    platform: the platform wires its middleware, router and error hooks (kernel/platform)."""
+
+    def __init__(self, settings: ObservabilitySettings, environment: str, db: Database) -> None:
+        self.db = db
+        self.settings = settings
+        self.errors = ErrorTracker(db, settings.errors, environment)
         self.recorder = RequestRecorder()
         self.accounting = RequestAccounting(self.recorder)
         self.spans: tracing.PgSpanBuffer | None = None
         self.maintenance_jobs: dict[str, Job] = {}
         self._tasks: list[asyncio.Task[None]] = []
         tracing.install_db_hook(self.settings.tracing)
-        platform.add_middleware(ObservabilityMiddleware, hub=self)
-        platform.include_router(build_router(self), "platform")
-        platform.unhandled_hooks.append(self.on_unhandled)
-        platform.dispatcher.error_hooks.append(self._consumer_error)
-        platform.jobs.error_hooks.append(self._background_job_error)
 
     def add_maintenance(self, name: str, job: Job) -> None:
         """Run ``job`` with the periodic maintenance (e.g. the cache's expired-row sweep)."""
@@ -67,10 +65,10 @@ class Observability:
         ctx["request"] = {"method": request.method, "path": request.url.path, "route": route}
         self.errors.capture_exception(exc, ctx, source="http")
 
-    def _consumer_error(self, exc: BaseException, context: dict[str, Any]) -> None:
+    def consumer_error(self, exc: BaseException, context: dict[str, Any]) -> None:
         self.capture_exception(exc, context, source="consumer")
 
-    def _background_job_error(self, exc: BaseException, context: dict[str, Any]) -> None:
+    def background_job_error(self, exc: BaseException, context: dict[str, Any]) -> None:
         self.capture_exception(exc, context, source="job")
 
     def capture_exception(
@@ -94,7 +92,7 @@ class Observability:
     async def start(self) -> None:
         if self._tasks:
             return
-        metrics.POOLS.databases.append(self.platform.db)
+        metrics.POOLS.databases.append(self.db)
         self.spans = tracing.setup(self.settings.tracing)
         self._tasks = [
             asyncio.create_task(self._loop(self.flush, self.settings.flush_interval_s, False)),
@@ -118,7 +116,7 @@ class Observability:
         await self.errors.flush()
         logs.flush()
         with contextlib.suppress(ValueError):
-            metrics.POOLS.databases.remove(self.platform.db)
+            metrics.POOLS.databases.remove(self.db)
 
     async def _flush_logs(self) -> None:
         while True:
@@ -151,15 +149,15 @@ class Observability:
     async def flush(self) -> None:
         """Write buffered request minutes and spans (called by the flusher task)."""
         self.accounting.drain()
-        await self.recorder.flush(self.platform.db)
+        await self.recorder.flush(self.db)
         if self.spans is not None:
-            await self.spans.flush_to(self.platform.db)
+            await self.spans.flush_to(self.db)
 
     async def maintenance(self) -> dict[str, Any]:
         """Partitions ahead / retention, old request minutes, registered jobs."""
         e, t = self.settings.errors, self.settings.tracing
         out: dict[str, Any] = {}
-        async with self.platform.db.admin_connection() as conn:
+        async with self.db.admin_connection() as conn:
             await conn.execute(q.SET_SEARCH_PATH)
             out["error_partitions_created"] = await conn.fetchval(
                 q.ENSURE_ERROR_PARTITIONS, e.months_ahead

@@ -13,12 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from tenantry.capabilities import entitlements
 from tenantry.capabilities.pagination import ListQuery, list_query, search_query
 from tenantry.kernel.auth.actions import tenant_grants
+from tenantry.kernel.auth.clients import ClientIssuer
 from tenantry.kernel.errors import BadRequest, Unauthorized
 from tenantry.kernel.http.deps import principal, require
 from tenantry.kernel.http.openapi import NOT_BLANK, documents, problems_extra
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.modules import Module
-from tenantry.kernel.platform import Platform
+from tenantry.kernel.registrar import Registrar
 from tenantry.kernel.tenancy.context import Principal, require_tenant
 from tenantry.modules.identity.application.onboarding import OPTIONS as ONBOARDING_OPTIONS
 from tenantry.modules.identity.application.onboarding import admin_step
@@ -336,27 +337,27 @@ class IdentityModule(Module):
     def __init__(self) -> None:
         self.service: IdentityService | None = None
 
-    def setup(self, platform: Platform) -> None:
+    def setup(self, registrar: Registrar) -> None:
         # UserAddedToTenant / ApiClientCreated go to the outbox in the change's transaction
         # (notifications consumes them; "identity -> notifications" is usually "bus").
-        repo = SqlIdentityRepository(platform.db, platform.catalog, platform.dispatcher.publish)
+        repo = SqlIdentityRepository(registrar.db, registrar.catalog, registrar.dispatcher.publish)
         service = IdentityService(
             repo,
             Argon2PasswordHasher(),
-            platform.tokens,
-            platform.expand_actions,
+            registrar.tokens,
+            registrar.expand_actions,
             hash_client_secret,
             client_secret_matches,
-            platform.is_operator_tenant,
+            registrar.is_operator_tenant,
         )
         self.service = service
-        platform.services["identity"] = service
-        platform.include_router(build_router(service, platform.permissions), self.name)
-        platform.add_credential_path(self.name, "/token")
+        registrar.provide(ClientIssuer, service)
+        registrar.include_router(build_router(service, registrar.permissions))
+        registrar.add_credential_path("/token")
 
-        platform.add_onboarding_step(admin_step(service, lambda: platform.default_roles))
-        platform.principals.source = repo.principal_active
-        platform.check_provision_request(service.check_onboarding_request)
+        registrar.add_onboarding_step(admin_step(service, lambda: registrar.default_roles))
+        registrar.set_principal_source(repo.principal_active)
+        registrar.check_provision_request(service.check_onboarding_request)
 
 
 module = IdentityModule()

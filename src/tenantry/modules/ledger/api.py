@@ -41,7 +41,7 @@ from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.http.types import JsonInt
 from tenantry.kernel.messaging import Dispatcher
 from tenantry.kernel.modules import Module
-from tenantry.kernel.platform import Platform
+from tenantry.kernel.registrar import Registrar
 from tenantry.kernel.tenancy.context import Principal, current_tenant
 from tenantry.modules.ledger.application.errors import (
     ItemInvalid,
@@ -437,17 +437,18 @@ class LedgerModule(Module):
     def __init__(self) -> None:
         self.service: LedgerService | None = None
 
-    def setup(self, platform: Platform) -> None:
+    def setup(self, registrar: Registrar) -> None:
         # TransactionPosted.v1 goes to the outbox in the posting's own transaction (reporting
         # and notifications consume it), one outbox statement per posting or batch.
-        service = LedgerService(SqlLedgerStore(platform.db), outbox_publisher(platform.dispatcher))
+        service = LedgerService(
+            SqlLedgerStore(registrar.db), outbox_publisher(registrar.dispatcher)
+        )
         self.service = service
-        platform.services["ledger"] = service
-        platform.include_router(build_router(service), self.name)
-        register_export_sources(platform)
+        registrar.include_router(build_router(service))
+        register_export_sources(registrar)
         # Onboarding: the chart-of-accounts step (and its compensation) and its option.
-        platform.check_provision_request(check_onboarding_request)
-        platform.add_onboarding_step(CHART_STEP)
+        registrar.check_provision_request(check_onboarding_request)
+        registrar.add_onboarding_step(CHART_STEP)
 
 
 module = LedgerModule()

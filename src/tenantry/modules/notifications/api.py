@@ -7,10 +7,12 @@ from typing import Annotated, Any, ClassVar
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from tenantry.capabilities.export.notify import Notifier
 from tenantry.kernel.errors import ValidationFailed
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
+from tenantry.kernel.registrar import Registrar
 from tenantry.kernel.tenancy.context import Principal
 from tenantry.kernel.tenancy.contracts import TenantOnboarded
 from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
@@ -100,8 +102,8 @@ class NotificationsModule(Module):
         self.mailer: SmtpMailer | None = None
         self.guard: TargetGuard | None = None
 
-    def setup(self, platform: Platform) -> None:
-        s = platform.settings.section(self.name, NotificationSettings)
+    def setup(self, registrar: Registrar) -> None:
+        s = registrar.settings.section(self.name, NotificationSettings)
         guard = TargetGuard(s.allow_private_targets)
         self.guard = guard
         webhooks = HttpWebhookSender(
@@ -118,11 +120,11 @@ class NotificationsModule(Module):
         store = SqlNotificationStore()
         self.webhooks, self.mailer = webhooks, mailer
         if s.error_emails:
-            platform.observability.errors.add_notifier(ErrorMailNotifier(mailer, s.error_emails))
-        service = Notifications(mailer, webhooks, store, platform.db.unit_of_work)
+            registrar.add_error_notifier(ErrorMailNotifier(mailer, s.error_emails))
+        service = Notifications(mailer, webhooks, store, registrar.db.unit_of_work)
         self.service = service
-        platform.services[self.name] = service
-        d = platform.dispatcher
+        registrar.provide(Notifier, service)
+        d = registrar.dispatcher
         d.subscribe(self.name, TenantOnboarded, service.on_tenant_onboarded)
         d.subscribe(self.name, UserAddedToTenant, service.on_user_added)
         d.subscribe(self.name, ApiClientCreated, service.on_api_client_created)
@@ -144,17 +146,17 @@ class NotificationsModule(Module):
             unknown = sorted(set(body.events) - set(WEBHOOK_EVENTS))
             if unknown:
                 raise ValidationFailed(f"unknown events {unknown}", errors=[{"field": "events"}])
-            async with platform.db.unit_of_work() as uow:
+            async with registrar.db.unit_of_work() as uow:
                 return await store.add_endpoint(uow, body.url, sorted(set(body.events)))
 
         @router.get("/webhooks")
         async def list_webhooks(
             _: Annotated[Principal, Depends(require(ADMIN))],
         ) -> dict[str, Any]:
-            async with platform.db.unit_of_work(readonly=True) as uow:
+            async with registrar.db.unit_of_work(readonly=True) as uow:
                 return {"items": await store.endpoints(uow)}
 
-        platform.include_router(router, self.name)
+        registrar.include_router(router)
 
     async def shutdown(self, platform: Platform) -> None:
         if self.webhooks is not None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.modules import Module
-from tenantry.kernel.platform import Platform
+from tenantry.kernel.registrar import Registrar
 from tenantry.kernel.tenancy.context import Principal
 from tenantry.modules.ledger.contracts import TransactionPosted
 from tenantry.modules.reporting.application.handlers import Reporting
@@ -20,7 +20,7 @@ READ = "reporting:read"
 MAX_DAYS = 366
 
 
-def build_router(platform: Platform, reporting: Reporting) -> APIRouter:
+def build_router(platform: Registrar, reporting: Reporting) -> APIRouter:
     router = APIRouter(tags=["reporting"])
 
     @router.get("/daily", summary="Daily volume and count per account and currency")
@@ -56,11 +56,13 @@ class ReportingModule(Module):
     migrations: ClassVar[str | None] = "tenantry.modules.reporting.migrations"
     permissions: ClassVar[dict[str, str]] = {READ: "read reports"}
 
-    def setup(self, platform: Platform) -> None:
+    def setup(self, registrar: Registrar) -> None:
         reporting = Reporting(SqlSummaryStore())
-        platform.dispatcher.subscribe(self.name, TransactionPosted, reporting.on_transaction_posted)
-        platform.include_router(build_router(platform, reporting), self.name)
-        register_export_sources(platform)
+        registrar.dispatcher.subscribe(
+            self.name, TransactionPosted, reporting.on_transaction_posted
+        )
+        registrar.include_router(build_router(registrar, reporting))
+        register_export_sources(registrar)
 
 
 module = ReportingModule()

@@ -60,7 +60,7 @@ def _prepare(options: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def admin_step(
-    service: IdentityService, default_roles: Callable[[], dict[str, list[str]]]
+    service: IdentityService, default_roles: Callable[[], Mapping[str, list[str]]]
 ) -> OnboardingStep:
     """The ``admin`` step: after the modules' data steps (order 60), as it is the one that
     needs a secret (a crash before it compensates, one after it resumes to the end)."""
@@ -74,7 +74,7 @@ def admin_step(
         tenant = await run.tenant()
         assert tenant is not None
         async with run.unit_of_work() as uow:
-            out = await service.seed_tenant(uow, tenant, options, default_roles())
+            out = await service.seed_tenant(uow, tenant, options, dict(default_roles()))
         if out.get(ADMIN_EMAIL):
             # TenantOnboarded.admin_email (the welcome message) reads it from the saga.
             run.remember(admin_user_id=out.get("admin_user_id"), admin_email=out[ADMIN_EMAIL])

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from tenantry.capabilities.export.sources import Column, Source, export_sources
 
 if TYPE_CHECKING:
-    from tenantry.kernel.platform import Platform
+    from tenantry.kernel.registrar import Registrar
 
 READ = "ledger:read"
 
@@ -86,7 +86,7 @@ SOURCES = (
 )
 
 
-def register_export_sources(platform: Platform) -> None:
+def register_export_sources(platform: Registrar) -> None:
     reg = export_sources(platform)
     for source in SOURCES:
         reg.register(source)

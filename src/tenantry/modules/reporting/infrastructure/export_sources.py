@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from tenantry.capabilities.export.sources import Column, Source, export_sources
 
 if TYPE_CHECKING:
-    from tenantry.kernel.platform import Platform
+    from tenantry.kernel.registrar import Registrar
 
 DAILY_SQL = """
 SELECT day, account_id, account_code, currency, debit, credit, debit + credit AS volume,
@@ -35,5 +35,5 @@ DAILY = Source(
 )
 
 
-def register_export_sources(platform: Platform) -> None:
+def register_export_sources(platform: Registrar) -> None:
     export_sources(platform).register(DAILY)
