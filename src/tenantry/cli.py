@@ -438,13 +438,16 @@ def config_reference() -> None:
     print(reference_markdown(), end="")
 
 
-def _plugins() -> None:
+def _plugins(args: Sequence[str] | None = None) -> None:
     """Sub-commands contributed by modules and capabilities (entry points ``tenantry.cli``:
     a ``typer.Typer`` named after the command group), and the onboarding options of the
-    installed modules as flags of ``tenants create``."""
+    installed modules as flags of ``tenants create``. Reading those imports every module
+    (~0.2 s), so a command line that is not ``tenants create`` skips it (``args`` None: read
+    them, for tools that inspect the whole CLI)."""
     from importlib.metadata import entry_points
 
-    _register_tenants_create(declared_onboarding_options())
+    wanted = args is None or ("tenants" in args and "create" in args)
+    _register_tenants_create(declared_onboarding_options() if wanted else ())
 
     for ep in entry_points(group="tenantry.cli"):
         app.add_typer(ep.load(), name=ep.name)
@@ -466,8 +469,8 @@ def _fail(message: str, code: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI; exit 0, 1 (failed) or 2 (bad usage or value) with a one-line message."""
-    _plugins()
     args = list(sys.argv[1:] if argv is None else argv)
+    _plugins(args)
     try:
         rv = app(args=args, prog_name="tenantry", standalone_mode=False)
     except typer.TyperException as exc:  # click's usage errors: unknown option, bad value...

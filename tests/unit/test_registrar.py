@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
 import pytest
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenantry.kernel.config import Settings
@@ -51,6 +52,22 @@ class Outer(Passthrough):
 seen: dict[str, Any] = {}
 
 
+class Ping(BaseModel):
+    message_name: ClassVar[str] = "user.Ping.v1"
+
+
+class Pinged(BaseModel):
+    message_name: ClassVar[str] = "user.Pinged.v1"
+
+
+async def _on_ping(uow: Any, message: Any, ctx: Any) -> None:
+    return None
+
+
+async def _tick(*_: Any) -> None:
+    return None
+
+
 async def _nothing(run: OnboardingRun) -> Mapping[str, Any] | None:
     return None
 
@@ -80,6 +97,9 @@ class User(Module):
         seen["greeting"] = registrar.use(Greeter).greet()
         seen["missing"] = registrar.find(Hello)
         registrar.add_middleware(Outer, order=5)
+        registrar.subscribe(Pinged, _on_ping)
+        registrar.handle(Ping, _on_ping, replies=True)
+        registrar.add_job("user.tick", _tick)
 
 
 class Clash(Module):
@@ -99,6 +119,13 @@ def test_every_kernel_part_exists_before_any_setup() -> None:
     assert seen["parts"] == dict.fromkeys(seen["parts"], True)
     assert seen["observability"]
     assert not hasattr(platform, "services")
+
+
+def test_handlers_and_jobs_are_the_modules() -> None:
+    platform = build(Provider(), User())
+    assert [s.consumer for s in platform.dispatcher.subscribers["user.Pinged.v1"]] == ["user"]
+    assert platform.dispatcher.commands["user.Ping.v1"].consumer == "user"
+    assert "user.tick" in platform.jobs.handlers
 
 
 def test_capabilities_by_type() -> None:

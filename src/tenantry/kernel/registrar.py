@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from tenantry.kernel.auth.tokens import TokenService
     from tenantry.kernel.config import Settings
     from tenantry.kernel.db.database import Database
-    from tenantry.kernel.jobs.runner import JobRunner
-    from tenantry.kernel.messaging.dispatcher import Dispatcher
+    from tenantry.kernel.jobs.runner import CancelFn, FailFn, JobFn, JobRunner
+    from tenantry.kernel.messaging.dispatcher import Dispatcher, Handler
     from tenantry.kernel.observability.errors import Notifier as ErrorNotifier
     from tenantry.kernel.observability.hub import Job
     from tenantry.kernel.platform import Authorizer, Platform
@@ -168,6 +168,26 @@ class Registrar:
         runs inside the request-context middleware (tenant context and request id set) and
         inside observability (what it answers is counted)."""
         self._platform.add_middleware(factory, order=order, owner=self.module, **kwargs)
+
+    def subscribe(self, event_type: type[Any], handler: Handler) -> None:
+        """This module consumes ``event_type`` (kernel/messaging: the consumer's name is the
+        module's)."""
+        self._platform.dispatcher.subscribe(self.module, event_type, handler)
+
+    def handle(self, command_type: type[Any], handler: Handler, *, replies: bool = False) -> None:
+        """This module handles ``command_type`` (exactly one handler per command)."""
+        self._platform.dispatcher.handle(self.module, command_type, handler, replies=replies)
+
+    def add_job(
+        self,
+        kind: str,
+        run: JobFn,
+        *,
+        on_failed: FailFn | None = None,
+        on_cancelled: CancelFn | None = None,
+    ) -> None:
+        """Run jobs of ``kind`` (kernel/jobs; enqueue them with ``jobs.enqueue(uow, kind)``)."""
+        self._platform.jobs.register(kind, run, on_failed=on_failed, on_cancelled=on_cancelled)
 
     def add_maintenance(self, name: str, job: Job) -> None:
         """Run ``job`` with the periodic maintenance (e.g. the cache's expired-row sweep)."""

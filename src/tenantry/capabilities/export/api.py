@@ -316,11 +316,11 @@ class ExportModule(Module):
         )
         self.service = service
         registrar.provide(ExportService, service)
-        registrar.jobs.register(
+        registrar.add_job(
             RUN, service.run, on_failed=service.on_failed, on_cancelled=service.on_cancelled
         )
-        registrar.jobs.register(SCHEDULED, service.run_scheduled)
-        registrar.jobs.register(CLEANUP, service.cleanup)
+        registrar.add_job(SCHEDULED, service.run_scheduled)
+        registrar.add_job(CLEANUP, service.cleanup)
         registrar.include_router(build_router(service, registrar))
 
     async def startup(self, platform: Platform) -> None:
