@@ -35,7 +35,7 @@ from tenantry.capabilities.filtering.schema import document_schemas, filter_name
 from tenantry.kernel.errors import Forbidden, NotFound
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.http.idempotency import IdempotencyKeyHeader
-from tenantry.kernel.http.openapi import Documenter, documents, problems_extra
+from tenantry.kernel.http.openapi import JSON_VALUE_REF, Documenter, documents, problems_extra
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
@@ -225,7 +225,17 @@ def build_router(service: ExportService, platform: Registrar) -> APIRouter:
         return {"items": await service.runs(schedule_id, limit)}
 
     @router.post(
-        "", status_code=202, summary="Request an export", openapi_extra=problems_extra(409)
+        "",
+        status_code=202,
+        summary="Request an export",
+        openapi_extra=problems_extra(409),
+        responses={
+            200: {
+                "description": "Replayed: an earlier request with this Idempotency-Key, "
+                "its export as it is now (nothing new is queued)",
+                "content": {"application/json": {"schema": {"$ref": JSON_VALUE_REF}}},
+            }
+        },
     )
     @documents(_request_schemas(service, schedule=False))
     async def create_export(
