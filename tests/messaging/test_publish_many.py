@@ -24,6 +24,8 @@ async def test_publish_many_delivers_each_event_once_to_every_subscriber(
             ids = await probed.dispatcher.publish_many(
                 uow, [Bumped(key=k, n=i) for i, k in enumerate(keys)]
             )
+        # collected on the unit of work, written at its commit
+        async with probed.db.unit_of_work() as uow:
             rows = await uow.fetch(
                 "SELECT message_id, name, kind, target, payload, headers FROM outbox"
                 " WHERE message_id = ANY($1::uuid[]) ORDER BY id",

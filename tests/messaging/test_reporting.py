@@ -129,6 +129,7 @@ async def test_message_for_a_cannot_write_b_rows(probed: Platform, make_tenant: 
     with tenant_scope(a):
         async with probed.db.unit_of_work() as uow:
             mid = await probed.dispatcher.publish(uow, posted(datetime(2026, 5, 1, tzinfo=UTC)))
+            await uow.write_collected()  # written at commit; now, to read it back here
             row = await uow.fetchrow("SELECT * FROM outbox WHERE message_id = $1", mid)
     assert row is not None
     env = envelope_from_row(row)

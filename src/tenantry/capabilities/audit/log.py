@@ -28,6 +28,7 @@ from tenantry.capabilities.audit import chain
 from tenantry.capabilities.audit.context import current_meta
 from tenantry.capabilities.filtering import FieldSet, fields
 from tenantry.capabilities.pagination import ListQuery
+from tenantry.kernel.db.commit import tenant_store
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.tenancy.catalog import STORE_MISSING
@@ -146,15 +147,13 @@ def event(
 
 
 async def record_event(uow: UnitOfWork, e: Event) -> int:
-    """Append one event in ``uow``'s transaction (see the module docstring for the one case
-    where that cannot be: a platform unit of work of a database-mode tenant)."""
-    tenant = uow.tenant
-    if uow.platform and tenant is not None and tenant.database is not None:
-        e = dataclasses.replace(e, details={**(e.details or {}), "atomic": False})
-        db: Database = uow.db
-        async with db.tenant_unit_of_work(tenant) as own:
-            return await append(own, [e])
-    return await append(uow, [e])
+    """Append one event in ``uow``'s transaction, in the store the kernel names
+    (kernel/db/commit.tenant_store: the one case where that cannot be is a platform unit of
+    work of a database-mode tenant, marked ``details.atomic = false``)."""
+    async with tenant_store(uow, "an audit record") as store:
+        if not store.atomic:
+            e = dataclasses.replace(e, details={**(e.details or {}), "atomic": False})
+        return await append(store.uow, [e])
 
 
 async def append(uow: UnitOfWork, events: Sequence[Event]) -> int:

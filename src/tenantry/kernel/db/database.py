@@ -17,6 +17,7 @@ import asyncpg
 import orjson
 
 from tenantry.kernel.config import DatabaseSettings
+from tenantry.kernel.db.commit import CommitWriters
 from tenantry.kernel.db.dsn import database_of, with_database, with_user
 from tenantry.kernel.db.listener import Callback, NotifyListener
 from tenantry.kernel.db.uow import (
@@ -70,6 +71,8 @@ class Database:
         self._listeners: dict[tuple[str, str], NotifyListener] = {}
         #: Seconds between keepalive probes of the LISTEN connections (kernel/db/listener).
         self.listen_keepalive_s = 10.0
+        #: What units of work write at commit (outbox, audit): kernel/db/commit.
+        self.commit_writers = CommitWriters()
 
     # -- URLs -------------------------------------------------------------------------------
     def server_url(self, server: str) -> str:
@@ -205,14 +208,18 @@ class Database:
         pool = await self.pool(tenant.server, tenant.database)
         begin = begin_sql(tenant.id, tenant.schema, readonly=readonly, isolation=isolation)
         async with pooled_transaction(pool, begin) as conn:
-            yield UnitOfWork(conn, tenant, current_principal(), db=self)
+            uow = UnitOfWork(conn, tenant, current_principal(), db=self)
+            yield uow
+            await uow.write_collected()  # before COMMIT, in this transaction
 
     @contextlib.asynccontextmanager
     async def tenant_unit_of_work(self, tenant: Tenant) -> AsyncIterator[UnitOfWork]:
         """A unit of work for an explicit tenant (CLI, provisioning); prefer ``tenant_scope``."""
         pool = await self.pool(tenant.server, tenant.database)
         async with pooled_transaction(pool, begin_sql(tenant.id, tenant.schema)) as conn:
-            yield UnitOfWork(conn, tenant, None, db=self)
+            uow = UnitOfWork(conn, tenant, None, db=self)
+            yield uow
+            await uow.write_collected()
 
     @contextlib.asynccontextmanager
     async def platform_unit_of_work(
@@ -226,9 +233,11 @@ class Database:
         pool = await self.pool()
         begin = begin_sql(as_tenant.id if as_tenant else None, PLATFORM_SCHEMA)
         async with pooled_transaction(pool, begin) as conn:
-            yield UnitOfWork(
+            uow = UnitOfWork(
                 conn, as_tenant, current_principal() if as_tenant else None, platform=True, db=self
             )
+            yield uow
+            await uow.write_collected()
 
     @contextlib.asynccontextmanager
     async def admin_connection(

@@ -18,13 +18,14 @@ doubled; backslashes and NUL refused, so the literal means the same whatever
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from tenantry.kernel.db.commit import CommitWriters, OutboxSink, PendingMessage
 from tenantry.kernel.db.errors import database_unavailable
 from tenantry.kernel.tenancy.context import Principal
 from tenantry.kernel.tenancy.model import Tenant
@@ -152,7 +153,16 @@ class UnitOfWork:
         " set_config('app.scope', 'platform', true)"
     )
 
-    __slots__ = ("_conn", "_savepoints", "db", "platform", "principal", "tenant")
+    __slots__ = (
+        "_audit",
+        "_conn",
+        "_outbox",
+        "_savepoints",
+        "db",
+        "platform",
+        "principal",
+        "tenant",
+    )
 
     def __init__(
         self,
@@ -165,6 +175,9 @@ class UnitOfWork:
     ) -> None:
         self._conn = conn
         self._savepoints = 0
+        #: Collected for the commit (kernel/db/commit): outbox rows, audit records.
+        self._outbox: list[PendingMessage] = []
+        self._audit: list[Any] = []
         #: The Database that opened this unit of work (to open another in the same platform).
         self.db = db
         self.tenant = tenant
@@ -215,9 +228,12 @@ class UnitOfWork:
         self._savepoints += 1
         name = f"tenantry_sp_{self._savepoints}"
         await self._conn.execute(f"SAVEPOINT {name}")
+        collected = (len(self._outbox), len(self._audit))
         try:
             yield
         except BaseException:
+            # what was published or audited inside the savepoint goes with it
+            del self._outbox[collected[0] :], self._audit[collected[1] :]
             if _open(self._conn):
                 with contextlib.suppress(Exception):
                     await self._conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
@@ -227,3 +243,89 @@ class UnitOfWork:
     async def notify(self, channel: str, payload: str) -> None:
         """NOTIFY, delivered on commit."""
         await self._conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+
+    # -- collected for the commit (kernel/db/commit) -----------------------------------------
+    # Kept apart from the statement methods above: nothing here runs SQL before the commit.
+    def _writers(self) -> CommitWriters:
+        writers: CommitWriters | None = getattr(self.db, "commit_writers", None)
+        if writers is None:
+            raise RuntimeError("this unit of work has no commit writers (no Database)")
+        return writers
+
+    def publish(self, event: Any) -> UUID:
+        """Collect ``event`` for the outbox of this unit of work's tenant; it is written at
+        commit, in this transaction (a rollback publishes nothing). Returns its message id."""
+        return self.collect_message(event, "event", None)
+
+    def publish_many(self, events: Sequence[Any]) -> list[UUID]:
+        """``publish`` for many events (one span for all; one statement at commit anyway)."""
+        if not events:
+            return []
+        sink = self._outbox_sink()
+        rows = sink.events(self, events)
+        self._outbox.extend(rows)
+        return [r.message_id for r in rows]
+
+    def collect_message(self, message: Any, kind: str, target: str | None) -> UUID:
+        """An outbox row of any kind (the dispatcher's bus commands: kind "command", the
+        handler's module as target)."""
+        row = self._outbox_sink().message(self, message, kind, target)
+        self._outbox.append(row)
+        return row.message_id
+
+    def audit(
+        self,
+        action: str,
+        resource: str | None = None,
+        *,
+        before: Any = None,
+        after: Any = None,
+        outcome: str = "success",
+        details: Any = None,
+    ) -> None:
+        """Collect an audit record of a change made in this unit of work; it is appended at
+        commit, in this transaction, stamped now with who and the request (the audit
+        capability's writer; none installed: dropped)."""
+        sink = self._writers().audit
+        if sink is None:
+            return
+        self._audit.append(
+            sink.record(
+                self,
+                action,
+                resource,
+                outcome=outcome,
+                before=before,
+                after=after,
+                details=details,
+            )
+        )
+
+    def _outbox_sink(self) -> OutboxSink:
+        if self.tenant is None:
+            raise RuntimeError("messages belong to a tenant (platform unit of work)")
+        sink = self._writers().outbox
+        if sink is None:
+            raise RuntimeError("no outbox writer: messaging is not built on this Database")
+        return sink
+
+    @property
+    def collected(self) -> tuple[int, int]:
+        """(outbox rows, audit records) waiting for the commit."""
+        return len(self._outbox), len(self._audit)
+
+    async def write_collected(self) -> None:
+        """Write what was collected, in this transaction: the kernel calls it just before
+        COMMIT (``Database``'s units of work). Also callable earlier by code that must see
+        its own rows before the end of the transaction."""
+        writers = self._writers() if (self._outbox or self._audit) else None
+        if writers is None:
+            return
+        if self._outbox:
+            rows, self._outbox = self._outbox, []
+            assert writers.outbox is not None
+            await writers.outbox.write(self, rows)
+        if self._audit:
+            records, self._audit = self._audit, []
+            if writers.audit is not None:
+                await writers.audit.write(self, records)

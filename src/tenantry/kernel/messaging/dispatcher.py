@@ -1,8 +1,9 @@
 """The Dispatcher: ``send(command)`` and ``publish(uow, event)``; callers never know the
 transport.
 
-- ``publish(uow, event)`` writes the event to the outbox of the unit of work's tenant store,
-  in the same transaction (a rollback publishes nothing). The relay delivers it: handlers on
+- ``publish(uow, event)`` is ``uow.publish(event)``: the event is collected on the unit of
+  work and written to the outbox of its tenant's store at its commit, in the same transaction
+  (a rollback publishes nothing; kernel/messaging/outbox is the one path to the outbox). The relay delivers it: handlers on
   ``inproc`` edges are called in the relay's process, ``bus`` edges go through RabbitMQ.
 - ``send(command)`` has exactly one handler. On an ``inproc`` edge it runs at once (in the
   caller's unit of work when one is given); on a ``bus`` edge it is written to the outbox for
@@ -29,9 +30,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from tenantry.kernel.db.uow import quote_ident
 from tenantry.kernel.errors import ConfigError
 from tenantry.kernel.hooks import ErrorHook, call_hooks
 from tenantry.kernel.messaging import queries as q
@@ -40,16 +38,14 @@ from tenantry.kernel.messaging.envelope import (
     Envelope,
     Headers,
     MessageContext,
-    child_headers,
     current_message,
     decode,
-    encode,
-    fast_uuid4,
     name_of,
     owner_of,
     roundtrip_for,
     trace_id_of,
 )
+from tenantry.kernel.messaging.outbox import Outbox
 from tenantry.kernel.messaging.routing import Routes, Transport
 from tenantry.kernel.observability import metrics, tracing
 
@@ -80,6 +76,8 @@ class Subscription:
 class Dispatcher:
     def __init__(self, db: Database, settings: MessagingSettings, routes: Routes | None = None):
         self.db = db
+        # The kernel's one path to the outbox: what units of work publish, at their commit.
+        db.commit_writers.outbox = Outbox()
         self.settings = settings
         self.routes = routes or Routes()
         self.types: dict[str, type[Any]] = {}
@@ -173,61 +171,27 @@ class Dispatcher:
         return None
 
     # -- publishing -------------------------------------------------------------------------
+    # Thin calls onto the unit of work: messages are collected on it and written to the
+    # outbox at its commit (kernel/messaging/outbox, kernel/db/commit).
     async def publish(self, uow: UnitOfWork, event: Any) -> uuid.UUID:
-        """Write ``event`` to the outbox in ``uow``'s transaction; returns its message id."""
-        name = name_of(event)
-        return await self._to_outbox(uow, name, "event", None, encode(event))
+        """``uow.publish(event)``: collected, written to the outbox at ``uow``'s commit in its
+        transaction; returns the message id."""
+        return self._checked(uow, event).publish(event)
 
     async def publish_many(self, uow: UnitOfWork, events: Sequence[Any]) -> list[uuid.UUID]:
-        """``publish`` for many events in one statement (one multi-row INSERT, in order, one
-        wake-up): a batch of postings costs one round trip, not one per event. Returns the
-        message ids in the order of ``events``."""
+        """``uow.publish_many(events)``: one outbox statement at commit, in order; returns
+        the message ids in the order of ``events``."""
         if not events:
             return []
-        ids = [fast_uuid4() for _ in events]
-        with tracing.span("publish", tracing.SpanKind.PRODUCER, messages=len(events)):
-            headers = [
-                orjson.dumps(child_headers(uow.tenant_id).as_dict()).decode() for _ in events
-            ]
-        await uow.execute(
-            q.INSERT_OUTBOX_EVENTS,
-            uow.tenant_id,
-            ids,
-            [name_of(e) for e in events],
-            [orjson.dumps(encode(e)).decode() for e in events],
-            headers,
-        )
-        return ids
+        return self._checked(uow, events[0]).publish_many(events)
 
-    async def _to_outbox(
-        self, uow: UnitOfWork, name: str, kind: str, target: str | None, payload: dict[str, Any]
-    ) -> uuid.UUID:
-        message_id = fast_uuid4()
-        tenant = uow.tenant
-        if tenant is None:
-            raise MessagingError(f"{name!r}: messages belong to a tenant (platform unit of work)")
-        with tracing.span(f"publish {name}", tracing.SpanKind.PRODUCER, message_id=str(message_id)):
-            headers = child_headers(tenant.id)  # the producer span is the consumer's parent
-        args = (tenant.id, message_id, name, kind, target, payload, headers.as_dict())
-        if not uow.platform:
-            await uow.execute(q.INSERT_OUTBOX, *args)
-        elif tenant.database is None:
-            # A platform unit of work (main database) seen as the tenant, e.g. identity's
-            # memberships: the tenant's outbox is a schema of the same database, so the row
-            # still commits or rolls back with the change.
-            await uow.execute(q.INSERT_OUTBOX_IN.format(schema=quote_ident(tenant.schema)), *args)
-        else:
-            # A database-mode tenant's outbox is in its own database: it cannot join this
-            # transaction. Written in a transaction of its own (committed first): a failure of
-            # the caller's commit after this point leaves an event without its change.
-            _log.warning(
-                "%s for database-mode tenant %s written outside the caller's transaction",
-                name,
-                tenant.slug,
+    @staticmethod
+    def _checked(uow: UnitOfWork, message: Any) -> UnitOfWork:
+        if uow.tenant is None:
+            raise MessagingError(
+                f"{name_of(message)!r}: messages belong to a tenant (platform unit of work)"
             )
-            async with uow.db.tenant_unit_of_work(tenant) as own:
-                await own.execute(q.INSERT_OUTBOX, *args)
-        return message_id
+        return uow
 
     async def send(self, command: Any, uow: UnitOfWork | None = None) -> Any:
         """Run the command's one handler in-process, or queue it for the bus (see the module
@@ -243,10 +207,10 @@ class Dispatcher:
             if sub.replies:  # routes changed after start-up without check_routes
                 self.check_routes()
             if uow is not None:
-                await self._to_outbox(uow, sub.name, "command", sub.consumer, encode(command))
+                self._checked(uow, command).collect_message(command, "command", sub.consumer)
             else:
                 async with self.db.unit_of_work() as own:
-                    await self._to_outbox(own, sub.name, "command", sub.consumer, encode(command))
+                    self._checked(own, command).collect_message(command, "command", sub.consumer)
             return None
         if uow is None:
             async with self.db.unit_of_work() as own:

@@ -1,0 +1,123 @@
+"""What a unit of work writes at commit: the messages and audit records collected on it.
+
+Services call ``uow.publish(event)`` and ``uow.audit(action, ...)``; nothing is written then.
+When the unit of work's block ends without an exception, the kernel writes what was
+collected **in the same transaction, just before COMMIT** (``UnitOfWork.write_collected``):
+the outbox rows in one statement, the audit records in one statement. A rollback (an
+exception, a savepoint rolled back) drops what was collected with it.
+
+The kernel knows the outbox (kernel/messaging/outbox registers its writer when messaging is
+built) but not the audit capability: the audit capability plugs its writer in through
+``CommitWriters.audit`` (an ``AuditSink``). Without one, ``uow.audit`` records are dropped
+(a platform built without the audit capability keeps no audit log).
+
+``tenant_store`` is the one place that decides where rows of a tenant's store go when the
+unit of work is not a transaction *in* that store: a platform unit of work (main database)
+seen as a tenant, e.g. identity's memberships. A shared or schema tenant's store is a schema
+of the main database, so the rows are written there in the same transaction (the writer
+names the schema); a database-mode tenant's store is another database, which cannot join
+the transaction: the rows are written in a transaction of their own there, committed first
+(``atomic`` False: a failure of the caller's COMMIT after that leaves them without their
+change).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID
+
+if TYPE_CHECKING:
+    from tenantry.kernel.db.uow import UnitOfWork
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMessage:
+    """One outbox row, built when the message was published (its id, name, JSON payload and
+    headers: the trace and causation of that moment), written at commit."""
+
+    message_id: UUID
+    name: str
+    kind: str
+    target: str | None
+    payload: str
+    headers: str
+
+
+class OutboxSink(Protocol):
+    """Builds outbox rows when a message is published and writes them at commit."""
+
+    def message(
+        self, uow: UnitOfWork, message: Any, kind: str, target: str | None
+    ) -> PendingMessage: ...
+
+    def events(self, uow: UnitOfWork, events: Sequence[Any]) -> list[PendingMessage]: ...
+
+    async def write(self, uow: UnitOfWork, rows: Sequence[PendingMessage]) -> None: ...
+
+
+class AuditSink(Protocol):
+    """The audit capability's side of ``uow.audit``: ``record`` stamps a record when it is
+    made (who, when, the request and trace ids), ``write`` appends them at commit."""
+
+    def record(
+        self,
+        uow: UnitOfWork,
+        action: str,
+        resource: str | None,
+        *,
+        outcome: str,
+        before: Any,
+        after: Any,
+        details: Any,
+    ) -> Any: ...
+
+    async def write(self, uow: UnitOfWork, records: Sequence[Any]) -> None: ...
+
+
+@dataclass(slots=True)
+class CommitWriters:
+    """The writers a Database's units of work use at commit (one set per platform)."""
+
+    outbox: OutboxSink | None = None
+    audit: AuditSink | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """Where to write rows of the unit of work's tenant store (see the module docstring)."""
+
+    uow: UnitOfWork
+    #: The store's schema (an identifier from the catalog): SQL names its tables with it
+    #: when ``qualified``, because the unit of work's search_path is another schema.
+    schema: str
+    qualified: bool
+    #: False: written in a transaction of its own (a database-mode tenant's store seen from
+    #: a platform unit of work), committed before the caller's.
+    atomic: bool
+
+
+@contextlib.asynccontextmanager
+async def tenant_store(uow: UnitOfWork, what: str) -> AsyncIterator[Store]:
+    """The unit of work (and schema) that writes ``uow``'s tenant's rows; ``what`` names them
+    in the warning of the non-atomic case."""
+    tenant = uow.tenant
+    if tenant is None:
+        raise RuntimeError(f"{what} belong to a tenant: use a tenant unit of work")
+    if not uow.platform:
+        yield Store(uow, tenant.schema, False, True)
+    elif tenant.database is None:
+        yield Store(uow, tenant.schema, True, True)
+    else:
+        _log.warning(
+            "%s of database-mode tenant %s written outside the caller's transaction",
+            what,
+            tenant.slug,
+        )
+        async with uow.db.tenant_unit_of_work(tenant) as own:
+            yield Store(own, tenant.schema, False, False)
