@@ -70,6 +70,10 @@ def settings(server_url: str) -> Settings:
         # Tests resume interrupted sagas themselves (tests/messaging/test_sagas.py); a
         # background resumer in the session platform would race them for the claim.
         messaging={"saga_resume": False},
+        # Tests chain pending audit records themselves (reads and verify chain first;
+        # tests/capabilities/test_audit_pending.py runs the chainer): a background chainer
+        # would empty audit_pending before the isolation suite looks at its rows.
+        audit={"chain_in_process": False},
     )
 
 

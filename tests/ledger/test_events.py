@@ -1,4 +1,4 @@
-"""With the outbox publisher, posting writes ledger.TransactionPosted.v1 in the same
+"""Posting writes ledger.TransactionPosted.v1 in the same
 transaction: one event per posted transaction, none for a refused one."""
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ import pytest
 
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
-from tenantry.modules.ledger.api import outbox_publisher
-from tenantry.modules.ledger.application.errors import RuleBroken
 from tenantry.modules.ledger.application.services import LedgerService
-from tenantry.modules.ledger.domain.model import Direction, Draft, Entry
-from tenantry.modules.ledger.infrastructure.repository import SqlLedgerStore
+from tenantry.modules.ledger.domain.model import Direction, Draft, Entry, InsufficientFunds
+from tenantry.modules.ledger.infrastructure.repository import SqlLedgerRepository
 from tests.conftest import MakeTenant
 from tests.ledger.conftest import Ledger
 
@@ -38,14 +36,14 @@ async def test_posted_transactions_reach_the_outbox(
     ledger = Ledger(client, await make_tenant())
     a = await ledger.account("asset")
     strict = await ledger.account("liability")
-    service = LedgerService(SqlLedgerStore(platform.db), outbox_publisher(platform.dispatcher))
+    service = LedgerService(platform.db.unit_of_work, SqlLedgerRepository())
     a_id, s_id = uuid.UUID(a["id"]), uuid.UUID(strict["id"])
     with tenant_scope(ledger.tenant.tenant):
         ok = await service.post_one(
             "e1",
             Draft("", {}, (Entry(a_id, Direction.DEBIT, 25), Entry(s_id, Direction.CREDIT, 25))),
         )
-        with pytest.raises(RuleBroken):
+        with pytest.raises(InsufficientFunds):
             await service.post_one(
                 "e2",
                 Draft(

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantry.capabilities.audit.buffer import AuditBuffer
+from tenantry.capabilities.audit.chainer import AuditChainer
 from tenantry.capabilities.audit.context import RequestMetaMiddleware
 from tenantry.capabilities.audit.export_source import EVENTS
 from tenantry.capabilities.audit.log import EVENT_FIELDS, AuditLog
@@ -61,6 +62,14 @@ class AuditSettings(BaseModel):
     buffer_interval_s: float = Field(default=0.5, gt=0)
     #: ... or as soon as this many wait.
     buffer_max: int = Field(default=1000, ge=1)
+    #: Run the chainer (pending ``uow.audit`` records onto the hash chain) in this process.
+    chain_in_process: bool = True
+    #: Seconds between the chainer's rounds over the tenants this process wrote records for.
+    chain_interval_s: float = Field(default=1.0, gt=0)
+    #: Seconds between the chainer's rounds over every tenant (other processes' records).
+    chain_poll_s: float = Field(default=60.0, gt=0)
+    #: Pending records chained per transaction (one head lock, one executemany).
+    chain_batch: int = Field(default=1000, ge=1, le=100_000)
 
 
 @dataclass
@@ -80,10 +89,18 @@ class AuditModule(Module):
     # state lives in the platform's capability handles, never on the module.
     def setup(self, registrar: Registrar) -> None:
         cfg = registrar.settings.section(self.name, AuditSettings)
-        log = AuditLog(registrar.db)
+        log = AuditLog(registrar.db, cfg.chain_batch)
         buffer = AuditBuffer(log, interval=cfg.buffer_interval_s, max_size=cfg.buffer_max)
+        # uow.audit(...) records: appended at commit by this writer, chained in batches.
+        registrar.db.commit_writers.audit = log
+        chainer = AuditChainer(
+            log, registrar.catalog.ready, interval=cfg.chain_interval_s, poll=cfg.chain_poll_s
+        )
+        if cfg.chain_in_process:
+            log.on_pending = chainer.mark
         registrar.provide(AuditLog, log)
         registrar.provide(AuditBuffer, buffer)
+        registrar.provide(AuditChainer, chainer)
         registrar.provide(_PartitionJob, _PartitionJob())
         registrar.add_middleware(RequestMetaMiddleware)
         registrar.include_router(build_router(log))
@@ -114,6 +131,8 @@ class AuditModule(Module):
     async def startup(self, platform: Platform) -> None:
         await self.ensure_partitions(platform)
         platform.use(AuditBuffer).start()
+        if platform.settings.section(self.name, AuditSettings).chain_in_process:
+            platform.use(AuditChainer).start()
         job = asyncio.get_running_loop().create_task(self._partition_job(platform))
         platform.use(_PartitionJob).task = job
 
@@ -125,6 +144,7 @@ class AuditModule(Module):
             with contextlib.suppress(asyncio.CancelledError):
                 await job
         await platform.use(AuditBuffer).stop()
+        await platform.use(AuditChainer).stop()
 
 
 module = AuditModule()

@@ -18,11 +18,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
+
+import orjson
 
 from tenantry.capabilities.audit import chain
 from tenantry.capabilities.audit.context import current_meta
@@ -86,6 +88,26 @@ WHERE ($1::bigint IS NULL OR seq < $1)
   AND ($5::timestamptz IS NULL OR occurred_at >= $5)
   AND ($6::timestamptz IS NULL OR occurred_at < $6)
 ORDER BY seq DESC LIMIT $7
+"""
+#: ``uow.audit`` records at commit (AuditLog.write): one statement, no chain lock.
+INSERT_PENDING = """
+INSERT INTO {s}.audit_pending (tenant_id, id, occurred_at, actor, actor_kind, client, ip,
+    action, resource, outcome, request_id, trace_id, before, after, details)
+SELECT $1, r.id, r.occurred_at, r.actor, r.actor_kind, r.client, r.ip, r.action, r.resource,
+       r.outcome, r.request_id, r.trace_id, r.before::jsonb, r.after::jsonb, r.details::jsonb
+FROM unnest($2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+            $14::text[], $15::text[])
+     WITH ORDINALITY AS r(id, occurred_at, actor, actor_kind, client, ip, action, resource,
+                          outcome, request_id, trace_id, before, after, details, n)
+ORDER BY r.n
+"""
+HAS_PENDING = "SELECT EXISTS (SELECT 1 FROM {s}.audit_pending)"
+#: The oldest pending records of the unit of work's tenant (RLS), taken out to be chained.
+TAKE_PENDING = """
+DELETE FROM {s}.audit_pending
+WHERE pos IN (SELECT pos FROM {s}.audit_pending ORDER BY pos LIMIT $1)
+RETURNING *
 """
 SET_PATH = "SELECT set_config('search_path', $1, true)"
 ENSURE_PARTITIONS = "SELECT {s}.audit_ensure_partitions($1)"
@@ -161,10 +183,17 @@ async def append(uow: UnitOfWork, events: Sequence[Event]) -> int:
     tenant = uow.tenant
     if tenant is None:
         raise RuntimeError("audit records belong to a tenant: use a tenant unit of work")
-    s = tenant.schema
-    head = await uow.fetchrow(sql(LOCK_HEAD, s), tenant.id)
+    head = await uow.fetchrow(sql(LOCK_HEAD, tenant.schema), tenant.id)
     assert head is not None
-    seq, prev = int(head["seq"]), bytes(head["hash"])
+    return await _chain(uow, tenant, int(head["seq"]), bytes(head["hash"]), events)
+
+
+async def _chain(
+    uow: UnitOfWork, tenant: Tenant, seq: int, prev: bytes, events: Sequence[Event]
+) -> int:
+    """Link ``events`` after the head (``seq``, ``prev``) the caller has locked, insert them
+    and move the head; return the last seq."""
+    s = tenant.schema
     rows = []
     for e in events:
         seq += 1
@@ -197,11 +226,153 @@ async def append(uow: UnitOfWork, events: Sequence[Event]) -> int:
     return seq
 
 
-class AuditLog:
-    """The audit service: appends outside a caller's transaction, queries, verification."""
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A ``uow.audit`` record before the commit: stamped when it was made, its JSON values
+    already text (serialized once, and a caller's later change to them is not recorded)."""
 
-    def __init__(self, db: Database) -> None:
+    action: str
+    resource: str | None
+    outcome: str
+    before: str | None
+    after: str | None
+    details: str | None
+    actor: str | None
+    actor_kind: str | None
+    client: str | None
+    ip: str | None
+    request_id: str | None
+    trace_id: str | None
+    occurred_at: datetime
+    id: uuid.UUID
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value, default=str).decode()
+
+
+async def chain_pending(uow: UnitOfWork, batch: int) -> int:
+    """Chain up to ``batch`` of the tenant's pending records (``audit_pending``, oldest
+    first) onto its chain, holding its head for this transaction; return how many. Several
+    chainers (processes) coordinate through the head's row lock: the second one finds the
+    rows gone."""
+    tenant = uow.tenant
+    if tenant is None:
+        raise RuntimeError("audit records belong to a tenant: use a tenant unit of work")
+    s = tenant.schema
+    if not await uow.fetchval(sql(HAS_PENDING, s)):
+        return 0
+    head = await uow.fetchrow(sql(LOCK_HEAD, s), tenant.id)
+    assert head is not None
+    rows = sorted(await uow.fetch(sql(TAKE_PENDING, s), batch), key=lambda r: r["pos"])
+    if rows:
+        events = [
+            Event(
+                action=r["action"],
+                resource=r["resource"],
+                outcome=r["outcome"],
+                before=r["before"],
+                after=r["after"],
+                details=r["details"],
+                actor=r["actor"],
+                actor_kind=r["actor_kind"],
+                client=r["client"],
+                ip=r["ip"],
+                request_id=r["request_id"],
+                trace_id=r["trace_id"],
+                occurred_at=r["occurred_at"],
+                id=r["id"],
+            )
+            for r in rows
+        ]
+        await _chain(uow, tenant, int(head["seq"]), bytes(head["hash"]), events)
+    return len(rows)
+
+
+class AuditLog:
+    """The audit service: the writer of ``uow.audit`` (the kernel's ``AuditSink``: records
+    appended at commit without the chain lock, chained in batches by ``chain``), appends
+    outside a caller's transaction, queries, verification."""
+
+    def __init__(self, db: Database, chain_batch: int = 1000) -> None:
         self.db = db
+        self.chain_batch = chain_batch
+        #: Called with the tenant whenever pending records were written (the chainer's
+        #: wake-up; the record is only visible once the writer commits).
+        self.on_pending: Callable[[Tenant], None] | None = None
+
+    # -- AuditSink (kernel/db/commit) ----------------------------------------------------------
+    def record(
+        self,
+        uow: UnitOfWork,
+        action: str,
+        resource: str | None,
+        *,
+        outcome: str,
+        before: Any,
+        after: Any,
+        details: Any,
+    ) -> Pending:
+        p = uow.principal or current_principal()
+        meta = current_meta()
+        return Pending(
+            action,
+            resource,
+            outcome,
+            _json(before),
+            _json(after),
+            _json(details),
+            p.subject if p else None,
+            p.kind if p else None,
+            p.subject.removeprefix("client:") if p and p.kind == "client" else None,
+            meta.ip,
+            meta.request_id,
+            meta.trace_id,
+            datetime.now(UTC),
+            uuid.uuid4(),
+        )
+
+    async def write(self, uow: UnitOfWork, records: Sequence[Pending]) -> None:
+        """Append ``records`` to ``audit_pending`` in one statement, at ``uow``'s commit: no
+        chain lock, so a tenant's writers never wait for each other here."""
+        async with tenant_store(uow, f"{len(records)} audit records") as store:
+            details = [r.details for r in records]
+            if not store.atomic:
+                details = [
+                    _json({**(orjson.loads(d) if d else {}), "atomic": False}) for d in details
+                ]
+            tenant = store.uow.tenant
+            assert tenant is not None
+            await store.uow.execute(
+                sql(INSERT_PENDING, store.schema),
+                tenant.id,
+                [r.id for r in records],
+                [r.occurred_at for r in records],
+                [r.actor for r in records],
+                [r.actor_kind for r in records],
+                [r.client for r in records],
+                [r.ip for r in records],
+                [r.action for r in records],
+                [r.resource for r in records],
+                [r.outcome for r in records],
+                [r.request_id for r in records],
+                [r.trace_id for r in records],
+                [r.before for r in records],
+                [r.after for r in records],
+                details,
+            )
+        if self.on_pending is not None:
+            self.on_pending(tenant)
+
+    async def chain(self, tenant: Tenant) -> int:
+        """Chain all of ``tenant``'s pending records, ``chain_batch`` per transaction."""
+        total = 0
+        while True:
+            async with self.db.tenant_unit_of_work(tenant) as uow:
+                n = await chain_pending(uow, self.chain_batch)
+            total += n
+            if n < self.chain_batch:
+                return total
 
     async def append_for(self, tenant: Tenant, events: Sequence[Event]) -> int:
         async with self.db.tenant_unit_of_work(tenant) as uow:
@@ -210,6 +381,7 @@ class AuditLog:
     async def events(
         self, tenant: Tenant, *, before_seq: int | None, limit: int, **filters: Any
     ) -> list[dict[str, Any]]:
+        await self.chain(tenant)  # read what was committed, chained or not yet
         async with self.db.tenant_unit_of_work(tenant) as uow:
             rows = await uow.fetch(
                 sql(LIST_EVENTS, tenant.schema),
@@ -225,8 +397,9 @@ class AuditLog:
 
     async def query(self, tenant: Tenant, q: ListQuery) -> dict[str, Any]:
         """One page of the filter-engine query (``{"items", "next_cursor"}``)."""
+        await self.chain(tenant)
         async with self.db.tenant_unit_of_work(tenant) as uow:
-            return await q.fetch_page(uow, sql(QUERY_EVENTS, tenant.schema), serialize=_json)
+            return await q.fetch_page(uow, sql(QUERY_EVENTS, tenant.schema), serialize=_view)
 
     async def rows(self, tenant: Tenant, batch: int = 5000) -> AsyncIterator[Mapping[str, Any]]:
         last = 0
@@ -240,7 +413,9 @@ class AuditLog:
             last = int(rows[-1]["seq"])
 
     async def verify(self, tenant: Tenant) -> tuple[int, list[str]]:
-        """(records checked, problems); no problems = the chain is intact."""
+        """(records checked, problems); no problems = the chain is intact. Pending records
+        are chained first, so every committed record is verified."""
+        await self.chain(tenant)
         async with self.db.tenant_unit_of_work(tenant) as uow:
             head = await uow.fetchrow(sql(SELECT_HEAD, tenant.schema), tenant.id)
         head_seq, head_hash = (int(head["seq"]), bytes(head["hash"])) if head else (0, b"")
@@ -274,5 +449,5 @@ class AuditLog:
         return made
 
 
-def _json(r: Any) -> dict[str, Any]:
+def _view(r: Any) -> dict[str, Any]:
     return {**dict(r), "id": str(r["id"]), "occurred_at": r["occurred_at"].isoformat()}

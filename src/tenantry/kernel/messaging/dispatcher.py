@@ -3,8 +3,9 @@ transport.
 
 - ``publish(uow, event)`` is ``uow.publish(event)``: the event is collected on the unit of
   work and written to the outbox of its tenant's store at its commit, in the same transaction
-  (a rollback publishes nothing; kernel/messaging/outbox is the one path to the outbox). The relay delivers it: handlers on
-  ``inproc`` edges are called in the relay's process, ``bus`` edges go through RabbitMQ.
+  (a rollback publishes nothing; kernel/messaging/outbox is the one path to the outbox). The
+  relay delivers it: handlers on ``inproc`` edges are called in the relay's process, ``bus``
+  edges go through RabbitMQ.
 - ``send(command)`` has exactly one handler. On an ``inproc`` edge it runs at once (in the
   caller's unit of work when one is given); on a ``bus`` edge it is written to the outbox for
   the handler's module (in the caller's unit of work: a rollback sends nothing).

@@ -1,9 +1,8 @@
 """Integration events built from posted transactions.
 
-Posting publishes them inside its own unit of work through ``LedgerService.publish``;
-``api.outbox_publisher(dispatcher)`` connects it to the transactional outbox, so a rolled-back
-posting publishes nothing and a committed one is delivered (see api.py for why it is not on
-by default yet).
+Posting records them on its unit of work (``uow.publish_many``); the kernel writes them to
+the transactional outbox at the commit, so a rolled-back posting publishes nothing and a
+committed one is delivered.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""What the ledger's use cases need from the outside world."""
+"""What the ledger's use cases need from the outside world: a unit of work (opened from the
+factory the service is given) and a repository that works inside it.
+
+Both are protocols generic over the unit of work's type, so the service runs the same way
+on the kernel's ``UnitOfWork`` + ``SqlLedgerRepository`` and on the in-memory fakes of the
+unit tests (tests/unit/ledger_fakes.py).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from tenantry.modules.ledger.domain.model import AccountState, Draft, Posted
@@ -33,38 +39,77 @@ class Locked:
     now: datetime
 
 
-class PostingSession(Protocol):
-    """One database transaction of a posting (commits on exit, rolls back on an exception)."""
+Page = tuple[list[dict[str, Any]], str | None]
 
-    async def claim_and_lock(
-        self, claims: Sequence[KeyClaim], account_ids: Sequence[UUID]
-    ) -> Locked: ...
 
-    async def stored_keys(self, keys: Sequence[str]) -> dict[str, StoredKey]: ...
+class Work(Protocol):
+    """What a service does with a unit of work itself: record events and audit records
+    (written by the kernel at commit). Everything else it hands to the repository."""
 
-    async def write(
-        self, posted: Sequence[Posted], accounts: Sequence[AccountState], release: Sequence[str]
+    def publish_many(self, events: Sequence[Any]) -> list[UUID]: ...
+
+    def audit(
+        self,
+        action: str,
+        resource: str | None = None,
+        *,
+        before: Any = None,
+        after: Any = None,
+        outcome: str = "success",
+        details: Any = None,
     ) -> None: ...
 
-    async def transactions(self, ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]: ...
 
-    async def draft_of(self, transaction_id: UUID) -> Draft | None: ...
+W = TypeVar("W", bound=Work)
+W_co = TypeVar("W_co", bound=Work, covariant=True)
+W_contra = TypeVar("W_contra", bound=Work, contravariant=True)
 
 
-class LedgerStore(Protocol):
-    def posting(self) -> AbstractAsyncContextManager[PostingSession]: ...
+class UnitsOfWork(Protocol[W_co]):
+    """Opens a unit of work in the current tenant: commits on exit (writing what was
+    published and audited), rolls back on an exception."""
 
-    async def create_account(self, values: dict[str, Any]) -> dict[str, Any] | None: ...
-    async def account(self, account_id: UUID) -> dict[str, Any] | None: ...
-    async def close_account(self, account_id: UUID) -> dict[str, Any] | None: ...
-    async def balance(self, account_id: UUID, as_of: datetime | None) -> dict[str, Any] | None: ...
-    async def transaction(self, transaction_id: UUID) -> dict[str, Any] | None: ...
-    async def list_accounts(
-        self, query: Any, extras: Any
-    ) -> tuple[list[dict[str, Any]], str | None]: ...
-    async def list_transactions(
-        self, query: Any, extras: Any
-    ) -> tuple[list[dict[str, Any]], str | None]: ...
-    async def statement(
-        self, account_id: UUID, query: Any
-    ) -> tuple[list[dict[str, Any]], str | None] | None: ...
+    def __call__(self, *, readonly: bool = False) -> AbstractAsyncContextManager[W_co]: ...
+
+
+class LedgerRepository(Protocol[W_contra]):
+    """The ledger's rows, inside the caller's unit of work (never opens, commits, publishes
+    or audits)."""
+
+    async def claim_and_lock(
+        self, uow: W_contra, claims: Sequence[KeyClaim], account_ids: Sequence[UUID]
+    ) -> Locked: ...
+
+    async def stored_keys(self, uow: W_contra, keys: Sequence[str]) -> dict[str, StoredKey]: ...
+
+    async def write(
+        self,
+        uow: W_contra,
+        posted: Sequence[Posted],
+        accounts: Sequence[AccountState],
+        release: Sequence[str],
+    ) -> None: ...
+
+    async def transactions(
+        self, uow: W_contra, ids: Sequence[UUID]
+    ) -> dict[UUID, dict[str, Any]]: ...
+
+    async def draft_of(self, uow: W_contra, transaction_id: UUID) -> Draft | None: ...
+
+    async def create_account(
+        self, uow: W_contra, values: dict[str, Any]
+    ) -> dict[str, Any] | None: ...
+
+    async def account(self, uow: W_contra, account_id: UUID) -> dict[str, Any] | None: ...
+
+    async def close_account(self, uow: W_contra, account_id: UUID) -> dict[str, Any] | None: ...
+
+    async def balance(
+        self, uow: W_contra, account_id: UUID, as_of: datetime | None
+    ) -> dict[str, Any] | None: ...
+
+    async def list_accounts(self, uow: W_contra, query: Any, extras: Any) -> Page: ...
+
+    async def list_transactions(self, uow: W_contra, query: Any, extras: Any) -> Page: ...
+
+    async def statement(self, uow: W_contra, account_id: UUID, query: Any) -> Page | None: ...

@@ -1,5 +1,12 @@
 """Ledger use cases: accounts, posting (one, a batch, a reversal), reads.
 
+Every use case opens its unit of work from the factory the service was given (``async with
+self.uow() as uow``), asks the domain to decide and the repository to read and write inside
+that unit of work, and records on it what happened: ``TransactionPosted.v1`` events
+(``uow.publish_many``) and audit records (``uow.audit``), which the kernel writes at commit in
+the same transaction. It returns domain results (``Outcome``, row views) or raises domain
+errors (``LedgerError`` kinds, application/errors.py); HTTP is the routes' business.
+
 Posting is one unit of work whatever the number of transactions: claim the idempotency keys
 and lock the accounts (one statement), decide every item on the locked rows in request order
 (``domain.model.post``), write everything that was accepted (one statement), commit. A refused
@@ -11,10 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic
 from uuid import UUID
 
 import orjson
@@ -25,13 +32,16 @@ from tenantry.modules.ledger.application.errors import (
     BatchRejected,
     DuplicateCode,
     KeyReused,
-    RuleBroken,
     TransactionNotFound,
-    problem_body,
 )
 from tenantry.modules.ledger.application.events import transaction_posted
-from tenantry.modules.ledger.application.ports import KeyClaim, LedgerStore, PostingSession
-from tenantry.modules.ledger.contracts import TransactionPosted
+from tenantry.modules.ledger.application.ports import (
+    KeyClaim,
+    LedgerRepository,
+    Page,
+    UnitsOfWork,
+    W,
+)
 from tenantry.modules.ledger.domain.model import (
     AccountType,
     Draft,
@@ -43,7 +53,6 @@ from tenantry.modules.ledger.domain.model import (
 )
 
 REVERSAL_KEY_PREFIX = "~reverse:"
-Publisher = Callable[[PostingSession, list[TransactionPosted]], Awaitable[None]]
 
 
 def request_hash(draft: Draft) -> bytes:
@@ -78,6 +87,15 @@ def posted_view(p: Posted) -> dict[str, Any]:
     }
 
 
+def posted_audit(p: Posted) -> dict[str, Any]:
+    """What the audit record of a posting keeps: the amounts that moved, by account."""
+    return {
+        "amount": p.amount,
+        "reverses": str(p.reverses) if p.reverses else None,
+        "entries": [[str(e.account_id), e.direction.value, e.amount] for e in p.entries],
+    }
+
+
 @dataclass(slots=True)
 class Item:
     """One transaction to post: its key, and its draft or why its shape is invalid."""
@@ -94,28 +112,19 @@ class Item:
 
 @dataclass(slots=True)
 class Outcome:
-    status: int
+    """One item's result: posted (``transaction``), replayed (``replayed``: the key's
+    transaction, posted earlier for the same request) or refused (``exc``)."""
+
     transaction: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
     replayed: bool = False
     exc: LedgerError | None = None
 
-    def as_dict(self, index: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"index": index, "status": self.status}
-        if self.transaction is not None:
-            out["transaction"] = self.transaction
-            out["replayed"] = self.replayed
-        if self.error is not None:
-            out["error"] = self.error
-        return out
 
-
-class LedgerService:
-    def __init__(self, store: LedgerStore, publish: Publisher | None = None) -> None:
-        self.store = store
-        #: Called inside the posting's unit of work with the events of what was posted
-        #: (the outbox, once messaging lands). None: events are not even built.
-        self.publish = publish
+class LedgerService(Generic[W]):
+    def __init__(self, uow: UnitsOfWork[W], repository: LedgerRepository[W]) -> None:
+        #: Opens a unit of work in the current tenant (kernel: ``Database.unit_of_work``).
+        self.uow = uow
+        self.repository = repository
 
     # -- accounts ---------------------------------------------------------------------------
     async def create_account(
@@ -127,10 +136,7 @@ class LedgerService:
         allow_negative: bool | None,
         metadata: dict[str, Any],
     ) -> dict[str, Any]:
-        try:
-            check_currency(currency)
-        except LedgerError as exc:
-            raise RuleBroken(exc) from None
+        check_currency(currency)
         values = {
             "id": uuid.uuid4(),
             "code": code,
@@ -142,49 +148,64 @@ class LedgerService:
             ),
             "metadata": metadata,
         }
-        row = await self.store.create_account(values)
-        if row is None:
-            raise DuplicateCode(f"an account with code {code!r} already exists")
+        async with self.uow() as uow:
+            row = await self.repository.create_account(uow, values)
+            if row is None:
+                raise DuplicateCode(f"an account with code {code!r} already exists")
+            uow.audit(
+                "ledger.account.create",
+                f"account:{row['id']}",
+                after={k: row[k] for k in ("code", "name", "type", "currency", "allow_negative")},
+            )
         return row
 
     async def account(self, account_id: UUID) -> dict[str, Any]:
-        row = await self.store.account(account_id)
+        async with self.uow(readonly=True) as uow:
+            row = await self.repository.account(uow, account_id)
         if row is None:
             raise AccountNotFound(f"account {account_id} not found")
         return row
 
     async def close_account(self, account_id: UUID) -> dict[str, Any]:
-        row = await self.store.close_account(account_id)
-        if row is None:
-            current = await self.account(account_id)
-            raise AccountNotEmpty(
-                f"account {current['code']!r} has balance {current['balance']}; "
-                "only an account at zero can be closed"
+        async with self.uow() as uow:
+            row = await self.repository.close_account(uow, account_id)
+            if row is None:
+                current = await self.repository.account(uow, account_id)
+                if current is None:
+                    raise AccountNotFound(f"account {account_id} not found")
+                raise AccountNotEmpty(
+                    f"account {current['code']!r} has balance {current['balance']}; "
+                    "only an account at zero can be closed"
+                )
+            uow.audit(
+                "ledger.account.close",
+                f"account:{account_id}",
+                before={"status": "open"},
+                after={"status": row["status"]},
             )
         return row
 
     async def balance(self, account_id: UUID, as_of: datetime | None) -> dict[str, Any]:
-        row = await self.store.balance(account_id, as_of)
+        async with self.uow(readonly=True) as uow:
+            row = await self.repository.balance(uow, account_id, as_of)
         if row is None:
             raise AccountNotFound(f"account {account_id} not found")
         return row
 
     # -- posting ----------------------------------------------------------------------------
     async def post_one(self, key: str, draft: Draft) -> Outcome:
-        """Post one transaction; raise its problem if refused (nothing is left behind)."""
+        """Post one transaction; raise its refusal (nothing is left behind)."""
         try:
             return (await self.post_many([Item(key, draft)], atomic=True))[0]
         except BatchRejected as rejected:
-            if rejected.first is None:
-                raise
-            raise RuleBroken(rejected.first) from None
+            raise rejected.first from None
 
     async def post_many(self, items: Sequence[Item], *, atomic: bool) -> list[Outcome]:
         """Decide and post ``items`` in order; atomic: all or none (BatchRejected)."""
         outcomes: list[Outcome | None] = [None] * len(items)
         for i, it in enumerate(items):
             if it.error is not None:
-                outcomes[i] = _refused(it.error)
+                outcomes[i] = Outcome(exc=it.error)
         if atomic and any(outcomes):
             raise _rejected(outcomes)
         live = [i for i, it in enumerate(items) if it.draft is not None]
@@ -196,17 +217,18 @@ class LedgerService:
             key=lambda c: c.key,
         )
         account_ids = sorted({a for i in live for a in items[i].draft.account_ids})  # type: ignore[union-attr]
-        async with self.store.posting() as session:
-            locked = await session.claim_and_lock(claims, account_ids)
+        repo = self.repository
+        async with self.uow() as uow:
+            locked = await repo.claim_and_lock(uow, claims, account_ids)
             replays: dict[int, UUID] = {}
             unclaimed = [i for i in live if items[i].key not in locked.claimed]
             if unclaimed:
-                stored = await session.stored_keys([items[i].key for i in unclaimed])
+                stored = await repo.stored_keys(uow, [items[i].key for i in unclaimed])
                 for i in unclaimed:
                     st = stored.get(items[i].key)
                     if st is None or st.request_hash != items[i].digest:
-                        outcomes[i] = _refused(
-                            KeyReused(
+                        outcomes[i] = Outcome(
+                            exc=KeyReused(
                                 f"idempotency key {items[i].key!r} was used for a different "
                                 "request",
                                 "Idempotency-Key",
@@ -214,7 +236,7 @@ class LedgerService:
                         )
                     else:
                         replays[i] = st.transaction_id
-                        outcomes[i] = Outcome(st.status_code, replayed=True)
+                        outcomes[i] = Outcome(replayed=True)
             posted: list[Posted] = []
             release: list[str] = []
             for i in live:
@@ -225,20 +247,26 @@ class LedgerService:
                 try:
                     p = post(ids[it.key], it.draft, locked.accounts, locked.now)
                 except LedgerError as exc:
-                    outcomes[i] = _refused(exc)
+                    outcomes[i] = Outcome(exc=exc)
                     release.append(it.key)
                     continue
                 posted.append(p)
-                outcomes[i] = Outcome(201, posted_view(p))
+                outcomes[i] = Outcome(posted_view(p))
+                uow.audit(
+                    "ledger.transaction.reverse" if p.reverses else "ledger.transaction.post",
+                    f"transaction:{p.id}",
+                    after=posted_audit(p),
+                    details={"idempotency_key": it.key},
+                )
             if atomic and any(o is not None and o.exc is not None for o in outcomes):
                 raise _rejected(outcomes)  # rolls the unit of work back
             if posted or release:
                 touched = [a for a in locked.accounts.values() if a.touched]
-                await session.write(posted, touched, release)
-            if posted and self.publish is not None:
-                await self.publish(session, [transaction_posted(p) for p in posted])
+                await repo.write(uow, posted, touched, release)
+            if posted:
+                uow.publish_many([transaction_posted(p) for p in posted])
             if replays:
-                views = await session.transactions(list(replays.values()))
+                views = await repo.transactions(uow, list(replays.values()))
                 for i, txn_id in replays.items():
                     o = outcomes[i]
                     assert o is not None
@@ -247,8 +275,8 @@ class LedgerService:
 
     async def reverse(self, transaction_id: UUID, description: str | None) -> Outcome:
         """Post the reversing transaction of ``transaction_id`` (idempotent per target)."""
-        async with self.store.posting() as session:
-            original = await session.draft_of(transaction_id)
+        async with self.uow(readonly=True) as uow:
+            original = await self.repository.draft_of(uow, transaction_id)
         if original is None:
             raise TransactionNotFound(f"transaction {transaction_id} not found")
         draft = original.reversed(transaction_id, description or f"Reversal of {transaction_id}")
@@ -256,39 +284,37 @@ class LedgerService:
 
     # -- reads ------------------------------------------------------------------------------
     async def transaction(self, transaction_id: UUID) -> dict[str, Any]:
-        row = await self.store.transaction(transaction_id)
+        async with self.uow(readonly=True) as uow:
+            views = await self.repository.transactions(uow, [transaction_id])
+        row = views.get(transaction_id)
         if row is None:
             raise TransactionNotFound(f"transaction {transaction_id} not found")
         return row
 
-    async def statement(
-        self, account_id: UUID, query: Any
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        page = await self.store.statement(account_id, query)
+    async def accounts(self, query: Any, extras: Any) -> Page:
+        """One page of accounts (the filter engine's query and the ledger-only extras)."""
+        async with self.uow(readonly=True) as uow:
+            return await self.repository.list_accounts(uow, query, extras)
+
+    async def transactions(self, query: Any, extras: Any) -> Page:
+        async with self.uow(readonly=True) as uow:
+            return await self.repository.list_transactions(uow, query, extras)
+
+    async def statement(self, account_id: UUID, query: Any) -> Page:
+        async with self.uow(readonly=True) as uow:
+            page = await self.repository.statement(uow, account_id, query)
         if page is None:
             raise AccountNotFound(f"account {account_id} not found")
         return page
 
 
-def _refused(exc: LedgerError) -> Outcome:
-    body = problem_body(exc)
-    return Outcome(body["status"], error=body, exc=exc)
-
-
 def _rejected(outcomes: Sequence[Outcome | None]) -> BatchRejected:
-    results = [
-        (o.as_dict(i) if o is not None and o.exc is not None else {"index": i, "status": 424})
-        for i, o in enumerate(outcomes)
-    ]
-    first = next(o for o in outcomes if o is not None and o.exc is not None)
-    assert first.exc is not None
-    index = next(i for i, r in enumerate(results) if r["status"] != 424)
-    exc = BatchRejected(
-        f"nothing was posted: item {index} was refused ({first.exc})", results=results
+    index, first = next(
+        (i, o.exc) for i, o in enumerate(outcomes) if o is not None and o.exc is not None
     )
-    exc.status = first.status
-    exc.first = first.exc
-    return exc
+    return BatchRejected(
+        f"nothing was posted: item {index} was refused ({first})", list(outcomes), first, index
+    )
 
 
 __all__ = ["Item", "LedgerService", "Outcome", "posted_view", "request_hash"]

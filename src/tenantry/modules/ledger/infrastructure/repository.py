@@ -1,9 +1,8 @@
-"""The ledger store over the kernel's units of work (tenant from the ambient context)."""
+"""The ledger repository: its SQL, run in the unit of work the application service opened."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -12,7 +11,6 @@ import asyncpg
 import orjson
 
 from tenantry.capabilities.pagination import ListQuery
-from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.modules.ledger.application.ports import KeyClaim, Locked, StoredKey
 from tenantry.modules.ledger.domain.currency import MINOR_UNITS
@@ -63,16 +61,16 @@ def transaction_view(r: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-class SqlPostingSession:
-    def __init__(self, uow: UnitOfWork) -> None:
-        self.uow = uow
+class SqlLedgerRepository:
+    """The ledger's rows in the caller's unit of work (``LedgerRepository[UnitOfWork]``):
+    never opens a transaction, publishes or audits."""
 
     async def claim_and_lock(
-        self, claims: Sequence[KeyClaim], account_ids: Sequence[UUID]
+        self, uow: UnitOfWork, claims: Sequence[KeyClaim], account_ids: Sequence[UUID]
     ) -> Locked:
-        rows = await self.uow.fetch(
+        rows = await uow.fetch(
             sql.CLAIM_AND_LOCK,
-            self.uow.tenant_id,
+            uow.tenant_id,
             [c.key for c in claims],
             [c.request_hash for c in claims],
             [c.transaction_id for c in claims],
@@ -103,15 +101,19 @@ class SqlPostingSession:
         assert now is not None
         return Locked(claimed, accounts, now)
 
-    async def stored_keys(self, keys: Sequence[str]) -> dict[str, StoredKey]:
-        rows = await self.uow.fetch(sql.STORED_KEYS, list(keys))
+    async def stored_keys(self, uow: UnitOfWork, keys: Sequence[str]) -> dict[str, StoredKey]:
+        rows = await uow.fetch(sql.STORED_KEYS, list(keys))
         return {
             r["key"]: StoredKey(bytes(r["request_hash"]), r["transaction_id"], r["status_code"])
             for r in rows
         }
 
     async def write(
-        self, posted: Sequence[Posted], accounts: Sequence[AccountState], release: Sequence[str]
+        self,
+        uow: UnitOfWork,
+        posted: Sequence[Posted],
+        accounts: Sequence[AccountState],
+        release: Sequence[str],
     ) -> None:
         posted_at = posted[0].posted_at if posted else datetime.now().astimezone()
         e_txn: list[UUID] = []
@@ -134,9 +136,9 @@ class SqlPostingSession:
                 e_dr.append(str(e.debits_after))
                 e_cr.append(str(e.credits_after))
                 e_bal.append(str(e.balance_after))
-        await self.uow.execute(
+        await uow.execute(
             sql.WRITE,
-            self.uow.tenant_id,
+            uow.tenant_id,
             posted_at,
             [p.id for p in posted],
             [p.description for p in posted],
@@ -160,12 +162,14 @@ class SqlPostingSession:
             list(release),
         )
 
-    async def transactions(self, ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
-        rows = await self.uow.fetch(sql.TRANSACTIONS_BY_ID, list(ids))
+    async def transactions(
+        self, uow: UnitOfWork, ids: Sequence[UUID]
+    ) -> dict[UUID, dict[str, Any]]:
+        rows = await uow.fetch(sql.TRANSACTIONS_BY_ID, list(ids))
         return {r["id"]: transaction_view(r) for r in rows}
 
-    async def draft_of(self, transaction_id: UUID) -> Draft | None:
-        rows = await self.uow.fetch(sql.ENTRIES_OF, transaction_id)
+    async def draft_of(self, uow: UnitOfWork, transaction_id: UUID) -> Draft | None:
+        rows = await uow.fetch(sql.ENTRIES_OF, transaction_id)
         if not rows:
             return None
         entries = tuple(
@@ -173,47 +177,37 @@ class SqlPostingSession:
         )
         return Draft("", {}, entries)
 
-
-class SqlLedgerStore:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @contextlib.asynccontextmanager
-    async def posting(self) -> AsyncIterator[SqlPostingSession]:
-        async with self.db.unit_of_work() as uow:
-            yield SqlPostingSession(uow)
-
-    async def create_account(self, values: dict[str, Any]) -> dict[str, Any] | None:
-        async with self.db.unit_of_work() as uow:
-            row = await uow.fetchrow(
-                sql.INSERT_ACCOUNT,
-                uow.tenant_id,
-                values["id"],
-                values["code"],
-                values["name"],
-                values["type"],
-                values["currency"],
-                values["allow_negative"],
-                values["metadata"],
-            )
+    async def create_account(
+        self, uow: UnitOfWork, values: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        row = await uow.fetchrow(
+            sql.INSERT_ACCOUNT,
+            uow.tenant_id,
+            values["id"],
+            values["code"],
+            values["name"],
+            values["type"],
+            values["currency"],
+            values["allow_negative"],
+            values["metadata"],
+        )
         return account_view(row) if row else None
 
-    async def account(self, account_id: UUID) -> dict[str, Any] | None:
-        async with self.db.unit_of_work(readonly=True) as uow:
-            row = await uow.fetchrow(sql.GET_ACCOUNT, account_id)
+    async def account(self, uow: UnitOfWork, account_id: UUID) -> dict[str, Any] | None:
+        row = await uow.fetchrow(sql.GET_ACCOUNT, account_id)
         return account_view(row) if row else None
 
-    async def close_account(self, account_id: UUID) -> dict[str, Any] | None:
-        async with self.db.unit_of_work() as uow:
-            row = await uow.fetchrow(sql.CLOSE_ACCOUNT, account_id)
+    async def close_account(self, uow: UnitOfWork, account_id: UUID) -> dict[str, Any] | None:
+        row = await uow.fetchrow(sql.CLOSE_ACCOUNT, account_id)
         return account_view(row) if row else None
 
-    async def balance(self, account_id: UUID, as_of: datetime | None) -> dict[str, Any] | None:
-        async with self.db.unit_of_work(readonly=True) as uow:
-            if as_of is None:
-                row = await uow.fetchrow(sql.BALANCE, account_id)
-            else:
-                row = await uow.fetchrow(sql.BALANCE_AS_OF, account_id, as_of)
+    async def balance(
+        self, uow: UnitOfWork, account_id: UUID, as_of: datetime | None
+    ) -> dict[str, Any] | None:
+        if as_of is None:
+            row = await uow.fetchrow(sql.BALANCE, account_id)
+        else:
+            row = await uow.fetchrow(sql.BALANCE_AS_OF, account_id, as_of)
         if row is None:
             return None
         return {
@@ -225,36 +219,28 @@ class SqlLedgerStore:
             "as_of": (as_of or row["as_of"]).isoformat(),
         }
 
-    async def transaction(self, transaction_id: UUID) -> dict[str, Any] | None:
-        async with self.db.unit_of_work(readonly=True) as uow:
-            rows = await uow.fetch(sql.TRANSACTIONS_BY_ID, [transaction_id])
-        return transaction_view(rows[0]) if rows else None
-
     async def list_accounts(
-        self, query: ListQuery, extras: Extras
+        self, uow: UnitOfWork, query: ListQuery, extras: Extras
     ) -> tuple[list[dict[str, Any]], str | None]:
         text, args = query.render(LIST_ACCOUNTS, extras.metadata)
-        async with self.db.unit_of_work(readonly=True) as uow:
-            rows = await uow.fetch(text, *args)
+        rows = await uow.fetch(text, *args)
         return [account_view(r) for r in rows[: query.limit]], query.next_cursor(rows)
 
     async def list_transactions(
-        self, query: ListQuery, extras: Extras
+        self, uow: UnitOfWork, query: ListQuery, extras: Extras
     ) -> tuple[list[dict[str, Any]], str | None]:
         text, args = query.render(LIST_TRANSACTIONS, extras.account_id, extras.metadata)
-        async with self.db.unit_of_work(readonly=True) as uow:
-            rows = await uow.fetch(text, *args)
+        rows = await uow.fetch(text, *args)
         return [transaction_view(r) for r in rows[: query.limit]], query.next_cursor(rows)
 
     async def statement(
-        self, account_id: UUID, query: ListQuery
+        self, uow: UnitOfWork, account_id: UUID, query: ListQuery
     ) -> tuple[list[dict[str, Any]], str | None] | None:
         """An account's entries with the running balance (keyset on entry_no)."""
         text, args = query.render(STATEMENT, account_id)
-        async with self.db.unit_of_work(readonly=True) as uow:
-            if await uow.fetchval(sql.ACCOUNT_EXISTS, account_id) is None:
-                return None
-            rows = await uow.fetch(text, *args)
+        if await uow.fetchval(sql.ACCOUNT_EXISTS, account_id) is None:
+            return None
+        rows = await uow.fetch(text, *args)
         items = [
             {
                 "entry_no": r["entry_no"],

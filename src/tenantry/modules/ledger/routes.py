@@ -1,4 +1,10 @@
-"""Ledger's startup object and HTTP routes (``/api/v1/ledger``).
+"""Ledger's HTTP routes (``/api/v1/ledger``): HTTP only. Each route parses and validates its
+request, calls one application service (``LedgerService``), and maps its result or domain
+error to a response: the problem type and status of every ``LedgerError`` kind are decided
+here (``RULES``), never by the service.
+
+A replayed posting answers 201 like the first one (the idempotency record's status), with
+``Idempotent-Replayed: true``.
 
 Hot routes (``POST /transactions``, ``POST /transactions/batch``, ``GET .../balance``) parse
 their body with pydantic-core directly (``model_validate_json``) and return a ``JsonResponse``
@@ -9,9 +15,10 @@ thread hop per request on the hottest routes for a check that costs a set lookup
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -33,30 +40,15 @@ from tenantry.capabilities.pagination.http import (
     document_search,
     parse_filter_param,
 )
-from tenantry.kernel.errors import BadRequest, ValidationFailed
+from tenantry.kernel.errors import BadRequest, ProblemError, ValidationFailed
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.http.idempotency import IdempotencyKey, document_key, idempotency_key
 from tenantry.kernel.http.openapi import documents, problems_extra
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.http.types import JsonInt
-from tenantry.kernel.messaging import Dispatcher
-from tenantry.kernel.modules import Module
-from tenantry.kernel.registrar import Registrar
 from tenantry.kernel.tenancy.context import Principal, current_tenant
-from tenantry.modules.ledger.application.errors import (
-    ItemInvalid,
-    RuleBroken,
-)
-from tenantry.modules.ledger.application.onboarding import CHART_OPTION, check_onboarding_request
-from tenantry.modules.ledger.application.ports import PostingSession
-from tenantry.modules.ledger.application.services import (
-    REVERSAL_KEY_PREFIX,
-    Item,
-    LedgerService,
-    Outcome,
-    Publisher,
-)
-from tenantry.modules.ledger.contracts import TransactionPosted
+from tenantry.modules.ledger.application.errors import BatchRejected, ItemInvalid
+from tenantry.modules.ledger.application.services import Item, LedgerService, Outcome
 from tenantry.modules.ledger.domain.currency import MINOR_UNITS
 from tenantry.modules.ledger.domain.model import (
     MAX_AMOUNT,
@@ -66,7 +58,6 @@ from tenantry.modules.ledger.domain.model import (
     Entry,
     LedgerError,
 )
-from tenantry.modules.ledger.infrastructure.export_sources import register_export_sources
 from tenantry.modules.ledger.infrastructure.lists import (
     ACCOUNT_FIELDS,
     ENTRY_FIELDS,
@@ -74,8 +65,6 @@ from tenantry.modules.ledger.infrastructure.lists import (
     Extras,
     split_extras,
 )
-from tenantry.modules.ledger.infrastructure.onboarding import CHART_STEP
-from tenantry.modules.ledger.infrastructure.repository import SqlLedgerStore, SqlPostingSession
 
 READ = "ledger:read"
 WRITE = "ledger:write"
@@ -177,9 +166,91 @@ def _idempotency_key(request: Request) -> str:
     return key
 
 
+# LedgerError.kind -> (status, problem type slug, title): the edge's mapping of the ledger's
+# domain errors (application/errors.py, domain/model.py) to RFC 9457 problems.
+RULES: dict[str, tuple[int, str, str]] = {
+    "invalid": (422, "ledger-invalid", "Invalid ledger request"),
+    "unbalanced": (422, "ledger-unbalanced", "Unbalanced transaction"),
+    "too-few-entries": (422, "ledger-too-few-entries", "Too few entries"),
+    "currency-mismatch": (422, "ledger-currency-mismatch", "Currencies do not balance"),
+    "account-not-found": (404, "ledger-account-not-found", "Account not found"),
+    "transaction-not-found": (404, "ledger-transaction-not-found", "Transaction not found"),
+    "duplicate-code": (409, "ledger-duplicate-code", "Account code already used"),
+    "account-not-empty": (409, "ledger-account-not-empty", "Account balance is not zero"),
+    "account-closed": (422, "ledger-account-closed", "Account closed"),
+    "insufficient-funds": (409, "ledger-insufficient-funds", "Insufficient funds"),
+    "idempotency-key-reused": (
+        409, "idempotency-key-reused", "Idempotency key reused with another body",
+    ),
+    "amount-out-of-range": (422, "amount-out-of-range", "Amount out of range"),
+    "validation-error": (422, "validation-error", "Validation failed"),
+    "batch-rejected": (422, "ledger-batch-rejected", "Atomic batch rejected"),
+}  # fmt: skip
+POSTED = 201  # a posting, and its replay (the idempotency record keeps 201)
+
+
+class LedgerProblem(ProblemError):
+    """A ledger domain error as a problem; status and type come from ``RULES``."""
+
+    def __init__(self, exc: LedgerError) -> None:
+        status, slug, title = RULES[exc.kind]
+        errors = [{"field": exc.field, "message": str(exc)}] if exc.field else None
+        extra: dict[str, Any] = {}
+        if isinstance(exc, BatchRejected):
+            status = RULES[exc.first.kind][0]
+            extra["results"] = [
+                _result(i, o)
+                if o is not None and o.exc is not None
+                else {"index": i, "status": 424}
+                for i, o in enumerate(exc.outcomes)
+            ]
+        super().__init__(str(exc), errors=errors, **extra)
+        self.status, self.type_slug, self.title = status, slug, title
+
+
+@contextlib.contextmanager
+def _problems() -> Iterator[None]:
+    """Domain errors of the service call inside become problems."""
+    try:
+        yield
+    except LedgerError as exc:
+        raise LedgerProblem(exc) from None
+
+
+def problem_body(exc: LedgerError) -> dict[str, Any]:
+    """The problem document of one refused batch item."""
+    status, slug, title = RULES[exc.kind]
+    body: dict[str, Any] = {
+        "type": "https://tenantry.dev/problems/" + slug,
+        "title": title,
+        "status": status,
+        "detail": str(exc),
+    }
+    if exc.field:
+        body["errors"] = [{"field": exc.field, "message": str(exc)}]
+    return body
+
+
+def _result(index: int, o: Outcome) -> dict[str, Any]:
+    """One batch item's entry in ``results``."""
+    if o.exc is not None:
+        body = problem_body(o.exc)
+        return {"index": index, "status": body["status"], "error": body}
+    out: dict[str, Any] = {"index": index, "status": POSTED}
+    if o.transaction is not None:
+        out["transaction"] = o.transaction
+        out["replayed"] = o.replayed
+    return out
+
+
+def _failed_dependency(index: int) -> dict[str, Any]:
+    """An atomic batch's item refused only because another item was."""
+    return {"index": index, "status": 424}
+
+
 def _posted_response(outcome: Outcome) -> JsonResponse:
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
-    return JsonResponse(outcome.transaction, status_code=outcome.status, headers=headers)
+    return JsonResponse(outcome.transaction, status_code=POSTED, headers=headers)
 
 
 def _allowed(action: str) -> Callable[..., Awaitable[Principal]]:
@@ -281,45 +352,49 @@ def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def build_router(service: LedgerService) -> APIRouter:
+def build_router(service: LedgerService[Any]) -> APIRouter:
     router = APIRouter(tags=["ledger"])
-    store = service.store
 
     # -- accounts ---------------------------------------------------------------------------
     @router.post("/accounts", status_code=201, openapi_extra=problems_extra(409))
     async def create_account(body: AccountIn, _: CanWrite) -> JsonResponse:
-        row = await service.create_account(
-            body.code, body.name, body.type, body.currency, body.allow_negative, body.metadata
-        )
+        with _problems():
+            row = await service.create_account(
+                body.code, body.name, body.type, body.currency, body.allow_negative, body.metadata
+            )
         return JsonResponse(row, status_code=201)
 
     @router.get("/accounts")
     async def list_accounts(_: CanRead, q: AccountList) -> JsonResponse:
-        items, nxt = await store.list_accounts(*q)
+        items, nxt = await service.accounts(*q)
         return JsonResponse({"items": items, "next_cursor": nxt})
 
     @router.post("/accounts/search")
     async def search_accounts(_: CanRead, q: AccountSearch) -> JsonResponse:
-        items, nxt = await store.list_accounts(*q)
+        items, nxt = await service.accounts(*q)
         return JsonResponse({"items": items, "next_cursor": nxt})
 
     @router.get("/accounts/{account_id:uuid}")
     async def get_account(account_id: UUID, _: CanRead) -> JsonResponse:
-        return JsonResponse(await service.account(account_id))
+        with _problems():
+            return JsonResponse(await service.account(account_id))
 
     @router.post("/accounts/{account_id:uuid}/close", openapi_extra=problems_extra(409))
     async def close_account(account_id: UUID, _: CanWrite) -> JsonResponse:
-        return JsonResponse(await service.close_account(account_id))
+        with _problems():
+            return JsonResponse(await service.close_account(account_id))
 
     @router.get("/accounts/{account_id:uuid}/balance")
     async def balance(
         account_id: UUID, _: CanRead, as_of: Annotated[datetime | None, Query()] = None
     ) -> JsonResponse:
-        return JsonResponse(await service.balance(account_id, as_of))
+        with _problems():
+            return JsonResponse(await service.balance(account_id, as_of))
 
     @router.get("/accounts/{account_id:uuid}/entries")
     async def entries(account_id: UUID, _: CanRead, q: EntryList) -> JsonResponse:
-        items, nxt = await service.statement(account_id, q)
+        with _problems():
+            items, nxt = await service.statement(account_id, q)
         return JsonResponse({"items": items, "next_cursor": nxt})
 
     # -- transactions -----------------------------------------------------------------------
@@ -333,11 +408,8 @@ def build_router(service: LedgerService) -> APIRouter:
     async def post_transaction(request: Request, _: CanWrite) -> JsonResponse:
         key = _idempotency_key(request)
         body: TransactionIn = _parse(TransactionIn, await request.body())
-        try:
-            draft = _draft(body)
-        except LedgerError as exc:
-            raise RuleBroken(exc) from None
-        return _posted_response(await service.post_one(key, draft))
+        with _problems():
+            return _posted_response(await service.post_one(key, _draft(body)))
 
     @router.post(
         "/transactions/batch",
@@ -373,8 +445,9 @@ def build_router(service: LedgerService) -> APIRouter:
                 items.append(Item(str(key), None, err))
             except LedgerError as exc:
                 items.append(Item(str(key), None, exc))
-        outcomes = await service.post_many(items, atomic=body.atomic)
-        results = [o.as_dict(i) for i, o in enumerate(outcomes)]
+        with _problems():
+            outcomes = await service.post_many(items, atomic=body.atomic)
+        results = [_result(i, o) for i, o in enumerate(outcomes)]
         accepted = sum(1 for o in outcomes if o.exc is None)
         return JsonResponse(
             {"accepted": accepted, "refused": len(outcomes) - accepted, "results": results}
@@ -382,17 +455,18 @@ def build_router(service: LedgerService) -> APIRouter:
 
     @router.get("/transactions")
     async def list_transactions(_: CanRead, q: TransactionList) -> JsonResponse:
-        items, nxt = await store.list_transactions(*q)
+        items, nxt = await service.transactions(*q)
         return JsonResponse({"items": items, "next_cursor": nxt})
 
     @router.post("/transactions/search")
     async def search_transactions(_: CanRead, q: TransactionSearch) -> JsonResponse:
-        items, nxt = await store.list_transactions(*q)
+        items, nxt = await service.transactions(*q)
         return JsonResponse({"items": items, "next_cursor": nxt})
 
     @router.get("/transactions/{transaction_id:uuid}")
     async def get_transaction(transaction_id: UUID, _: CanRead) -> JsonResponse:
-        return JsonResponse(await service.transaction(transaction_id))
+        with _problems():
+            return JsonResponse(await service.transaction(transaction_id))
 
     @router.post(
         "/transactions/{transaction_id:uuid}/reverse",
@@ -402,55 +476,11 @@ def build_router(service: LedgerService) -> APIRouter:
     async def reverse(
         transaction_id: UUID, _: CanWrite, body: ReverseIn | None = None
     ) -> JsonResponse:
-        outcome = await service.reverse(transaction_id, body.description if body else None)
+        with _problems():
+            outcome = await service.reverse(transaction_id, body.description if body else None)
         return _posted_response(outcome)
 
     return router
 
 
-def outbox_publisher(dispatcher: Dispatcher) -> Publisher:
-    """Publish ``TransactionPosted.v1`` through the outbox, in the posting's own transaction:
-    one statement for all the events of a posting (``Dispatcher.publish_many``), so a batch of
-    1,000 transactions costs one outbox round trip, not 1,000."""
-
-    async def publish(session: PostingSession, events: list[TransactionPosted]) -> None:
-        assert isinstance(session, SqlPostingSession)
-        await dispatcher.publish_many(session.uow, events)
-
-    return publish
-
-
-class LedgerModule(Module):
-    name: ClassVar[str] = "ledger"
-    depends_on: ClassVar[tuple[str, ...]] = ("identity",)
-    migrations: ClassVar[str | None] = "tenantry.modules.ledger.migrations"
-    permissions: ClassVar[dict[str, str]] = {
-        READ: "read accounts, balances, transactions and statements",
-        WRITE: "open and close accounts, post and reverse transactions",
-    }
-    default_roles: ClassVar[dict[str, list[str]]] = {
-        "accountant": [READ, WRITE],
-        "ledger-viewer": [READ],
-    }
-    onboarding_options = (CHART_OPTION,)
-
-    def __init__(self) -> None:
-        self.service: LedgerService | None = None
-
-    def setup(self, registrar: Registrar) -> None:
-        # TransactionPosted.v1 goes to the outbox in the posting's own transaction (reporting
-        # and notifications consume it), one outbox statement per posting or batch.
-        service = LedgerService(
-            SqlLedgerStore(registrar.db), outbox_publisher(registrar.dispatcher)
-        )
-        self.service = service
-        registrar.include_router(build_router(service))
-        register_export_sources(registrar)
-        # Onboarding: the chart-of-accounts step (and its compensation) and its option.
-        registrar.check_provision_request(check_onboarding_request)
-        registrar.add_onboarding_step(CHART_STEP)
-
-
-module = LedgerModule()
-
-__all__ = ["REVERSAL_KEY_PREFIX", "LedgerModule", "build_router", "module"]
+__all__ = ["RULES", "LedgerProblem", "build_router", "problem_body"]
