@@ -8,7 +8,8 @@ tree, each on a bench database of its own set up by its own code, measured alter
 The old tree needs its own virtualenv (its entry points name its own modules). Each round is
 wrk with ``BENCH_AB_CONNS`` connections (default 16) for ``BENCH_AB_SECONDS`` (5), repeated
 ``BENCH_AB_ROUNDS`` times (6) per side; the servers run as in bench/ledger.py (b): outbox
-relay off, the rest default (the new tree's audit chainer on).
+relay off, the rest default (the new tree's audit chainer on), except the pool: at most
+``BENCH_AB_POOL`` connections per server (default 10; the PostgreSQL server is shared).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main() -> None:
     conns = int(os.environ.get("BENCH_AB_CONNS", "16"))
     seconds = int(os.environ.get("BENCH_AB_SECONDS", "5"))
     rounds = int(os.environ.get("BENCH_AB_ROUNDS", "6"))
+    os.environ["TENANTRY_DATABASE__POOL_MAX"] = os.environ.get("BENCH_AB_POOL", "10")
     sides = {
         "old": (str(old_venv / "bin" / "python"), old_tree, str(old_venv / "bin" / "tenantry")),
         "new": (sys.executable, ROOT, str(Path(sys.executable).with_name("tenantry"))),
