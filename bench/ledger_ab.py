@@ -52,6 +52,9 @@ def main() -> None:
     seconds = int(os.environ.get("BENCH_AB_SECONDS", "5"))
     rounds = int(os.environ.get("BENCH_AB_ROUNDS", "6"))
     os.environ["TENANTRY_DATABASE__POOL_MAX"] = os.environ.get("BENCH_AB_POOL", "10")
+    # BENCH_AB_CHAIN=false: the new server leaves chaining to another process (a worker), as
+    # both servers leave the outbox relay to one.
+    new_env = {"TENANTRY_AUDIT__CHAIN_IN_PROCESS": os.environ.get("BENCH_AB_CHAIN", "true")}
     sides = {
         "old": (str(old_venv / "bin" / "python"), old_tree, str(old_venv / "bin" / "tenantry")),
         "new": (sys.executable, ROOT, str(Path(sys.executable).with_name("tenantry"))),
@@ -70,7 +73,7 @@ def main() -> None:
             ) as old_srv,
             process(
                 [sides["new"][2], "serve", "--port", str(ports["new"])],
-                server_env(urls["new"]),
+                {**server_env(urls["new"]), **new_env},
                 f"http://127.0.0.1:{ports['new']}/healthz",
             ) as new_srv,
         ):

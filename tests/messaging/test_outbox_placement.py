@@ -12,6 +12,7 @@ dispatcher and in audit, and missing from ``publish_many``)."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -80,3 +81,25 @@ async def test_a_rolled_back_unit_of_work_writes_nothing(
     with pytest.raises(RuntimeError):
         await rolled_back()
     assert await outbox_ids(platform, tenant, ids) == set()
+
+
+async def test_outbox_rows_and_audit_records_are_one_statement_at_commit(
+    platform: Platform, make_tenant: MakeTenant
+) -> None:
+    tenant = (await make_tenant()).tenant
+    seen: list[str] = []
+
+    def log(record: Any) -> None:
+        seen.append(record.query)
+
+    async with platform.db.tenant_unit_of_work(tenant) as uow:
+        conn: Any = uow._conn
+        conn.add_query_logger(log)
+        mid = uow.publish(Bumped(key="one-statement", n=1))
+        uow.audit("test.one-statement")
+        await uow.write_collected()
+        conn.remove_query_logger(log)
+    writes = [q for q in seen if "outbox" in q or "audit_pending" in q]
+    assert len(writes) == 1, seen
+    assert "audit_pending" in writes[0]
+    assert await outbox_ids(platform, tenant, [mid]) == {mid}

@@ -30,7 +30,7 @@ from tenantry.capabilities.audit import chain
 from tenantry.capabilities.audit.context import current_meta
 from tenantry.capabilities.filtering import FieldSet, fields
 from tenantry.capabilities.pagination import ListQuery
-from tenantry.kernel.db.commit import tenant_store
+from tenantry.kernel.db.commit import Part, joins, tenant_store
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.tenancy.catalog import STORE_MISSING
@@ -89,15 +89,16 @@ WHERE ($1::bigint IS NULL OR seq < $1)
   AND ($6::timestamptz IS NULL OR occurred_at < $6)
 ORDER BY seq DESC LIMIT $7
 """
-#: ``uow.audit`` records at commit (AuditLog.write): one statement, no chain lock.
-INSERT_PENDING = """
+#: ``uow.audit`` records at commit (AuditLog.write, or its share of the commit's one
+#: statement): every record in one jsonb parameter, no chain lock.
+PENDING_PART = """
 INSERT INTO {s}.audit_pending (tenant_id, id, occurred_at, actor, actor_kind, client, ip,
     action, resource, outcome, request_id, trace_id, before, after, details)
 SELECT $1, r.id, r.occurred_at, r.actor, r.actor_kind, r.client, r.ip, r.action, r.resource,
-       r.outcome, r.request_id, r.trace_id, r.before::jsonb, r.after::jsonb, r.details::jsonb
-FROM unnest($2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-            $14::text[], $15::text[])
+       r.outcome, r.request_id, r.trace_id, r.before, r.after, r.details
+FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (id uuid, occurred_at timestamptz,
+         actor text, actor_kind text, client text, ip text, action text, resource text,
+         outcome text, request_id text, trace_id text, before jsonb, after jsonb, details jsonb))
      WITH ORDINALITY AS r(id, occurred_at, actor, actor_kind, client, ip, action, resource,
                           outcome, request_id, trace_id, before, after, details, n)
 ORDER BY r.n
@@ -251,6 +252,27 @@ def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value, default=str).decode()
 
 
+def _doc(r: Pending) -> dict[str, Any]:
+    """A pending record as one element of the INSERT's jsonb array (its JSON values embedded
+    as they were serialized when the record was made)."""
+    return {
+        "id": r.id,
+        "occurred_at": r.occurred_at,
+        "actor": r.actor,
+        "actor_kind": r.actor_kind,
+        "client": r.client,
+        "ip": r.ip,
+        "action": r.action,
+        "resource": r.resource,
+        "outcome": r.outcome,
+        "request_id": r.request_id,
+        "trace_id": r.trace_id,
+        "before": None if r.before is None else orjson.Fragment(r.before),
+        "after": None if r.after is None else orjson.Fragment(r.after),
+        "details": None if r.details is None else orjson.Fragment(r.details),
+    }
+
+
 async def chain_pending(uow: UnitOfWork, batch: int) -> int:
     """Chain up to ``batch`` of the tenant's pending records (``audit_pending``, oldest
     first) onto its chain, holding its head for this transaction; return how many. Several
@@ -332,35 +354,31 @@ class AuditLog:
             uuid.uuid4(),
         )
 
+    def part(self, uow: UnitOfWork, records: Sequence[Pending]) -> Part | None:
+        """The INSERT as a share of the commit's one statement (with the outbox rows)."""
+        schema = joins(uow)
+        if schema is None:
+            return None
+        tenant = uow.tenant
+        assert tenant is not None
+        if self.on_pending is not None:
+            self.on_pending(tenant)
+        return Part(sql(PENDING_PART, schema), (tenant.id, [_doc(r) for r in records]))
+
     async def write(self, uow: UnitOfWork, records: Sequence[Pending]) -> None:
         """Append ``records`` to ``audit_pending`` in one statement, at ``uow``'s commit: no
         chain lock, so a tenant's writers never wait for each other here."""
         async with tenant_store(uow, f"{len(records)} audit records") as store:
-            details = [r.details for r in records]
+            docs = [_doc(r) for r in records]
             if not store.atomic:
-                details = [
-                    _json({**(orjson.loads(d) if d else {}), "atomic": False}) for d in details
-                ]
+                for d, r in zip(docs, records, strict=True):
+                    d["details"] = {
+                        **(orjson.loads(r.details) if r.details else {}),
+                        "atomic": False,
+                    }
             tenant = store.uow.tenant
             assert tenant is not None
-            await store.uow.execute(
-                sql(INSERT_PENDING, store.schema),
-                tenant.id,
-                [r.id for r in records],
-                [r.occurred_at for r in records],
-                [r.actor for r in records],
-                [r.actor_kind for r in records],
-                [r.client for r in records],
-                [r.ip for r in records],
-                [r.action for r in records],
-                [r.resource for r in records],
-                [r.outcome for r in records],
-                [r.request_id for r in records],
-                [r.trace_id for r in records],
-                [r.before for r in records],
-                [r.after for r in records],
-                details,
-            )
+            await store.uow.execute(sql(PENDING_PART, store.schema), tenant.id, docs)
         if self.on_pending is not None:
             self.on_pending(tenant)
 

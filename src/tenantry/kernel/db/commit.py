@@ -19,14 +19,20 @@ names the schema); a database-mode tenant's store is another database, which can
 the transaction: the rows are written in a transaction of their own there, committed first
 (``atomic`` False: a failure of the caller's COMMIT after that leaves them without their
 change).
+
+When both outbox rows and audit records are waiting and both can join the transaction, each
+writer gives its INSERT as a ``Part`` and the kernel sends them as **one statement**
+(``combine``): the commit costs one round trip more than the change, not two.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
@@ -49,14 +55,59 @@ class PendingMessage:
     headers: str
 
 
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One writer's share of the commit's single statement: ``sql`` is one data-modifying
+    statement (an INSERT) and ``select`` an optional expression for the final SELECT (a
+    ``pg_notify``), both numbering their parameters from $1 over ``args``."""
+
+    sql: str
+    args: tuple[Any, ...]
+    select: str | None = None
+
+
+_PARAM = re.compile(r"\$(\d+)")
+
+
+@cache
+def _combined(parts: tuple[tuple[str, str | None, int], ...]) -> str:
+    ctes: list[str] = []
+    selects: list[str] = []
+    offset = 0
+    for i, (sql, select, nargs) in enumerate(parts):
+
+        def shift(m: re.Match[str], off: int = offset) -> str:
+            return f"${int(m.group(1)) + off}"
+
+        ctes.append(f"w{i} AS ({_PARAM.sub(shift, sql)})")
+        if select:
+            selects.append(_PARAM.sub(shift, select))
+        offset += nargs
+    return "WITH " + ", ".join(ctes) + " SELECT " + (", ".join(selects) or "1")
+
+
+def combine(parts: Sequence[Part]) -> tuple[str, list[Any]]:
+    """The writers' parts as one statement (data-modifying CTEs, their parameters renumbered;
+    the text is built once per combination): one round trip at commit for the outbox and
+    the audit records together. Parameters are ``$n`` outside literals in every part."""
+    text = _combined(tuple((p.sql, p.select, len(p.args)) for p in parts))
+    args: list[Any] = []
+    for p in parts:
+        args.extend(p.args)
+    return text, args
+
+
 class OutboxSink(Protocol):
-    """Builds outbox rows when a message is published and writes them at commit."""
+    """Builds outbox rows when a message is published and writes them at commit (``part``:
+    as a share of the commit's one statement; ``write``: alone)."""
 
     def message(
         self, uow: UnitOfWork, message: Any, kind: str, target: str | None
     ) -> PendingMessage: ...
 
     def events(self, uow: UnitOfWork, events: Sequence[Any]) -> list[PendingMessage]: ...
+
+    def part(self, uow: UnitOfWork, rows: Sequence[PendingMessage]) -> Part | None: ...
 
     async def write(self, uow: UnitOfWork, rows: Sequence[PendingMessage]) -> None: ...
 
@@ -77,6 +128,8 @@ class AuditSink(Protocol):
         details: Any,
     ) -> Any: ...
 
+    def part(self, uow: UnitOfWork, records: Sequence[Any]) -> Part | None: ...
+
     async def write(self, uow: UnitOfWork, records: Sequence[Any]) -> None: ...
 
 
@@ -86,6 +139,16 @@ class CommitWriters:
 
     outbox: OutboxSink | None = None
     audit: AuditSink | None = None
+
+
+def joins(uow: UnitOfWork) -> str | None:
+    """The schema a writer's part names (``tenant_store``'s decision) when the rows can be
+    written in ``uow``'s own transaction; None when they cannot (a database-mode tenant seen
+    from a platform unit of work: the writer's ``write`` handles it)."""
+    tenant = uow.tenant
+    if tenant is None or (uow.platform and tenant.database is not None):
+        return None
+    return tenant.schema
 
 
 @dataclass(frozen=True, slots=True)

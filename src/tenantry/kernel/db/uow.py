@@ -25,7 +25,7 @@ from uuid import UUID
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from tenantry.kernel.db.commit import CommitWriters, OutboxSink, PendingMessage
+from tenantry.kernel.db.commit import CommitWriters, OutboxSink, Part, PendingMessage, combine
 from tenantry.kernel.db.errors import database_unavailable
 from tenantry.kernel.tenancy.context import Principal
 from tenantry.kernel.tenancy.model import Tenant
@@ -318,14 +318,24 @@ class UnitOfWork:
         """Write what was collected, in this transaction: the kernel calls it just before
         COMMIT (``Database``'s units of work). Also callable earlier by code that must see
         its own rows before the end of the transaction."""
-        writers = self._writers() if (self._outbox or self._audit) else None
-        if writers is None:
+        if not (self._outbox or self._audit):
             return
-        if self._outbox:
-            rows, self._outbox = self._outbox, []
-            assert writers.outbox is not None
-            await writers.outbox.write(self, rows)
-        if self._audit:
-            records, self._audit = self._audit, []
-            if writers.audit is not None:
-                await writers.audit.write(self, records)
+        writers = self._writers()
+        rows, self._outbox = self._outbox, []
+        records, self._audit = self._audit, []
+        outbox, audit = writers.outbox, writers.audit
+        if rows and records and outbox is not None and audit is not None:
+            parts = [outbox.part(self, rows), audit.part(self, records)]
+            if parts[0] is not None and parts[1] is not None:
+                await self.execute(*_combine_parts(parts))  # one round trip for both
+                return
+        if rows:
+            assert outbox is not None
+            await outbox.write(self, rows)
+        if records and audit is not None:
+            await audit.write(self, records)
+
+
+def _combine_parts(parts: list[Part | None]) -> tuple[Any, ...]:
+    text, args = combine([p for p in parts if p is not None])
+    return (text, *args)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tenantry.kernel.db.commit import PendingMessage, tenant_store
+from tenantry.kernel.db.commit import Part, PendingMessage, joins, tenant_store
 from tenantry.kernel.db.uow import quote_ident
 from tenantry.kernel.messaging import queries as q
 from tenantry.kernel.messaging.envelope import child_headers, encode, fast_uuid4, name_of
@@ -28,9 +28,21 @@ if TYPE_CHECKING:
 
 
 @cache
-def insert_sql(schema: str | None) -> str:
+def insert_sql(schema: str | None, template: str = q.INSERT_OUTBOX_ROWS) -> str:
     """The INSERT for a store named by schema (None: the unit of work's own search_path)."""
-    return q.INSERT_OUTBOX_ROWS.format(schema=quote_ident(schema) + "." if schema else "")
+    return template.format(schema=quote_ident(schema) + "." if schema else "")
+
+
+def _args(tenant_id: Any, rows: Sequence[PendingMessage]) -> tuple[Any, ...]:
+    return (
+        tenant_id,
+        [r.message_id for r in rows],
+        [r.name for r in rows],
+        [r.kind for r in rows],
+        [r.target for r in rows],
+        [r.payload for r in rows],
+        [r.headers for r in rows],
+    )
 
 
 class Outbox:
@@ -68,15 +80,16 @@ class Outbox:
                 for e in events
             ]
 
+    def part(self, uow: UnitOfWork, rows: Sequence[PendingMessage]) -> Part | None:
+        schema = joins(uow)
+        if schema is None:
+            return None
+        sql = insert_sql(schema if uow.platform else None, q.OUTBOX_ROWS_PART)
+        return Part(sql, _args(uow.tenant_id, rows), q.OUTBOX_WAKE)
+
     async def write(self, uow: UnitOfWork, rows: Sequence[PendingMessage]) -> None:
         async with tenant_store(uow, f"{len(rows)} outbox messages") as store:
             await store.uow.execute(
                 insert_sql(store.schema if store.qualified else None),
-                store.uow.tenant_id,
-                [r.message_id for r in rows],
-                [r.name for r in rows],
-                [r.kind for r in rows],
-                [r.target for r in rows],
-                [r.payload for r in rows],
-                [r.headers for r in rows],
+                *_args(store.uow.tenant_id, rows),
             )
