@@ -26,11 +26,13 @@ Where the condition goes, for each reference to a tenant-owned table:
   NULL, which every tenant_id column refuses (NOT NULL: checked by the isolation suite), so
   a row can neither be written as nor moved to another tenant.
 
-A statement with no tenant-owned table is returned unchanged (its text, not a regenerated
-one). A statement the filter cannot read (a parse error, a statement sqlglot only knows as an
-opaque command that names a tenant table, a tenant table in a position listed above as
-refused or not listed at all, several statements in one text) raises ``TenantFilterError``
-naming the statement, at its first use; ``tests/unit/test_tenant_filter_sources.py`` runs
+``EXPLAIN [options] <statement>`` has its statement rewritten. A statement with no
+tenant-owned table is returned unchanged (its text, not a regenerated one). A statement the
+filter cannot read (a parse error, a statement other than SELECT/INSERT/UPDATE/DELETE, e.g.
+MERGE, TRUNCATE or one sqlglot keeps opaque, that names a tenant table, a tenant table in a
+position listed above as refused or not listed at all, several statements in one text)
+raises ``TenantFilterError``
+naming the statement, at its first use; ``tests/isolation/test_tenant_filter_sources.py`` runs
 every SQL text of ``src/`` through the filter so none of them fails first in production.
 
 **Which tables are tenant-owned**: the tables with a ``tenant_id`` column in the managed
@@ -75,10 +77,16 @@ _LEXEMES = re.compile(
     r"""|\$(?P<tag>(?:[A-Za-z_][A-Za-z_0-9]*)?)\$.*?\$(?P=tag)\$|\$(?P<n>\d+)""",
     re.S,
 )
+_EXPLAIN = re.compile(r"\s*EXPLAIN(?:\s*\([^)]*\)|\s+(?:ANALYZE|VERBOSE)\b)*(?=\s)", re.IGNORECASE)
 _WORDS = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z_0-9$]*)')
 
 # sqlglot says so on stderr when it falls back to an opaque Command; we handle that case.
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+
+#: Statements whose table references the rewrite understands; any other statement (an opaque
+#: command, MERGE, TRUNCATE, ...) that names a tenant table is refused.
+_READABLE = (exp.Query, exp.Insert, exp.Update, exp.Delete)
 
 
 class TenantFilterError(Exception):
@@ -156,6 +164,12 @@ class _Rewrite:
         return TenantFilterError(reason, self.sql)
 
     def run(self) -> Rewritten:
+        explain = _EXPLAIN.match(self.sql)
+        if explain:  # sqlglot keeps EXPLAIN opaque: rewrite the statement explained
+            inner = _Rewrite(self.sql[explain.end() :], self.tables).run()
+            if not inner.needs_tenant:
+                return Rewritten(self.sql, False)
+            return Rewritten(self.sql[: explain.end()] + " " + inner.sql, True)
         spaced, highest = _placeholders(self.sql)
         try:
             statements = [s for s in sqlglot.parse(spaced, read="postgres") if s is not None]
@@ -175,9 +189,9 @@ class _Rewrite:
 
     # -- which references --------------------------------------------------------------------
     def _touches(self, stmt: exp.Expr) -> bool:
-        if isinstance(stmt, exp.Command):
+        if not isinstance(stmt, _READABLE):
             if _identifier_words(self.sql) & self.tables:
-                raise self.fail("a statement the parser cannot read names a tenant table")
+                raise self.fail("a statement the filter cannot read names a tenant table")
             return False
         self.ctes = {
             n for cte in stmt.find_all(exp.CTE) if (n := _name(cte.args["alias"].this)) is not None
@@ -208,7 +222,11 @@ class _Rewrite:
 
     # -- where the conditions go ---------------------------------------------------------------
     def _rewrite(self, stmt: exp.Expr) -> None:
-        tables = [t for t in stmt.find_all(exp.Table) if self._is_tenant(t)]
+        tables = [
+            t
+            for t in stmt.find_all(exp.Table)
+            if self._is_tenant(t) and not isinstance(t.parent, exp.Lock)  # FOR UPDATE OF t
+        ]
         where: dict[int, tuple[exp.Expr, list[exp.Expr]]] = {}
         for table in tables:
             parent, key = table.parent, table.arg_key
