@@ -8,7 +8,10 @@ The isolation tests take a ``layers`` fixture and run three ways:
   dropped, in every store of that platform) before the attack, so only the application's
   tenant filter protects;
 - ``rls_only``: the session platform with the tenant filter switched off by the test-only
-  hook (``tenant_filter.switched_off``), so only RLS protects.
+  hook (``tenant_filter.switched_off``, from ``Layers.isolate`` to the end of the test), so
+  only RLS protects. The tenants are set up before: the application's own INSERTs need the
+  filter (repositories never write tenant_id), which is also why the HTTP-level tests
+  (test_ledger_endpoints) run in the other two modes only.
 
 ``test_attack_sees_leaks_with_both_layers_off`` proves the attack can fail: with RLS dropped
 and the filter off it must find leaks, so a mode cannot pass because the attack is blind.
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import httpx
@@ -42,6 +45,7 @@ class Layers:
     platform: Platform
     client: httpx.AsyncClient
     make_tenant: MakeTenant
+    undo: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @property
     def rls(self) -> bool:
@@ -49,9 +53,12 @@ class Layers:
 
     async def isolate(self) -> None:
         """Take away the layer not under test (call it after the tenants are set up):
-        ``filter_only`` drops RLS in every store of its throwaway platform."""
+        ``filter_only`` drops RLS in every store of its throwaway platform; ``rls_only``
+        switches the tenant filter off until the end of the test."""
         if self.mode == "filter_only":
             await drop_rls(self.platform)
+        elif self.mode == "rls_only":
+            self.undo.enter_context(tenant_filter.switched_off())
 
 
 async def stores(platform: Platform) -> list[tuple[str, str | None]]:
@@ -88,6 +95,7 @@ async def norls_platform(settings: Settings) -> AsyncIterator[Platform]:
     assert url is not None
     own = settings.model_copy(deep=True)
     own.database.url = with_database(url, f"{database_of(url)}_norls_")
+    own.database.pool_max = 4  # a second platform on the same server: keep its share small
     p = Platform.build(own, discover())
     report = await p.prepare()
     assert report.ok, report.failed
@@ -119,15 +127,6 @@ def norls(norls_platform: Platform, norls_client: httpx.AsyncClient) -> Layers:
     )
 
 
-@contextlib.contextmanager
-def _mode(mode: str) -> Iterator[None]:
-    if mode == "rls_only":
-        with tenant_filter.switched_off():
-            yield
-    else:
-        yield
-
-
 @pytest.fixture(params=MODES)
 def layers(
     request: pytest.FixtureRequest,
@@ -137,8 +136,9 @@ def layers(
 ) -> Iterator[Layers]:
     mode: str = request.param
     if mode == "filter_only":
-        chosen: Layers = request.getfixturevalue("norls")
+        norls: Layers = request.getfixturevalue("norls")
+        yield norls
     else:
         chosen = Layers(mode, platform, client, make_tenant)
-    with _mode(mode):
-        yield chosen
+        with chosen.undo:
+            yield chosen

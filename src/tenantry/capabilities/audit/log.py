@@ -36,6 +36,9 @@ from tenantry.kernel.tenancy.model import Tenant
 
 _log = logging.getLogger(__name__)
 
+# These name tenant_id themselves: it is part of every hashed record (chain.py), and the head
+# row is nothing but its tenant_id. The unit of work's tenant filter still adds its own
+# condition and lets a written tenant_id through only if it is the unit's tenant.
 LOCK_HEAD = """
 INSERT INTO {s}.audit_heads AS h (tenant_id) VALUES ($1)
 ON CONFLICT (tenant_id) DO UPDATE SET seq = h.seq

@@ -178,7 +178,8 @@ class UnitOfWork:
 
     @property
     def tenant_id(self) -> UUID:
-        """The tenant of this unit of work, for INSERTs (RLS checks it anyway)."""
+        """The tenant of this unit of work (statements need not pass it: the tenant filter
+        adds it to every statement on a tenant-owned table)."""
         if self.tenant is None:
             raise RuntimeError("platform unit of work has no tenant")
         return self.tenant.id

@@ -72,7 +72,6 @@ class SqlPostingSession:
     ) -> Locked:
         rows = await self.uow.fetch(
             sql.CLAIM_AND_LOCK,
-            self.uow.tenant_id,
             [c.key for c in claims],
             [c.request_hash for c in claims],
             [c.transaction_id for c in claims],
@@ -136,7 +135,6 @@ class SqlPostingSession:
                 e_bal.append(str(e.balance_after))
         await self.uow.execute(
             sql.WRITE,
-            self.uow.tenant_id,
             posted_at,
             [p.id for p in posted],
             [p.description for p in posted],
@@ -187,7 +185,6 @@ class SqlLedgerStore:
         async with self.db.unit_of_work() as uow:
             row = await uow.fetchrow(
                 sql.INSERT_ACCOUNT,
-                uow.tenant_id,
                 values["id"],
                 values["code"],
                 values["name"],
