@@ -12,7 +12,12 @@
 then py-spy (when installed) samples the server under (b) to show what limits it, (e) the
 same server on uvloop shows what the event loop costs, and (f) POST with the outbox relay in
 the server process (the default configuration; (b)-(e) run with it off, see server_env).
-``BENCH_SERVER_SRC=/path/to/other/src`` runs the servers from another checkout.
+``BENCH_SERVER_SRC=/path/to/other/src`` runs the servers from another checkout;
+``BENCH_OLD_SRC=/path/to/old/src`` adds, in (b), a server from that checkout measured at each
+concurrency right before this one (old vs new in one run). (a) runs the transfer's SQL twice:
+as written before the tenant filter (tenant_id by hand, RLS alone filtering) and as the unit
+of work's tenant filter rewrites it (kernel/db/tenant_filter: ``tenant_id = $N`` on every
+reference, the tenant's id in every INSERT).
 Every phase is bounded in time (the whole run stays under 4 minutes). Uses its own database,
 dropped at the end.
 """
@@ -45,6 +50,7 @@ import orjson
 from bench._common import bench_database_url, free_port, table, wrk
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.db.dsn import database_of, with_database, with_user
+from tenantry.kernel.db.tenant_filter import TenantFilter
 from tenantry.kernel.messaging import queries as mq
 from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
@@ -101,12 +107,79 @@ def _text(value: str) -> str:
 
 TXN = "md5((:client_id)::text || '-' || (:r)::text)::uuid"
 
+#: ``sql.CLAIM_AND_LOCK`` as it was before the tenant filter (commit d76fd40): tenant_id
+#: written by hand, no tenant condition (RLS alone filtered).
+CLAIM_AND_LOCK_BY_HAND = """
+WITH claim AS (
+    INSERT INTO ledger_idempotency_keys (tenant_id, key, request_hash, transaction_id, status_code)
+    SELECT $1, k.key, k.hash, k.txn, 201
+    FROM unnest($2::text[], $3::bytea[], $4::uuid[]) AS k(key, hash, txn)
+    ON CONFLICT (tenant_id, key) DO NOTHING
+    RETURNING key
+), claimed AS (
+    SELECT count(*) AS n FROM claim
+), locked AS (
+    SELECT a.id, a.code, a.type, a.currency, a.allow_negative, a.status,
+           a.debits, a.credits, a.balance, a.entry_count
+    FROM ledger_accounts a
+    WHERE a.id = ANY($5::uuid[]) AND (SELECT n FROM claimed) > 0
+    ORDER BY a.id
+    FOR NO KEY UPDATE
+)
+SELECT 'k' AS kind, key, NULL::uuid AS id, NULL AS code, NULL AS type, NULL AS currency,
+       NULL::boolean AS allow_negative, NULL AS status, NULL::numeric AS debits,
+       NULL::numeric AS credits, NULL::numeric AS balance, NULL::bigint AS entry_count,
+       NULL::timestamptz AS ts
+FROM claim
+UNION ALL
+SELECT 'a', NULL, id, code, type, currency, allow_negative, status, debits, credits, balance,
+       entry_count, NULL
+FROM locked
+UNION ALL
+SELECT 't', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, clock_timestamp()
+"""
+LEDGER_TABLES = [
+    "ledger_accounts",
+    "ledger_entries",
+    "ledger_transactions",
+    "ledger_idempotency_keys",
+    "outbox",
+]
 
-def pgbench_script(tenant_id: str, schema: str, hot: bool) -> str:
+
+def filtered(statement: str, tenant_id: str) -> str:
+    """``statement`` as the unit of work's tenant filter sends it, the tenant's id (its new
+    last parameter) written in as a literal for pgbench."""
+    done = TenantFilter(LEDGER_TABLES).rewrite(statement)
+    n = max(int(m) for m in re.findall(r"\$(\d+)", done.sql))
+    out = done.sql.replace(f"CAST(${n} AS UUID)", f"'{tenant_id}'::uuid")
+    return re.sub(r"%\((\w+)\)s", r":\1", out)  # sqlglot writes pgbench's :name so
+
+
+def pgbench_script(tenant_id: str, schema: str, hot: bool, by_filter: bool = False) -> str:
     """One transfer's SQL transaction, statement for statement (the write computes the new
-    totals in SQL because pgbench cannot carry the locked rows over to the next statement)."""
+    totals in SQL because pgbench cannot carry the locked rows over to the next statement).
+    ``by_filter``: every statement as the tenant filter rewrites it (else as written by hand
+    before the filter: RLS alone filters)."""
+    if by_filter:
+        # The filter's text of today's CLAIM_AND_LOCK, renumbered as the hand-written one is
+        # ($1 the tenant, so the substitutions below are the same for both).
+        claim = re.sub(
+            r"\$(\d+)",
+            lambda m: f"${int(m.group(1)) + 1}",
+            sql.CLAIM_AND_LOCK,
+        )
+        claim = filtered(claim, tenant_id)
+        claim = (
+            claim.replace("CAST($2 AS TEXT[])", "$2::text[]")
+            .replace("CAST($3 AS BYTEA[])", "$3::bytea[]")
+            .replace("CAST($4 AS UUID[])", "$4::uuid[]")
+            .replace("CAST($5 AS UUID[])", "$5::uuid[]")
+        )
+    else:
+        claim = CLAIM_AND_LOCK_BY_HAND
     claim = (
-        sql.CLAIM_AND_LOCK.replace("$1", f"'{tenant_id}'::uuid")
+        claim.replace("$1", f"'{tenant_id}'::uuid")
         .replace("$2::text[]", "ARRAY['pgb-' || (:client_id)::text || '-' || (:r)::text]")
         .replace("$3::bytea[]", "ARRAY['\\x00'::bytea]")
         .replace("$4::uuid[]", f"ARRAY[{TXN}]")
@@ -164,6 +237,11 @@ SELECT 1;
             "tenant_id": tenant_id,
         }
     ).decode()
+    if by_filter:  # as the repository writes it now: no tenant_id of its own
+        write = filtered(
+            write.replace("(tenant_id, ", "(").replace(f"'{tenant_id}', ", ""), tenant_id
+        )
+        write += ";"
     outbox = (
         mq.INSERT_OUTBOX_EVENTS.replace("$1", f"'{tenant_id}'::uuid")
         .replace("$2::uuid[]", "ARRAY[md5((:client_id)::text || '-m-' || (:r)::text)::uuid]")
@@ -171,6 +249,8 @@ SELECT 1;
         .replace("$4::text[]", f"ARRAY[{_text(payload)}]")
         .replace("$5::text[]", f"ARRAY[{_text(headers)}]")
     )
+    if by_filter:
+        outbox = filtered(outbox, tenant_id)
     one_line = lambda s: " ".join(s.split())  # noqa: E731 - pgbench wants one line per command
     return "\n".join(
         [
@@ -511,6 +591,20 @@ def main() -> None:
                     "-",
                 ]
             )
+            script = pgbench_script(tid, schema, hot=False, by_filter=True)
+            f = pgbench(app_dsn, script, clients, SECONDS)
+            rows.append(
+                [
+                    f"(a) the same, as the tenant filter rewrites it ({f['failed']:.0f} failed)",
+                    clients,
+                    f"{f['tps']:.0f}",
+                    f"{f['lat']:.1f} avg",
+                    "-",
+                    "-",
+                    f"{f['tps'] / r['tps']:.0%} of by hand",
+                    "-",
+                ]
+            )
         r = pgbench(app_dsn, pgbench_script(tid, schema, hot=True), 16, SECONDS)
         base_tps["hot"] = r["tps"]
         rows.append(
@@ -540,6 +634,40 @@ def main() -> None:
             lua = transfer_lua(tok, hot=False)
             wrk(base + f"{API}/transactions", lua, 4, 2)  # warm-up
             best_b = 0.0
+            old = os.environ.get("BENCH_OLD_SRC")
+            with contextlib.ExitStack() as stack:
+                if old:  # the same server from the old checkout, measured right before
+                    port_old = free_port()
+                    srv_old = stack.enter_context(
+                        process(
+                            [exe, "serve", "--port", str(port_old)],
+                            {**server_env(url), "PYTHONPATH": old},
+                            f"http://127.0.0.1:{port_old}/healthz",
+                        )
+                    )
+                    base_old = f"http://127.0.0.1:{port_old}"
+                    lua_old = transfer_lua(token(base_old), hot=False)
+                    wrk(base_old + f"{API}/transactions", lua_old, 4, 2)  # warm-up
+                for conns in (1, 4, 16, 64):
+                    if not old:
+                        continue
+                    o = timed_wrk(
+                        srv_old.pid, base_old + f"{API}/transactions", lua_old, conns, SECONDS
+                    )
+                    new = timed_wrk(srv.pid, base + f"{API}/transactions", lua, conns, SECONDS)
+                    for label, w in (("old checkout", o), ("this checkout", new)):
+                        rows.append(
+                            [
+                                f"(b) POST /transactions, {label} ({w['errors']:.0f} errors)",
+                                conns,
+                                f"{w['rps']:.0f}",
+                                f"{w['p50']:.1f}",
+                                f"{w['p95']:.1f}",
+                                f"{w['p99']:.1f}",
+                                f"{new['rps'] / o['rps']:.0%} new/old" if w is new else "-",
+                                f"{w['cpu_ms']:.2f}",
+                            ]
+                        )
             for conns in (1, 4, 16, 64):
                 w = timed_wrk(srv.pid, base + f"{API}/transactions", lua, conns, SECONDS)
                 best_b = max(best_b, w["rps"])

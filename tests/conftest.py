@@ -120,6 +120,12 @@ MakeTenant = Callable[..., Awaitable[TenantFixture]]
 
 @pytest.fixture(scope="session")
 def make_tenant(platform: Platform, client: httpx.AsyncClient) -> MakeTenant:
+    return tenant_maker(platform, client)
+
+
+def tenant_maker(platform: Platform, client: httpx.AsyncClient) -> MakeTenant:
+    """``make_tenant`` for any platform and its client (tests/isolation's second platform)."""
+
     async def make(isolation: str = "shared", plan: str = "free", **options: Any) -> TenantFixture:
         n = next(_counter)
         slug = f"t{RUN}-{isolation[:2]}{n}"

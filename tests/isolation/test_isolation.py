@@ -1,10 +1,13 @@
-"""Cross-tenant isolation, proven with the application filter removed.
+"""Cross-tenant isolation, proven for each layer alone.
 
 For every pair of isolation modes and every tenant-owned table (discovered from the database
 catalog, not listed by hand), tenant B runs raw SQL through its own unit of work against
-tenant A's rows and ids: it can neither read, list, update, delete, nor insert rows as A.
-A transaction without tenant context sees nothing; a pooled connection carries no tenant
-into its next transaction; concurrent tenants never see each other's rows.
+tenant A's rows and ids: it can neither read, list, update, delete, nor insert rows as A,
+nor move its own rows to A. The tests taking ``layers`` run three ways (tests/isolation/
+conftest.py): both layers, the tenant filter alone (RLS dropped in a throwaway database),
+RLS alone (the filter switched off); a control shows the attack finds leaks with both off.
+A transaction without tenant context sees nothing and a pooled connection carries no tenant
+into its next transaction: those two are RLS's alone (raw connections, no unit of work).
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ import asyncpg
 import httpx
 import pytest
 
+from tenantry.kernel.db import tenant_filter
 from tenantry.kernel.db.rls import TableState, tenant_tables
+from tenantry.kernel.db.tenant_filter import TenantFilterError
 from tenantry.kernel.db.uow import PLATFORM_SCHEMA, UnitOfWork
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import Tenant
 from tests.conftest import MakeTenant, TenantFixture
+from tests.isolation.conftest import Layers
 from tests.isolation.seeding import seed_all
 
 PAIRS = [
@@ -70,74 +76,106 @@ async def as_tenant(platform: Platform, tenant: Tenant, t: TableState) -> AsyncI
             yield uow
 
 
+#: A store B's connection cannot even name: isolated by construction.
+UNREACHABLE = (
+    asyncpg.UndefinedTableError,
+    asyncpg.InvalidSchemaNameError,
+    asyncpg.InsufficientPrivilegeError,
+)
+#: A write refused by a layer: RLS's WITH CHECK (InsufficientPrivilege), the tenant filter's
+#: guard on a hand-written tenant_id (NULL into NOT NULL), or the filter refusing the text.
+REFUSED = (asyncpg.InsufficientPrivilegeError, asyncpg.NotNullViolationError, TenantFilterError)
+
+
+class _Undo(Exception):
+    """Raised inside a probe's unit of work so that nothing an attack does is committed."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+
 async def attack(
     platform: Platform, victim: Tenant, attacker: Tenant, t: TableState, sample: dict[str, Any]
-) -> None:
-    """Everything B tries against A's table and rows, without any application filter."""
+) -> list[str]:
+    """Everything B tries against A's table and rows with raw SQL through B's own unit of
+    work; returns the leaks found (empty: isolated). Each probe runs in a unit of work of its
+    own that is rolled back, so a leak found leaves nothing behind."""
     where = f"{t.qualified} ({victim.isolation} victim, {attacker.isolation} attacker)"
-    unreachable = (
-        asyncpg.UndefinedTableError,
-        asyncpg.InvalidSchemaNameError,
-        asyncpg.InsufficientPrivilegeError,
+    leaks: list[str] = []
+
+    async def probe(name: str, sql: str, *args: Any, fetch: bool = False) -> Any:
+        try:
+            async with as_tenant(platform, attacker, t) as uow:
+                result = await (uow.fetchval(sql, *args) if fetch else uow.execute(sql, *args))
+                raise _Undo(result)
+        except _Undo as done:
+            return done.result
+        except UNREACHABLE:
+            return None
+        except REFUSED:
+            return "refused"
+        except Exception as exc:
+            leaks.append(f"{name}: not stopped by isolation but by {exc!r}: {where}")
+            return "error"
+
+    read = await probe(
+        "read", f"SELECT count(*) FROM {q(t)} WHERE tenant_id = $1", victim.id, fetch=True
     )
-    try:
-        async with as_tenant(platform, attacker, t) as uow:
-            assert (
-                await uow.fetchval(f"SELECT count(*) FROM {q(t)} WHERE tenant_id = $1", victim.id)
-                == 0
-            ), f"read: {where}"
-            assert (
-                await uow.fetchval(
-                    f"SELECT count(*) FROM {q(t)} WHERE tenant_id <> $1", attacker.id
-                )
-                == 0
-            ), f"list: {where}"
-            assert (
-                await uow.execute(
-                    f"UPDATE {q(t)} SET tenant_id = tenant_id WHERE tenant_id = $1", victim.id
-                )
-                == "UPDATE 0"
-            ), where
-    except unreachable:
-        pass  # a store B's connection cannot even name: isolated by construction
-    # UPDATE ... SET tenant_id = victim on B's own rows must be refused by WITH CHECK.
-    with contextlib.suppress(*unreachable):
-        async with as_tenant(platform, attacker, t) as uow:
-            own = await uow.fetchval(f"SELECT count(*) FROM {q(t)}")
-            if own:
-                with pytest.raises(asyncpg.InsufficientPrivilegeError):
-                    async with uow.savepoint():
-                        await uow.execute(f"UPDATE {q(t)} SET tenant_id = $1", victim.id)
-    with contextlib.suppress(*unreachable):
-        async with as_tenant(platform, attacker, t) as uow:
-            assert (
-                await uow.execute(f"DELETE FROM {q(t)} WHERE tenant_id = $1", victim.id)
-                == "DELETE 0"
-            ), f"delete: {where}"
-    # Insert a row claiming to be A's (a copy of A's row): refused by WITH CHECK.
-    try:
-        async with as_tenant(platform, attacker, t) as uow:
-            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
-                await uow.execute(
-                    f"INSERT INTO {q(t)} SELECT * FROM jsonb_populate_record(NULL::{q(t)}, $1)",
-                    sample,
-                )
-    except unreachable:
-        pass
+    if read not in (0, None, "refused", "error"):
+        leaks.append(f"read: {read} rows of A: {where}")
+    listed = await probe(
+        "list", f"SELECT count(*) FROM {q(t)} WHERE tenant_id <> $1", attacker.id, fetch=True
+    )
+    if listed not in (0, None, "refused", "error"):
+        leaks.append(f"list: {listed} rows of others: {where}")
+    status = await probe(
+        "update",
+        f"UPDATE {q(t)} SET tenant_id = tenant_id WHERE tenant_id = $1",
+        victim.id,
+    )
+    if status not in ("UPDATE 0", None, "refused", "error"):
+        leaks.append(f"update: {status} of A's rows: {where}")
+    # B moving its own rows to A: must be refused (RLS WITH CHECK, or the filter's guard).
+    status = await probe("move", f"UPDATE {q(t)} SET tenant_id = $1", victim.id)
+    if status not in ("UPDATE 0", None, "refused", "error"):
+        leaks.append(f"move: {status} of B's rows given to A: {where}")
+    status = await probe("delete", f"DELETE FROM {q(t)} WHERE tenant_id = $1", victim.id)
+    if status not in ("DELETE 0", None, "refused", "error"):
+        leaks.append(f"delete: {status} of A's rows: {where}")
+    # Insert a row claiming to be A's (a copy of A's row, every column named): refused.
+    cols = ", ".join(f'"{c}"' for c in sample)
+    status = await probe(
+        "insert",
+        f"INSERT INTO {q(t)} ({cols}) SELECT {cols} FROM jsonb_populate_record(NULL::{q(t)}, $1)",
+        sample,
+    )
+    if status not in (None, "refused", "error"):
+        leaks.append(f"insert: {status} as A: {where}")
+    return leaks
 
 
 @pytest.mark.parametrize(("mode_a", "mode_b"), PAIRS)
-async def test_tenant_b_cannot_touch_tenant_a(
-    platform: Platform, client: httpx.AsyncClient, make_tenant: MakeTenant, mode_a: str, mode_b: str
-) -> None:
-    a: TenantFixture = await make_tenant(mode_a)
-    b: TenantFixture = await make_tenant(mode_b)
-    await seed_all(client, a)
-    await seed_all(client, b)
+async def test_tenant_b_cannot_touch_tenant_a(layers: Layers, mode_a: str, mode_b: str) -> None:
+    if layers.mode != "both" and "database" in (mode_a, mode_b):
+        # A database-mode tenant's store is another database, which the other tenant's
+        # connections cannot name: isolated by construction, not by either layer (the
+        # both-layers run covers those pairs). Each also holds connections of its own.
+        pytest.skip("database-mode pairs: isolated by construction (run with both layers)")
+    platform = layers.platform
+    a: TenantFixture = await layers.make_tenant(mode_a)
+    b: TenantFixture = await layers.make_tenant(mode_b)
+    await seed_all(layers.client, a)
+    await seed_all(layers.client, b)
+    await layers.isolate()
     tables = await tables_of(platform, a.tenant)
     assert tables, "no tenant-owned tables discovered"
+    leaks: list[str] = []
     for t in tables:
-        assert t.safe, f"{t.qualified} lacks RLS (enabled/forced/policies)"
+        if layers.rls:
+            assert t.safe, f"{t.qualified} lacks RLS (enabled/forced/policies)"
+        else:  # the layer is really gone
+            assert not t.enabled, f"{t.qualified} still has RLS enabled"
+            assert not t.has_policy, f"{t.qualified} still has its policy"
         rows = await rows_of(platform, a.tenant, t)
         if t.partition and not rows:
             continue  # an empty (default or future) partition: its parent's rows are tested
@@ -145,8 +183,8 @@ async def test_tenant_b_cannot_touch_tenant_a(
             f"no rows of tenant A in {t.qualified}: add a seeder "
             "(tests/isolation/seed_<module>.py) that fills it"
         )
-        await attack(platform, a.tenant, b.tenant, t, rows[0])
-        # B still sees its own rows: the policy isolates, it does not just deny everything.
+        leaks += await attack(platform, a.tenant, b.tenant, t, rows[0])
+        # B still sees its own rows: the layers isolate, they do not just deny everything.
         own = (
             t
             if t.schema == PLATFORM_SCHEMA
@@ -154,15 +192,40 @@ async def test_tenant_b_cannot_touch_tenant_a(
         )
         async with as_tenant(platform, b.tenant, own) as uow:
             assert await uow.fetchval(f"SELECT count(*) FROM {q(own)}") >= 1, own.qualified
+    assert not leaks, "\n".join(leaks)
 
 
-async def test_insert_as_another_tenant_is_refused(
-    platform: Platform, make_tenant: MakeTenant
-) -> None:
-    a = await make_tenant()
-    b = await make_tenant()
-    async with platform.db.tenant_unit_of_work(b.tenant) as uow:
-        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+async def test_attack_sees_leaks_with_both_layers_off(norls: Layers) -> None:
+    """The control: RLS dropped AND the filter off, the same attack must find leaks of
+    every kind, so the single-layer runs above cannot pass because the attack is blind."""
+    a = await norls.make_tenant("shared")
+    b = await norls.make_tenant("shared")
+    await seed_all(norls.client, a)
+    await seed_all(norls.client, b)
+    await norls.isolate()
+    kinds: set[str] = set()
+    with tenant_filter.switched_off():
+        for t in await tables_of(norls.platform, a.tenant):
+            if t.table not in ("roles", "ledger_accounts", "memberships"):
+                continue
+            assert not t.enabled
+            rows = await rows_of(norls.platform, a.tenant, t)
+            leaks = await attack(norls.platform, a.tenant, b.tenant, t, rows[0])
+            kinds |= {leak.split(":")[0] for leak in leaks}
+    assert kinds >= {"read", "list", "update", "move", "delete", "insert"}, kinds
+
+
+async def test_insert_as_another_tenant_is_refused(layers: Layers) -> None:
+    a = await layers.make_tenant()
+    b = await layers.make_tenant()
+    await layers.isolate()
+    refused: type[Exception] = {
+        "both": asyncpg.InsufficientPrivilegeError,  # RLS checks the row the guard nulled
+        "rls_only": asyncpg.InsufficientPrivilegeError,
+        "filter_only": asyncpg.NotNullViolationError,  # the filter's guard on tenant_id
+    }[layers.mode]
+    async with layers.platform.db.tenant_unit_of_work(b.tenant) as uow:
+        with pytest.raises(refused):
             await uow.execute("INSERT INTO roles (tenant_id, name) VALUES ($1, 'x')", a.tenant.id)
 
 
@@ -207,10 +270,13 @@ async def test_pooled_connection_carries_no_tenant(
         await pool.close()
 
 
-async def test_concurrent_tenants_never_mix(platform: Platform, make_tenant: MakeTenant) -> None:
+async def test_concurrent_tenants_never_mix(layers: Layers) -> None:
     from tenantry.kernel.tenancy.context import tenant_scope
 
-    tenants = [await make_tenant(m) for m in ("shared", "shared", "schema", "database")]
+    platform = layers.platform
+    modes = ("shared", "shared", "schema", "database" if layers.mode == "both" else "schema")
+    tenants = [await layers.make_tenant(m) for m in modes]
+    await layers.isolate()
 
     async def probe(t: Tenant) -> set[Any]:
         with tenant_scope(t):

@@ -1,24 +1,29 @@
-"""Tenant B against tenant A's ledger through every ledger endpoint: 404, nothing written."""
+"""Tenant B against tenant A's ledger through every ledger endpoint: 404, nothing written.
+
+Run with both layers and with the tenant filter alone (RLS dropped: tests/isolation/
+conftest.py). Not with RLS alone: the ledger's own INSERTs need the filter to write their
+tenant_id, so the application does not run with it switched off."""
 
 from __future__ import annotations
 
 import uuid
 
-import httpx
 import orjson
 import pytest
 
-from tenantry.kernel.platform import Platform
-from tests.conftest import MakeTenant
+from tests.isolation.conftest import Layers
 from tests.ledger.conftest import API, Ledger, row_counts
 
 
+@pytest.mark.parametrize("layers", ["both", "filter_only"], indirect=True)
 @pytest.mark.parametrize(("mode_a", "mode_b"), [("shared", "shared"), ("schema", "shared")])
 async def test_tenant_b_cannot_see_or_use_tenant_a_ledger(
-    client: httpx.AsyncClient, make_tenant: MakeTenant, platform: Platform, mode_a: str, mode_b: str
+    layers: Layers, mode_a: str, mode_b: str
 ) -> None:
-    a = Ledger(client, await make_tenant(mode_a))
-    b = Ledger(client, await make_tenant(mode_b))
+    client, platform = layers.client, layers.platform
+    a = Ledger(client, await layers.make_tenant(mode_a))
+    b = Ledger(client, await layers.make_tenant(mode_b))
+    await layers.isolate()
     a1, a2 = await a.account("asset"), await a.account("asset")
     key = "same-key-in-both-tenants"
     txn = (await a.transfer(a1["id"], a2["id"], 50, key)).json()

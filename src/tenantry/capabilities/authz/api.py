@@ -32,8 +32,8 @@ ADMIN = "authz:admin"
 NAME_RE = r"^[a-z][a-z0-9_.:-]{0,62}$"
 
 UPSERT_POLICY = """
-INSERT INTO authz_policies (tenant_id, name, effect, actions, roles, condition, description)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO authz_policies (name, effect, actions, roles, condition, description)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (tenant_id, name) DO UPDATE SET effect = EXCLUDED.effect,
     actions = EXCLUDED.actions, roles = EXCLUDED.roles, condition = EXCLUDED.condition,
     description = EXCLUDED.description, updated_at = now()
@@ -49,7 +49,7 @@ FROM authz_policies ORDER BY name
 """
 DELETE_POLICY = "DELETE FROM authz_policies WHERE name = $1 RETURNING name"
 UPSERT_ATTRIBUTES = """
-INSERT INTO authz_attributes (tenant_id, subject, attributes) VALUES ($1, $2, $3)
+INSERT INTO authz_attributes (subject, attributes) VALUES ($1, $2)
 ON CONFLICT (tenant_id, subject) DO UPDATE SET attributes = EXCLUDED.attributes,
     updated_at = now()
 """
@@ -246,7 +246,6 @@ def build_router(platform: Registrar, engine: Authz) -> APIRouter:
             before = await uow.fetchrow(SELECT_POLICY, name)
             r = await uow.fetchrow(
                 UPSERT_POLICY,
-                uow.tenant_id,
                 name,
                 body.effect,
                 body.actions,
@@ -297,7 +296,7 @@ def build_router(platform: Registrar, engine: Authz) -> APIRouter:
         refuse_platform_names(body)
         async with db.unit_of_work() as uow:
             before = await uow.fetchval(SELECT_ATTRIBUTES, subject)
-            await uow.execute(UPSERT_ATTRIBUTES, uow.tenant_id, subject, body)
+            await uow.execute(UPSERT_ATTRIBUTES, subject, body)
             await record_event(
                 uow,
                 event("authz.attributes.put", f"subject:{subject}", before=before, after=body),

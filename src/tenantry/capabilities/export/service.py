@@ -164,7 +164,6 @@ class ExportService:
         eid = uuid.uuid4()
         inserted = await uow.fetchval(
             q.INSERT_EXPORT,
-            uow.tenant_id,
             eid,
             req.source,
             req.format,

@@ -1,9 +1,10 @@
-"""The export capability's SQL, as named constants (run in the tenant's unit of work)."""
+"""The export capability's SQL, as named constants (run in the tenant's unit of work, whose
+tenant filter adds ``tenant_id``: no statement here names it but as a conflict target)."""
 
 INSERT_EXPORT = """
-INSERT INTO exports (tenant_id, id, source, format, columns, filters, notify,
+INSERT INTO exports (id, source, format, columns, filters, notify,
                      idempotency_key, request_hash, schedule_id, requested_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id
 """

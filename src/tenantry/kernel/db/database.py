@@ -17,9 +17,11 @@ import asyncpg
 import orjson
 
 from tenantry.kernel.config import DatabaseSettings
+from tenantry.kernel.db import tenant_filter
 from tenantry.kernel.db.commit import CommitWriters
 from tenantry.kernel.db.dsn import database_of, with_database, with_user
 from tenantry.kernel.db.listener import Callback, NotifyListener
+from tenantry.kernel.db.rls import TENANT_TABLES_SQL
 from tenantry.kernel.db.uow import (
     PLATFORM_SCHEMA,
     Connection,
@@ -196,6 +198,18 @@ class Database:
         }
 
     # -- units of work ----------------------------------------------------------------------
+    async def load_tenant_filter(self) -> tenant_filter.TenantFilter:
+        """The tenant filter's table set from the main database's catalog: every table with a
+        tenant_id in a managed schema (rls.TENANT_TABLES_SQL, the definition RLS uses). Run
+        once per process, by the first tenant unit of work, and again after migrations."""
+        pool = await self.pool()
+        rows = await pool.fetch(TENANT_TABLES_SQL, None)
+        return tenant_filter.install({r["table"] for r in rows})
+
+    async def _filter_ready(self) -> None:
+        if tenant_filter.current() is None:
+            await self.load_tenant_filter()
+
     @contextlib.asynccontextmanager
     async def unit_of_work(
         self, *, readonly: bool = False, isolation: IsolationLevel | None = None
@@ -205,6 +219,7 @@ class Database:
 
         ``isolation="repeatable_read"`` gives one consistent snapshot (exports)."""
         tenant = require_tenant()
+        await self._filter_ready()
         pool = await self.pool(tenant.server, tenant.database)
         begin = begin_sql(tenant.id, tenant.schema, readonly=readonly, isolation=isolation)
         async with pooled_transaction(pool, begin) as conn:
@@ -215,6 +230,7 @@ class Database:
     @contextlib.asynccontextmanager
     async def tenant_unit_of_work(self, tenant: Tenant) -> AsyncIterator[UnitOfWork]:
         """A unit of work for an explicit tenant (CLI, provisioning); prefer ``tenant_scope``."""
+        await self._filter_ready()
         pool = await self.pool(tenant.server, tenant.database)
         async with pooled_transaction(pool, begin_sql(tenant.id, tenant.schema)) as conn:
             uow = UnitOfWork(conn, tenant, None, db=self)
@@ -228,8 +244,11 @@ class Database:
         """A transaction on the platform schema (main database).
 
         Without ``as_tenant``: explicit platform scope (cross-tenant platform tables readable).
-        With it: the platform tables seen as that tenant (RLS limits them to its rows).
+        With it: the platform tables seen as that tenant (RLS limits them to its rows, and
+        the tenant filter adds ``tenant_id = <as_tenant>`` to every statement on them).
         """
+        if as_tenant is not None:
+            await self._filter_ready()
         pool = await self.pool()
         begin = begin_sql(as_tenant.id if as_tenant else None, PLATFORM_SCHEMA)
         async with pooled_transaction(pool, begin) as conn:

@@ -25,6 +25,7 @@ from typing import Literal
 
 import asyncpg
 
+from tenantry.kernel.db import tenant_filter
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.rls import ensure_rls
 from tenantry.kernel.db.sql import queries as q
@@ -196,6 +197,8 @@ class Migrator:
                 )
                 done.append(f"{mig.module}/{mig.version:04d}_{mig.name}")
             await ensure_rls(conn, [store.schema], self.db.settings.app_user)
+        if done:
+            tenant_filter.forget()  # new tables may hold tenant_id: reloaded on next use
         return done
 
     async def migrate_all(

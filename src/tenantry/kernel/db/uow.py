@@ -3,7 +3,9 @@
 The tenant id and the search_path are set transaction-locally (``set_config(..., true)``), so
 a pooled connection never carries a tenant into the next transaction and the platform stays
 safe behind a transaction-mode pooler. Handlers receive a unit of work and never see a raw
-connection or pass a tenant id into SQL.
+connection or pass a tenant id into SQL: every statement goes through the tenant filter
+(kernel/db/tenant_filter), which adds ``tenant_id = <this unit's tenant>`` as a bound
+parameter, and RLS checks the same underneath.
 
 ``begin_sql`` opens the transaction and makes those settings in **one round trip**: ``BEGIN
 ...; SELECT set_config(...)`` sent as one simple-query message (asyncpg's ``execute()``
@@ -25,6 +27,7 @@ from uuid import UUID
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from tenantry.kernel.db import tenant_filter
 from tenantry.kernel.db.commit import CommitWriters, OutboxSink, Part, PendingMessage, combine
 from tenantry.kernel.db.errors import database_unavailable
 from tenantry.kernel.tenancy.context import Principal
@@ -188,37 +191,63 @@ class UnitOfWork:
 
     @property
     def tenant_id(self) -> UUID:
-        """The tenant of this unit of work, for INSERTs (RLS checks it anyway)."""
+        """The tenant of this unit of work (statements need not pass it: the tenant filter
+        adds it to every statement on a tenant-owned table)."""
         if self.tenant is None:
             raise RuntimeError("platform unit of work has no tenant")
         return self.tenant.id
 
+    def _filtered(self, sql: str, args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+        """``sql`` and ``args`` through the tenant filter (kernel/db/tenant_filter): every
+        statement on a tenant-owned table gets ``tenant_id = $N``, $N this unit of work's
+        tenant. A unit of work without a tenant (explicit platform scope: login, the catalog,
+        cross-tenant platform jobs) is not filtered; RLS admits it to platform tables only."""
+        tenant = self.tenant
+        if tenant is None or not tenant_filter.active():
+            return sql, args
+        tf = tenant_filter.current()
+        if tf is None:
+            raise RuntimeError("tenant filter not loaded: open units of work through Database")
+        done = tf.rewrite(sql)
+        if not done.needs_tenant:
+            return sql, args
+        return done.sql, (*args, tenant.id)
+
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        sql, args = self._filtered(sql, args)
         rows: list[asyncpg.Record] = await self._conn.fetch(sql, *args)
         return rows
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        sql, args = self._filtered(sql, args)
         row: asyncpg.Record | None = await self._conn.fetchrow(sql, *args)
         return row
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
+        sql, args = self._filtered(sql, args)
         return await self._conn.fetchval(sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> str:
+        sql, args = self._filtered(sql, args)
         status: str = await self._conn.execute(sql, *args)
         return status
 
     async def executemany(self, sql: str, args: list[tuple[Any, ...]]) -> None:
-        await self._conn.executemany(sql, args)
+        filtered, extra = self._filtered(sql, ())
+        if extra:
+            args = [(*a, *extra) for a in args]
+        await self._conn.executemany(filtered, args)
 
     async def copy_from_query(self, sql: str, *args: Any, output: Any, **opts: Any) -> str:
         """``COPY (sql) TO STDOUT`` in this transaction (and snapshot), streamed to ``output``
         (a callable receiving bytes chunks, or a file); ``opts`` as asyncpg's (format...)."""
+        sql, args = self._filtered(sql, args)
         status: str = await self._conn.copy_from_query(sql, *args, output=output, **opts)
         return status
 
     def cursor(self, sql: str, *args: Any, prefetch: int | None = None) -> Any:
         """A server-side cursor over ``sql`` in this transaction (``async for``)."""
+        sql, args = self._filtered(sql, args)
         return self._conn.cursor(sql, *args, prefetch=prefetch)
 
     @contextlib.asynccontextmanager

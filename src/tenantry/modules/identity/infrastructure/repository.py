@@ -64,7 +64,7 @@ class SqlIdentityRepository:
     async def seed_roles(self, uow: UnitOfWork, roles: dict[str, list[str]]) -> None:
         await uow.executemany(
             sql.UPSERT_ROLE,
-            [(uow.tenant_id, name, actions, "") for name, actions in sorted(roles.items())],
+            [(name, actions, "") for name, actions in sorted(roles.items())],
         )
 
     async def roles(self, tenant: Tenant) -> list[dict[str, Any]]:
@@ -79,7 +79,7 @@ class SqlIdentityRepository:
         async with self.db.tenant_unit_of_work(tenant) as uow:
             before = await uow.fetchrow(sql.SELECT_ROLE, name)
             if create:
-                done = await uow.fetchval(sql.INSERT_ROLE, tenant.id, name, actions, description)
+                done = await uow.fetchval(sql.INSERT_ROLE, name, actions, description)
             else:
                 done = await uow.fetchval(sql.UPDATE_ROLE, name, actions, description)
             if done is None:
@@ -140,7 +140,7 @@ class SqlIdentityRepository:
     ) -> bool:
         """Add the membership, audited, and publish ``UserAddedToTenant`` in its transaction."""
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
-            added = await uow.fetchval(sql.INSERT_MEMBERSHIP, tenant.id, user_id, roles)
+            added = await uow.fetchval(sql.INSERT_MEMBERSHIP, user_id, roles)
             if added is not None:
                 await audit.record(
                     uow,
@@ -177,10 +177,10 @@ class SqlIdentityRepository:
             query, key = sql.CLIENT_ACTIVE, principal.subject.removeprefix("client:")
             if key == principal.subject:
                 return False
-            args: tuple[Any, ...] = (key, tenant.id)
+            args: tuple[Any, ...] = (key,)
         else:
             try:
-                args = (UUID(principal.subject), tenant.id)
+                args = (UUID(principal.subject),)
             except ValueError:
                 return False
             query = sql.USER_ACTIVE
@@ -190,7 +190,7 @@ class SqlIdentityRepository:
     async def remove_membership(self, tenant: Tenant, user_id: UUID) -> bool:
         """Take the user out of the tenant (the login stays: it may belong to others)."""
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
-            old = await uow.fetchrow(sql.DELETE_MEMBERSHIP, user_id, tenant.id)
+            old = await uow.fetchrow(sql.DELETE_MEMBERSHIP, user_id)
             if old is not None:
                 await audit.record(
                     uow,
@@ -219,7 +219,7 @@ class SqlIdentityRepository:
     ) -> ApiClient:
         async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
             r = await uow.fetchrow(
-                sql.INSERT_CLIENT, tenant.id, uuid.uuid4(), client_id, secret_hash, name, roles
+                sql.INSERT_CLIENT, uuid.uuid4(), client_id, secret_hash, name, roles
             )
             assert r is not None
             await audit.record(

@@ -1,5 +1,10 @@
 """Identity's SQL, as named constants. Platform tables are schema-qualified; ``roles`` lives
-in the tenant's own store and is reached through the tenant's search_path."""
+in the tenant's own store and is reached through the tenant's search_path.
+
+No statement run in a tenant's unit of work (or a platform one seen as a tenant) names
+``tenant_id``: the unit of work's tenant filter adds it (kernel/db/tenant_filter). Only
+the statements of explicit platform scope, which reads across tenants by design (finding an
+API client's tenant, "my tenants", forgetting an onboarding login), name it."""
 
 from tenantry.capabilities.filtering import FieldSet, fields
 
@@ -10,6 +15,7 @@ FROM tenantry.users u
 JOIN tenantry.memberships m ON m.user_id = u.id
 WHERE lower(u.email) = $1
 """
+#: Platform scope: an API client's tenant is what this finds.
 CLIENT_ROW = """
 SELECT tenant_id, client_id, secret_hash, status, roles
 FROM tenantry.api_clients WHERE client_id = $1
@@ -17,7 +23,7 @@ FROM tenantry.api_clients WHERE client_id = $1
 ROLE_ACTIONS = "SELECT DISTINCT unnest(actions) FROM roles WHERE name = ANY($1::text[])"
 EXISTING_ROLES = "SELECT name FROM roles WHERE name = ANY($1::text[])"
 UPSERT_ROLE = """
-INSERT INTO roles (tenant_id, name, actions, description) VALUES ($1, $2, $3, $4)
+INSERT INTO roles (name, actions, description) VALUES ($1, $2, $3)
 ON CONFLICT (tenant_id, name) DO NOTHING
 """
 LIST_ROLES = "SELECT name, actions, description FROM roles ORDER BY name"
@@ -27,9 +33,10 @@ INSERT INTO tenantry.users (id, email, password_hash) VALUES ($1, $2, $3)
 ON CONFLICT (lower(email)) DO NOTHING RETURNING id
 """
 #: The compensation of a failed onboarding: the admin login it created (and only that one).
+#: Platform scope (the login is not the tenant's): the tenant is an argument of the function.
 FORGET_ONBOARDING_LOGIN = "SELECT tenantry.identity_forget_onboarding_login($1, $2)"
 INSERT_MEMBERSHIP = """
-INSERT INTO tenantry.memberships (tenant_id, user_id, roles) VALUES ($1, $2, $3)
+INSERT INTO tenantry.memberships (user_id, roles) VALUES ($1, $2)
 ON CONFLICT (tenant_id, user_id) DO NOTHING RETURNING user_id
 """
 #: Members list; the shared list query appends WHERE / ORDER BY / LIMIT (see MEMBER_FIELDS).
@@ -54,8 +61,8 @@ FROM (SELECT user_id, status FROM tenantry.memberships WHERE user_id = $1 FOR UP
 WHERE m.user_id = old.user_id RETURNING old.status
 """
 INSERT_CLIENT = """
-INSERT INTO tenantry.api_clients (tenant_id, id, client_id, secret_hash, name, roles)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO tenantry.api_clients (id, client_id, secret_hash, name, roles)
+VALUES ($1, $2, $3, $4, $5)
 RETURNING id, client_id, name, roles, status, created_at
 """
 LIST_CLIENTS = """
@@ -67,6 +74,7 @@ UPDATE tenantry.api_clients c SET status = $2
 FROM (SELECT id, status FROM tenantry.api_clients WHERE id = $1 FOR UPDATE) old
 WHERE c.id = old.id RETURNING old.status
 """
+#: Platform scope: a person's memberships across tenants (the join names tenant_id).
 MY_TENANTS = """
 SELECT t.id, t.slug, t.name, m.roles
 FROM tenantry.memberships m JOIN tenantry.tenants t ON t.id = m.tenant_id
@@ -75,7 +83,7 @@ ORDER BY t.slug
 """
 SELECT_ROLE = "SELECT name, actions, description FROM roles WHERE name = $1"
 INSERT_ROLE = """
-INSERT INTO roles (tenant_id, name, actions, description) VALUES ($1, $2, $3, $4)
+INSERT INTO roles (name, actions, description) VALUES ($1, $2, $3)
 ON CONFLICT (tenant_id, name) DO NOTHING RETURNING name
 """
 UPDATE_ROLE = "UPDATE roles SET actions = $2, description = $3 WHERE name = $1 RETURNING name"
@@ -86,16 +94,16 @@ COUNT_MEMBERS = "SELECT count(*) FROM tenantry.memberships WHERE status = 'activ
 USER_ACTIVE = """
 SELECT EXISTS (
     SELECT 1 FROM tenantry.users u JOIN tenantry.memberships m ON m.user_id = u.id
-    WHERE u.id = $1 AND m.tenant_id = $2 AND u.status = 'active' AND m.status = 'active'
+    WHERE u.id = $1 AND u.status = 'active' AND m.status = 'active'
 )
 """
 CLIENT_ACTIVE = """
 SELECT EXISTS (
     SELECT 1 FROM tenantry.api_clients
-    WHERE client_id = $1 AND tenant_id = $2 AND status = 'active'
+    WHERE client_id = $1 AND status = 'active'
 )
 """
 DELETE_MEMBERSHIP = """
-DELETE FROM tenantry.memberships WHERE user_id = $1 AND tenant_id = $2
+DELETE FROM tenantry.memberships WHERE user_id = $1
 RETURNING roles, status
 """

@@ -25,8 +25,8 @@ ENTRIES_SQL = """
 SELECT a.code AS account_code, e.entry_no, e.account_id, e.transaction_id, e.seq, e.posted_at,
        e.direction, e.amount, e.balance_after, t.description
 FROM ledger_entries e
-JOIN ledger_accounts a ON a.tenant_id = e.tenant_id AND a.id = e.account_id
-JOIN ledger_transactions t ON t.tenant_id = e.tenant_id AND t.id = e.transaction_id
+JOIN ledger_accounts a ON a.id = e.account_id
+JOIN ledger_transactions t ON t.id = e.transaction_id
 """
 
 SOURCES = (

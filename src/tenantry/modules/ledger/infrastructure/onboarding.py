@@ -26,9 +26,9 @@ from tenantry.modules.ledger.application.onboarding import (
 from tenantry.modules.ledger.domain.model import check_currency
 
 SEED_ACCOUNTS = """
-INSERT INTO ledger_accounts (tenant_id, id, code, name, type, currency, allow_negative, metadata)
-SELECT $1, a.id, a.code, a.name, a.type, $2, a.allow_negative, $3::jsonb
-FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::boolean[])
+INSERT INTO ledger_accounts (id, code, name, type, currency, allow_negative, metadata)
+SELECT a.id, a.code, a.name, a.type, $1, a.allow_negative, $2::jsonb
+FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::boolean[])
      AS a (id, code, name, type, allow_negative)
 ON CONFLICT (tenant_id, code) DO NOTHING
 RETURNING code
@@ -49,7 +49,6 @@ async def seed_chart(uow: UnitOfWork, template: str, currency: str = CHART_CURRE
         return []
     rows = await uow.fetch(
         SEED_ACCOUNTS,
-        uow.tenant_id,
         currency,
         {SEEDED_KEY: template},
         [uuid.uuid4() for _ in accounts],

@@ -70,7 +70,6 @@ class SqlLedgerRepository:
     ) -> Locked:
         rows = await uow.fetch(
             sql.CLAIM_AND_LOCK,
-            uow.tenant_id,
             [c.key for c in claims],
             [c.request_hash for c in claims],
             [c.transaction_id for c in claims],
@@ -138,7 +137,6 @@ class SqlLedgerRepository:
                 e_bal.append(str(e.balance_after))
         await uow.execute(
             sql.WRITE,
-            uow.tenant_id,
             posted_at,
             [p.id for p in posted],
             [p.description for p in posted],
@@ -182,7 +180,6 @@ class SqlLedgerRepository:
     ) -> dict[str, Any] | None:
         row = await uow.fetchrow(
             sql.INSERT_ACCOUNT,
-            uow.tenant_id,
             values["id"],
             values["code"],
             values["name"],

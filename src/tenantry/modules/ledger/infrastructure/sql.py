@@ -1,5 +1,8 @@
 """The ledger's SQL, as named constants (always parameterized; tables reached through the
-tenant's search_path, rows limited by RLS).
+tenant's search_path). No statement names ``tenant_id`` except as a conflict target: the
+unit of work's tenant filter adds ``tenant_id = <tenant>`` to every reference to a ledger
+table and the tenant's id to every INSERT (kernel/db/tenant_filter), and RLS checks the
+same underneath.
 
 A posting is two statements inside one unit of work (BEGIN + set tenant + these + COMMIT):
 
@@ -20,9 +23,9 @@ last line of defence.
 
 CLAIM_AND_LOCK = """
 WITH claim AS (
-    INSERT INTO ledger_idempotency_keys (tenant_id, key, request_hash, transaction_id, status_code)
-    SELECT $1, k.key, k.hash, k.txn, 201
-    FROM unnest($2::text[], $3::bytea[], $4::uuid[]) AS k(key, hash, txn)
+    INSERT INTO ledger_idempotency_keys (key, request_hash, transaction_id, status_code)
+    SELECT k.key, k.hash, k.txn, 201
+    FROM unnest($1::text[], $2::bytea[], $3::uuid[]) AS k(key, hash, txn)
     ON CONFLICT (tenant_id, key) DO NOTHING
     RETURNING key
 ), claimed AS (
@@ -31,7 +34,7 @@ WITH claim AS (
     SELECT a.id, a.code, a.type, a.currency, a.allow_negative, a.status,
            a.debits, a.credits, a.balance, a.entry_count
     FROM ledger_accounts a
-    WHERE a.id = ANY($5::uuid[]) AND (SELECT n FROM claimed) > 0
+    WHERE a.id = ANY($4::uuid[]) AND (SELECT n FROM claimed) > 0
     ORDER BY a.id
     FOR NO KEY UPDATE
 )
@@ -55,30 +58,29 @@ FROM ledger_idempotency_keys WHERE key = ANY($1::text[])
 
 WRITE = """
 WITH t AS (
-    INSERT INTO ledger_transactions
-        (tenant_id, id, description, metadata, amount, posted_at, reverses)
-    SELECT $1, x.id, x.description, x.metadata::jsonb, x.amount::numeric, $2, x.reverses
-    FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::uuid[])
+    INSERT INTO ledger_transactions (id, description, metadata, amount, posted_at, reverses)
+    SELECT x.id, x.description, x.metadata::jsonb, x.amount::numeric, $1, x.reverses
+    FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[])
          AS x(id, description, metadata, amount, reverses)
 ), e AS (
     INSERT INTO ledger_entries
-        (tenant_id, transaction_id, seq, account_id, direction, amount, posted_at, entry_no,
+        (transaction_id, seq, account_id, direction, amount, posted_at, entry_no,
          debits_after, credits_after, balance_after)
-    SELECT $1, x.txn, x.seq, x.account_id, x.direction, x.amount, $2, x.entry_no,
+    SELECT x.txn, x.seq, x.account_id, x.direction, x.amount, $1, x.entry_no,
            x.debits_after::numeric, x.credits_after::numeric, x.balance_after::numeric
-    FROM unnest($8::uuid[], $9::int2[], $10::uuid[], $11::text[], $12::int8[], $13::int8[],
-                $14::text[], $15::text[], $16::text[])
+    FROM unnest($7::uuid[], $8::int2[], $9::uuid[], $10::text[], $11::int8[], $12::int8[],
+                $13::text[], $14::text[], $15::text[])
          AS x(txn, seq, account_id, direction, amount, entry_no, debits_after, credits_after,
               balance_after)
 ), u AS (
     UPDATE ledger_accounts a
     SET debits = v.debits::numeric, credits = v.credits::numeric,
         balance = v.balance::numeric, entry_count = v.n
-    FROM unnest($17::uuid[], $18::text[], $19::text[], $20::text[], $21::int8[])
+    FROM unnest($16::uuid[], $17::text[], $18::text[], $19::text[], $20::int8[])
          AS v(id, debits, credits, balance, n)
     WHERE a.id = v.id
 ), d AS (
-    DELETE FROM ledger_idempotency_keys WHERE key = ANY($22::text[])
+    DELETE FROM ledger_idempotency_keys WHERE key = ANY($21::text[])
 )
 SELECT 1
 """
@@ -89,9 +91,8 @@ debits, credits, balance
 """
 
 INSERT_ACCOUNT = f"""
-INSERT INTO ledger_accounts
-    (tenant_id, id, code, name, type, currency, allow_negative, metadata)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+INSERT INTO ledger_accounts (id, code, name, type, currency, allow_negative, metadata)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (tenant_id, code) DO NOTHING
 RETURNING {ACCOUNT_COLUMNS}
 """

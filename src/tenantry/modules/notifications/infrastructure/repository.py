@@ -17,14 +17,13 @@ SELECT id, url, secret FROM webhook_endpoints WHERE active AND url = $1
 ORDER BY created_at LIMIT 1
 """
 INSERT_ENDPOINT = """
-INSERT INTO webhook_endpoints (tenant_id, id, url, secret, events) VALUES ($1, $2, $3, $4, $5)
+INSERT INTO webhook_endpoints (id, url, secret, events) VALUES ($1, $2, $3, $4)
 """
 LIST_ENDPOINTS = """
 SELECT id, url, events, active, created_at FROM webhook_endpoints ORDER BY created_at LIMIT 500
 """
 INSERT_LOG = """
-INSERT INTO notification_log (tenant_id, message_id, channel, target, status)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO notification_log (message_id, channel, target, status) VALUES ($1, $2, $3, $4)
 """
 
 
@@ -39,11 +38,11 @@ class SqlNotificationStore:
     async def log(
         self, uow: UnitOfWork, message_id: str, channel: str, target: str, status: str
     ) -> None:
-        await uow.execute(INSERT_LOG, uow.tenant_id, uuid.UUID(message_id), channel, target, status)
+        await uow.execute(INSERT_LOG, uuid.UUID(message_id), channel, target, status)
 
     async def add_endpoint(self, uow: UnitOfWork, url: str, events: list[str]) -> dict[str, Any]:
         eid, secret = uuid.uuid4(), "whsec_" + secrets.token_urlsafe(32)
-        await uow.execute(INSERT_ENDPOINT, uow.tenant_id, eid, url, secret, events)
+        await uow.execute(INSERT_ENDPOINT, eid, url, secret, events)
         return {"id": str(eid), "url": url, "events": events, "secret": secret}
 
     async def endpoints(self, uow: UnitOfWork) -> list[dict[str, Any]]:

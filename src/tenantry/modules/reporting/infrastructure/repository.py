@@ -9,9 +9,8 @@ from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.modules.reporting.domain.summary import Delta
 
 UPSERT = """
-INSERT INTO reporting_daily (tenant_id, day, account_id, account_code, currency, debit, credit,
-                             entries)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+INSERT INTO reporting_daily (day, account_id, account_code, currency, debit, credit, entries)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (tenant_id, day, account_id, currency) DO UPDATE
 SET debit = reporting_daily.debit + EXCLUDED.debit,
     credit = reporting_daily.credit + EXCLUDED.credit,
@@ -34,7 +33,6 @@ class SqlSummaryStore:
             UPSERT,
             [
                 (
-                    uow.tenant_id,
                     r.day,
                     r.account_id,
                     r.account_code,
