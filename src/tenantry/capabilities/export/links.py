@@ -13,6 +13,7 @@ import hmac
 import time
 from uuid import UUID
 
+from tenantry.kernel import b64
 from tenantry.kernel.errors import Forbidden, ProblemError
 
 
@@ -29,7 +30,7 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return b64.decode(text)  # strict: one spelling per token (kernel/b64)
 
 
 def sign(key: bytes, tenant_id: UUID, export_id: UUID, expires: int) -> str:

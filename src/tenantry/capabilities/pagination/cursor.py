@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from tenantry.kernel import b64
 from tenantry.kernel.errors import NotFound
 
 MAX_CURSOR = 4096
@@ -30,7 +31,7 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return b64.decode(text)  # strict: one spelling per token (kernel/b64)
 
 
 class InvalidCursor(NotFound):
