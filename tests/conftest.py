@@ -8,6 +8,7 @@ databases whose names carry the run's prefix) and drops them at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import tempfile
@@ -77,12 +78,15 @@ def settings(server_url: str) -> Settings:
     )
 
 
-@pytest.fixture(scope="session")
-async def platform(settings: Settings) -> AsyncIterator[Platform]:
+@contextlib.asynccontextmanager
+async def prepared_platform(settings: Settings, *, start: bool = True) -> AsyncIterator[Platform]:
+    """A platform on ``settings``' database, migrated (and started); closed afterwards, and
+    its main database dropped with its tenants' own."""
     p = Platform.build(settings, discover())
     report = await p.prepare()
     assert report.ok, report.failed
-    await p.start()
+    if start:
+        await p.start()
     yield p
     tenant_dbs = [t.database for t in await p.catalog.all() if t.database]
     await p.close()
@@ -94,11 +98,24 @@ async def platform(settings: Settings) -> AsyncIterator[Platform]:
         await admin.close()
 
 
-@pytest.fixture(scope="session")
-async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+@contextlib.asynccontextmanager
+async def asgi_client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client calling ``platform``'s app in process."""
     app = create_app(platform, manage_lifecycle=False)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def platform(settings: Settings) -> AsyncIterator[Platform]:
+    async with prepared_platform(settings) as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(platform) as c:
         yield c
 
 

@@ -15,10 +15,10 @@ from tenantry.kernel.config import Settings, load_settings
 from tenantry.kernel.db.dsn import with_database
 from tenantry.kernel.db.migrations import Migration, Migrator, Store
 from tenantry.kernel.errors import MigrationError, SelfCheckError
-from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
+from tests.conftest import prepared_platform
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +34,8 @@ async def scratch(server_url: str) -> AsyncIterator[Platform]:
             "pool_max": 4,
         },
     )
-    p = Platform.build(settings, discover())
-    assert (await p.prepare()).ok
-    yield p
-    dbs = [t.database for t in await p.catalog.all() if t.database]
-    await p.close()
-    admin = await asyncpg.connect(p.db.admin_dsn(database="postgres"))
-    try:
-        for name in [*dbs, p.db.main_database]:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with prepared_platform(settings, start=False) as p:
+        yield p
 
 
 def probe(version: int, sql: str) -> Migration:

@@ -23,7 +23,6 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
-import asyncpg
 import httpx
 import pytest
 
@@ -31,10 +30,8 @@ from tenantry.kernel.config import Settings
 from tenantry.kernel.db import tenant_filter
 from tenantry.kernel.db.dsn import database_of, with_database
 from tenantry.kernel.db.rls import tenant_tables
-from tenantry.kernel.http.app import create_app
-from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
-from tests.conftest import MakeTenant, tenant_maker
+from tests.conftest import MakeTenant, asgi_client, prepared_platform, tenant_maker
 
 MODES = ["both", "filter_only", "rls_only"]
 
@@ -96,26 +93,13 @@ async def norls_platform(settings: Settings) -> AsyncIterator[Platform]:
     own = settings.model_copy(deep=True)
     own.database.url = with_database(url, f"{database_of(url)}_norls_")
     own.database.pool_max = 4  # a second platform on the same server: keep its share small
-    p = Platform.build(own, discover())
-    report = await p.prepare()
-    assert report.ok, report.failed
-    await p.start()
-    yield p
-    tenant_dbs = [t.database for t in await p.catalog.all() if t.database]
-    await p.close()
-    admin = await asyncpg.connect(p.db.admin_dsn(database="postgres"))
-    try:
-        for name in [*tenant_dbs, p.db.main_database]:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with prepared_platform(own) as p:
+        yield p
 
 
 @pytest.fixture(scope="session")
 async def norls_client(norls_platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(norls_platform, manage_lifecycle=False)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+    async with asgi_client(norls_platform) as c:
         yield c
 
 
