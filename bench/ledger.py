@@ -51,7 +51,7 @@ from bench._common import bench_database_url, free_port, table, wrk
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.db.dsn import database_of, with_database, with_user
 from tenantry.kernel.db.tenant_filter import TenantFilter
-from tenantry.kernel.messaging import queries as mq
+from tenantry.kernel.messaging.outbox import insert_sql as outbox_insert_sql
 from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode
@@ -243,11 +243,14 @@ SELECT 1;
         )
         write += ";"
     outbox = (
-        mq.INSERT_OUTBOX_EVENTS.replace("$1", f"'{tenant_id}'::uuid")
+        outbox_insert_sql(None)
+        .replace("$1", f"'{tenant_id}'::uuid")
         .replace("$2::uuid[]", "ARRAY[md5((:client_id)::text || '-m-' || (:r)::text)::uuid]")
         .replace("$3::text[]", "ARRAY['ledger.TransactionPosted.v1']")
-        .replace("$4::text[]", f"ARRAY[{_text(payload)}]")
-        .replace("$5::text[]", f"ARRAY[{_text(headers)}]")
+        .replace("$4::text[]", "ARRAY['event']")
+        .replace("$5::text[]", "ARRAY[NULL]::text[]")
+        .replace("$6::text[]", f"ARRAY[{_text(payload)}]")
+        .replace("$7::text[]", f"ARRAY[{_text(headers)}]")
     )
     if by_filter:
         outbox = filtered(outbox, tenant_id)

@@ -87,7 +87,7 @@ def test_the_collector_finds_the_sql() -> None:
     where = set(texts.values())
     assert len(texts) > 150
     assert "tenantry.modules.ledger.infrastructure.sql.WRITE" in where
-    assert "tenantry.kernel.messaging.queries.INSERT_OUTBOX_IN" in where
+    assert "tenantry.kernel.messaging.queries.INSERT_OUTBOX_ROWS" in where
     assert any(w.startswith("capabilities/export/service.py:") for w in where)  # inline
 
 

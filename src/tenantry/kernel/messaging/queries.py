@@ -3,41 +3,6 @@ search_path picks the tenant's store)."""
 
 from __future__ import annotations
 
-# One round trip: the row, and a wake-up for relays on commit (PostgreSQL folds identical
-# notifications of one transaction into one).
-INSERT_OUTBOX = """
-WITH ins AS (
-    INSERT INTO outbox (tenant_id, message_id, name, kind, target, payload, headers)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-)
-SELECT pg_notify('tenantry_outbox', $1::text)
-"""
-
-# Many events in one round trip (``Dispatcher.publish_many``): one multi-row INSERT in the
-# given order, one wake-up.
-INSERT_OUTBOX_EVENTS = """
-WITH ins AS (
-    INSERT INTO outbox (tenant_id, message_id, name, kind, target, payload, headers)
-    SELECT $1, m.message_id, m.name, 'event', NULL, m.payload::jsonb, m.headers::jsonb
-    FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[])
-         WITH ORDINALITY AS m(message_id, name, payload, headers, n)
-    ORDER BY m.n
-)
-SELECT pg_notify('tenantry_outbox', $1::text)
-"""
-
-# The same, from a platform unit of work (main database, search_path = the platform schema) for
-# a tenant whose store is a schema of the main database: the outbox named by its schema (an
-# identifier from the catalog, formatted in with ``quote_ident``), so the row still commits
-# with the platform change.
-INSERT_OUTBOX_IN = """
-WITH ins AS (
-    INSERT INTO {schema}.outbox (tenant_id, message_id, name, kind, target, payload, headers)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-)
-SELECT pg_notify('tenantry_outbox', $1::text)
-"""
-
 CLAIM_OUTBOX = """
 SELECT id, message_id, name, kind, target, payload, headers, attempts, created_at
 FROM outbox
