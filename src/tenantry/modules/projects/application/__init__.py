@@ -1,0 +1,1 @@
+"""Use cases of projects and tasks."""

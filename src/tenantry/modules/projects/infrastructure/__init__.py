@@ -1,0 +1,1 @@
+"""SQL repositories of projects and tasks."""

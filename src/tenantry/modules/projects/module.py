@@ -1,0 +1,42 @@
+"""The projects module's startup object: wiring only (no I/O, no SQL).
+
+``setup`` builds the application service on the kernel's unit-of-work factory and the SQL
+repository and mounts the routes (``/api/v1/projects``). Audit records of every change and
+``TaskCompleted.v1`` events are recorded on the change's unit of work and written by the
+kernel at its commit.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from tenantry.kernel.db.uow import UnitOfWork
+from tenantry.kernel.modules import Module
+from tenantry.kernel.registrar import Registrar
+from tenantry.modules.projects.application.services import ProjectsService
+from tenantry.modules.projects.infrastructure.repository import SqlProjectsRepository
+from tenantry.modules.projects.routes import READ, WRITE, build_router
+
+
+class ProjectsModule(Module):
+    name: ClassVar[str] = "projects"
+    migrations: ClassVar[str | None] = "tenantry.modules.projects.migrations"
+    permissions: ClassVar[dict[str, str]] = {
+        READ: "read projects and tasks",
+        WRITE: "create and change projects and tasks",
+    }
+    default_roles: ClassVar[dict[str, list[str]]] = {
+        "project-member": [READ, WRITE],
+        "project-viewer": [READ],
+    }
+
+    def setup(self, registrar: Registrar) -> None:
+        service: ProjectsService[UnitOfWork] = ProjectsService(
+            registrar.db.unit_of_work, SqlProjectsRepository()
+        )
+        registrar.include_router(build_router(service))
+
+
+module = ProjectsModule()
+
+__all__ = ["READ", "WRITE", "ProjectsModule", "module"]
