@@ -157,7 +157,7 @@ async def _serve(platform: Platform, host: str, port: int, migrate_first: bool) 
     )
     # Everything built so far (modules, routes, pydantic schemas, caches) lives as long as the
     # process: move it out of the cyclic collector's way. Without this, the collections that
-    # request allocations trigger kept walking that heap: ~35 % of the CPU of a 1,000-item
+    # request allocations trigger kept walking that heap: a third of the CPU of a large
     # ledger batch (docs/performance.md, "Ledger after round-trip work").
     gc.collect()
     gc.freeze()

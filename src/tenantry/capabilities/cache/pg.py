@@ -7,10 +7,9 @@ applies exactly as in a unit of work, without BEGIN/SET/COMMIT round trips.
 The backend keeps its own few connections (app role) in ``Connections``, a minimal pool: an
 idle connection is taken and given back with a list pop/append, no reset (no session state is
 ever set on these connections: only these functions run there, and their settings end with
-their statement). asyncpg's ``Pool`` costs more than the query itself here: measured on the
-bench box, ``SELECT tenantry.cache_get(...)`` took 36 µs (p50) on a held connection and 65 µs
-through ``pool.fetchval`` (redis-py GET: 58 µs); with its default reset on release, one more
-round trip on top.
+their statement). asyncpg's ``Pool`` costs about as much as the query itself here, and with
+its default reset on release one more round trip on top (docs/performance.md, "Measurements
+behind the code").
 """
 
 from __future__ import annotations

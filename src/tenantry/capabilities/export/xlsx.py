@@ -1,8 +1,9 @@
 """A streaming XLSX (Office Open XML) writer: typed cells, constant memory, many sheets.
 
-Why not xlsxwriter: measured here, its ``constant_memory`` mode spends 5-10 µs per cell in
-generic bookkeeping (cell tables, dimension checks, per-cell XML writer calls): 6k rows/s on
-an 8-column export, i.e. minutes for 1M rows. This writer does the one thing an export needs —
+Why not xlsxwriter: its ``constant_memory`` mode spends most of its time per cell in generic
+bookkeeping (cell tables, dimension checks, per-cell XML writer calls): minutes for 1M rows
+(docs/performance.md, "Measurements behind the code"). This writer does the one thing an
+export needs —
 rows of typed values, written once, in order — with one pre-bound formatter per column and one
 string join per batch of rows, streamed into the zip entry (deflate level 1). It writes only
 what Excel needs: inline strings (no shared-string table to hold in memory), numbers, booleans,

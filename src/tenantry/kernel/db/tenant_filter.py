@@ -43,10 +43,11 @@ by table name, whatever schema qualifies it (a tenant store's tables have the sa
 every store). A table created by another process after the load is not filtered until the
 next start (RLS still is: the start-up self-check refuses a tenant table without policies).
 
-**Cost**: the rewrite (sqlglot parse and generation: about 1 ms for a one-table SELECT, 5-10
-ms for the ledger's write CTE) happens once per SQL text; afterwards ``rewrite`` is one dict
-lookup (~60 ns) and the unit of work's statement step ~0.2 µs, beside a ~85 µs round trip
-(``bench/tenant_filter.py`` prints them). The added predicate is on the leading column of
+**Cost**: the rewrite (sqlglot parse and generation, milliseconds) happens once per SQL
+text; afterwards ``rewrite`` is one dict lookup and the unit of work's statement step a
+fraction of a microsecond, beside a round trip of tens of microseconds
+(``bench/tenant_filter.py`` prints them; docs/performance.md, "Tenant filter"). The added
+predicate is on the leading column of
 every tenant table's keys and indexes, which RLS adds anyway: PostgreSQL plans it as one more
 index condition (docs/architecture.md).
 

@@ -40,8 +40,8 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 #: leave datetime's range; and, in the body mapped by ``_SHAPE`` (digits to ``0``, ``e``/``E``
 #: to ``e``, signs to ``+``, the rest to a space), 19 or more digits in a row or an exponent of
 #: 2+ digits (``1e19`` is beyond the 64-bit range the platform keeps numbers in). Substring
-#: tests and one ``bytes.translate``: a regex with these alternatives costs 20 µs on a
-#: 300-byte body, these 1.5 µs (bench/input_guard.py).
+#: tests and one ``bytes.translate``: an order of magnitude cheaper than a regex with these
+#: alternatives (bench/input_guard.py; docs/performance.md, "Measurements behind the code").
 _JSON_HINTS = (b"\\u", b"NaN", b"Infinity", b"0001-", b"9999-")
 _SHAPE = bytes(
     ord("0") if chr(b).isdigit() else ord("e") if b in b"eE" else ord("+") if b in b"+-" else 32

@@ -6,9 +6,9 @@ path only appends a tuple; the hub's one-second flusher, ``/metrics``, the SLO f
 shutdown account the pending records in one batch (``drain``). Nothing is lost or reordered
 that was not already: the buffered log lines were written to stdout only at that flush too,
 and every record keeps its own timestamp and duration. Why: measured in the full app in
-process (``bench/observability.py``'s in-process part), the three cost ~10 µs per request when
-done inline (histogram ~3, SLO counter ~2, log line ~5: code and data cold between the
-requests' other work) and a fraction of that in a batch. Elsewhere (console logs, a test's
+process (``bench/observability.py``'s in-process part), the three cost several times more per
+request when done inline (code and data cold between the requests' other work) than in a
+batch (docs/performance.md, "Measurements behind the code"). Elsewhere (console logs, a test's
 stream, structlog reconfigured) each request is accounted at once, as before.
 """
 

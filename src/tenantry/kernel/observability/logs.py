@@ -7,8 +7,9 @@ one context variable (``bind_request``), job context in structlog's contextvars 
 
 The one line per HTTP request (``request_line``) skips the processor chain when the output is
 JSON: the middleware already holds every field, so the line is one dict, one orjson call and
-one buffered write (measured: 5.3 to 6.5 µs through structlog's chain vs ~2 µs direct on the bench
-box). Console output and a level above INFO go through structlog as any other line.
+one buffered write, about a third of the cost of structlog's chain (docs/performance.md,
+"Measurements behind the code"). Console output and a level above INFO go through structlog
+as any other line.
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ class RequestDurations(Collector):
     status, plan}``, kept as plain per-label-set counts that request accounting adds to
     (``add``, with the bucket index it already computed for the SLO counters) and rendered
     as a histogram at scrape time. Why not prometheus_client's ``Histogram``: it takes a lock
-    and walks its buckets in Python on every observation (~0.8 µs each here), and the request
-    path pays for every one of them."""
+    and walks its buckets in Python on every observation, and the request path pays for
+    every one of them (docs/performance.md, "Measurements behind the code")."""
 
     def __init__(self) -> None:
         #: (route, method, status, plan) -> [count per bucket..., sum of seconds]
