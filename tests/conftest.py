@@ -1,9 +1,14 @@
-"""Shared fixtures: a real PostgreSQL, one fresh database per test run, a started platform.
+"""Shared fixtures: a real PostgreSQL, a fresh database per test module, a started platform.
 
 PostgreSQL comes from ``TENANTRY_TEST_DATABASE_URL`` (any database URL of a server where the
 user may create databases and roles) or, by default, from an embedded server in a temporary
-folder, so the suite needs nothing running. Each run creates its own database (and tenant
-databases whose names carry the run's prefix) and drops them at the end.
+folder, so the suite needs nothing running.
+
+The platform's database is migrated once per run, as a template (``tenantry_test_<run>_tpl``);
+each test module gets its own copy (``CREATE DATABASE ... TEMPLATE``) and its own started
+platform on it, so no module sees another's tenants, rows or settings, and a module's tests
+pass alone as they pass in the whole suite. Tenant databases carry the run's prefix; every
+database is dropped at the end of its module (the template at the end of the run).
 """
 
 from __future__ import annotations
@@ -50,12 +55,14 @@ def server_url() -> str:
     return url or _embedded_server_url()
 
 
-@pytest.fixture(scope="session")
-def settings(server_url: str) -> Settings:
+_modules = iter(range(1, 1_000_000))
+
+
+def _settings(server_url: str, database: str) -> Settings:
     return load_settings(
         None,
         database={
-            "url": with_database(server_url, f"tenantry_test_{RUN}"),
+            "url": with_database(server_url, database),
             "app_user": "tenantry_test_app",
             "app_password": "tenantry_test_app",
             "owner_role": "tenantry_test_owner",
@@ -69,13 +76,41 @@ def settings(server_url: str) -> Settings:
         # tests/messaging/test_webhook_targets.py switches this off again for its cases.
         notifications={"allow_private_targets": True},
         # Tests resume interrupted sagas themselves (tests/messaging/test_sagas.py); a
-        # background resumer in the session platform would race them for the claim.
+        # background resumer in a test platform would race them for the claim.
         messaging={"saga_resume": False},
         # Tests chain pending audit records themselves (reads and verify chain first;
         # tests/capabilities/test_audit_pending.py runs the chainer): a background chainer
         # would empty audit_pending before the isolation suite looks at its rows.
         audit={"chain_in_process": False},
     )
+
+
+@pytest.fixture(scope="session")
+async def template_database(server_url: str) -> AsyncIterator[str]:
+    """The run's migrated platform database, copied for each test module (not served)."""
+    settings = _settings(server_url, f"tenantry_test_{RUN}_tpl")
+    p = Platform.build(settings, discover())
+    report = await p.prepare()
+    assert report.ok, report.failed
+    await p.close()
+    yield p.db.main_database
+    admin = await asyncpg.connect(p.db.admin_dsn(database="postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{p.db.main_database}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def settings(server_url: str, template_database: str) -> Settings:
+    """This module's settings, on its own copy of the template database."""
+    name = f"tenantry_test_{RUN}_m{next(_modules)}"
+    admin = await asyncpg.connect(with_database(server_url, "postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    finally:
+        await admin.close()
+    return _settings(server_url, name)
 
 
 @contextlib.asynccontextmanager
@@ -107,13 +142,13 @@ async def asgi_client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def platform(settings: Settings) -> AsyncIterator[Platform]:
     async with prepared_platform(settings) as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
     async with asgi_client(platform) as c:
         yield c
@@ -135,7 +170,7 @@ _counter = iter(range(1, 1_000_000))
 MakeTenant = Callable[..., Awaitable[TenantFixture]]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def make_tenant(platform: Platform, client: httpx.AsyncClient) -> MakeTenant:
     return tenant_maker(platform, client)
 

@@ -12,7 +12,7 @@ from tenantry.kernel.platform import Platform
 from tests.export import fixtures
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def export_service(
     platform: Platform, tmp_path_factory: pytest.TempPathFactory
 ) -> ExportService:

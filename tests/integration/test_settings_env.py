@@ -7,7 +7,7 @@ move where export files are written. Before, these variables were silently ignor
 server ran the export job and relayed the outbox anyway, into ``.tenantry/exports``.
 
 The server runs as a real process against a database of its own (nothing else, such as the
-test session's platform, relays or runs jobs there), so what happens is only its doing.
+test module's platform, relays or runs jobs there), so what happens is only its doing.
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 
 The isolation tests take a ``layers`` fixture and run three ways:
 
-- ``both``: the session platform as it runs in production (tenant filter + RLS);
+- ``both``: the test module's platform as it runs in production (tenant filter + RLS);
 - ``filter_only``: a second platform on a throwaway database of its own (never the shared
   test database) whose RLS policies are dropped (``Layers.isolate``: RLS disabled, policies
   dropped, in every store of that platform) before the attack, so only the application's
   tenant filter protects;
-- ``rls_only``: the session platform with the tenant filter switched off by the test-only
+- ``rls_only``: the test module's platform with the tenant filter switched off by the test-only
   hook (``tenant_filter.switched_off``, from ``Layers.isolate`` to the end of the test), so
   only RLS protects. The tenants are set up before: the application's own INSERTs need the
   filter (repositories never write tenant_id), which is also why the HTTP-level tests
@@ -84,7 +84,7 @@ async def drop_rls(platform: Platform) -> None:
                 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def norls_platform(settings: Settings) -> AsyncIterator[Platform]:
     """A platform of its own on a throwaway database (``<test db>_norls_``), for runs that
     drop RLS. Built on first use, dropped with its tenant databases at the end."""
@@ -97,13 +97,13 @@ async def norls_platform(settings: Settings) -> AsyncIterator[Platform]:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def norls_client(norls_platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
     async with asgi_client(norls_platform) as c:
         yield c
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def norls(norls_platform: Platform, norls_client: httpx.AsyncClient) -> Layers:
     """The throwaway platform (RLS dropped by ``isolate``), filter on."""
     return Layers(

@@ -1,4 +1,4 @@
-"""Fixtures of the messaging tests: probe handlers on the session platform's dispatcher, the
+"""Fixtures of the messaging tests: probe handlers on the module platform's dispatcher, the
 transport (every probe edge ``inproc``, then ``bus``), a RabbitMQ consumer with names unique
 to this run. With ``CI=true`` a missing RabbitMQ fails the bus tests instead of skipping."""
 
@@ -65,9 +65,9 @@ async def delete_broker_objects() -> None:
         await conn.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def probed(platform: Platform) -> AsyncIterator[Platform]:
-    """The session platform with the probe handlers registered and fast retries."""
+    """The module's platform with the probe handlers registered and fast retries."""
     if "probe.Bumped.v1" not in platform.dispatcher.types:
         probe.register(platform.dispatcher)
     s = platform.messaging.settings

@@ -39,7 +39,7 @@ class Crash(BaseException):
 
 @pytest.fixture
 async def onboarding(probed: Platform) -> AsyncIterator[Platform]:
-    """The session platform (the ledger and identity modules contribute their steps); the
+    """The module's platform (the ledger and identity modules contribute their steps); the
     injection hook is cleared afterwards."""
     assert [s.name for s in probed.sagas.definitions[KIND].steps] == STEPS
     try:

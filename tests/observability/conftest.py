@@ -56,7 +56,7 @@ def boom_router(platform: Platform) -> APIRouter:
     return router
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def obs_client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(platform, manage_lifecycle=False)
     app.include_router(boom_router(platform), prefix="/test")
@@ -65,7 +65,7 @@ async def obs_client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def operator_auth(platform: Platform, client: httpx.AsyncClient) -> dict[str, str]:
     """A token of the operator tenant (created here unless another test did), through an API
     client of its own so it does not depend on who created the tenant."""

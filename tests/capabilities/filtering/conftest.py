@@ -98,7 +98,7 @@ def row_args(r: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(r[c] for c in cols)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def items_db(platform: Platform) -> AsyncIterator[tuple[asyncpg.Connection, list[Any]]]:
     """(owner connection, rows) for table filtering_test.items, 120 rows."""
     rows = make_rows(120)
