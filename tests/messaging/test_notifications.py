@@ -26,7 +26,7 @@ from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import IsolationMode
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
-from tenantry.modules.notifications.application.handlers import Notifications
+from tenantry.modules.notifications.application.services import NotificationService
 from tenantry.modules.notifications.contracts import MESSAGE_ID_HEADER, SIGNATURE_HEADER
 from tenantry.modules.notifications.domain.breaker import CircuitBreaker, CircuitOpen
 from tenantry.modules.notifications.domain.signing import verify
@@ -49,7 +49,7 @@ def service_of(platform: Platform) -> Any:
     """This platform's notifications service (the module object is set up again by every
     Platform built in the run, so always go through the platform)."""
     svc = platform.use(Notifier)
-    assert isinstance(svc, Notifications)
+    assert isinstance(svc, NotificationService)
     return svc
 
 
