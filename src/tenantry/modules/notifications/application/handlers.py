@@ -8,9 +8,8 @@ id), while the log row and the inbox row commit together."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic
 
-from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.messaging.envelope import MessageContext
 from tenantry.kernel.tenancy.contracts import TenantOnboarded
 from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
@@ -18,34 +17,34 @@ from tenantry.modules.ledger.contracts import TransactionPosted
 from tenantry.modules.notifications.application.ports import (
     Mailer,
     NotificationRepository,
+    W,
     WebhookSender,
 )
 from tenantry.modules.notifications.domain import texts
 
 
-class NotificationHandlers:
+class NotificationHandlers(Generic[W]):
+    """Generic in the unit of work's type (the kernel's ``UnitOfWork`` when subscribed; the
+    fakes of tests/unit/notifications_fakes.py in unit tests)."""
+
     def __init__(
         self,
         mailer: Mailer,
         webhooks: WebhookSender,
-        repository: NotificationRepository[UnitOfWork],
+        repository: NotificationRepository[W],
     ) -> None:
         self.mailer = mailer
         self.webhooks = webhooks
         self.repository = repository
 
-    async def on_tenant_onboarded(
-        self, uow: UnitOfWork, ev: TenantOnboarded, ctx: MessageContext
-    ) -> None:
+    async def on_tenant_onboarded(self, uow: W, ev: TenantOnboarded, ctx: MessageContext) -> None:
         if not ev.admin_email:
             return
         subject, body = texts.welcome(ev.name, ev.slug)
         await self.mailer.send(ev.admin_email, subject, body)
         await self.repository.log(uow, str(ctx.message_id), "email", ev.admin_email, "sent")
 
-    async def on_user_added(
-        self, uow: UnitOfWork, ev: UserAddedToTenant, ctx: MessageContext
-    ) -> None:
+    async def on_user_added(self, uow: W, ev: UserAddedToTenant, ctx: MessageContext) -> None:
         """An email to the new member (not to the onboarding admin: the welcome message is
         theirs), and the tenant's webhooks."""
         if ev.email and not ev.onboarding:
@@ -55,17 +54,17 @@ class NotificationHandlers:
         await self._webhooks(uow, ev.message_name, ctx, ev.model_dump(mode="json"))
 
     async def on_api_client_created(
-        self, uow: UnitOfWork, ev: ApiClientCreated, ctx: MessageContext
+        self, uow: W, ev: ApiClientCreated, ctx: MessageContext
     ) -> None:
         await self._webhooks(uow, ev.message_name, ctx, ev.model_dump(mode="json"))
 
     async def on_transaction_posted(
-        self, uow: UnitOfWork, ev: TransactionPosted, ctx: MessageContext
+        self, uow: W, ev: TransactionPosted, ctx: MessageContext
     ) -> None:
         await self._webhooks(uow, ev.message_name, ctx, ev.model_dump(mode="json"))
 
     async def _webhooks(
-        self, uow: UnitOfWork, event: str, ctx: MessageContext, payload: dict[str, Any]
+        self, uow: W, event: str, ctx: MessageContext, payload: dict[str, Any]
     ) -> None:
         body = {"id": str(ctx.message_id), "event": event, "data": payload}
         for ep in await self.repository.endpoints_for(uow, event):

@@ -4,18 +4,22 @@ never a tenant id or a connection, and writes through the repository."""
 
 from __future__ import annotations
 
-from tenantry.kernel.db.uow import UnitOfWork
+from typing import Generic
+
 from tenantry.kernel.messaging.envelope import MessageContext
 from tenantry.modules.ledger.contracts import TransactionPosted
-from tenantry.modules.reporting.application.ports import SummaryRepository
+from tenantry.modules.reporting.application.ports import SummaryRepository, W
 from tenantry.modules.reporting.domain.summary import deltas
 
 
-class ReportingHandlers:
-    def __init__(self, repository: SummaryRepository[UnitOfWork]) -> None:
+class ReportingHandlers(Generic[W]):
+    """Generic in the unit of work's type (the kernel's ``UnitOfWork`` when subscribed; the
+    fakes of tests/unit/reporting_fakes.py in unit tests)."""
+
+    def __init__(self, repository: SummaryRepository[W]) -> None:
         self.repository = repository
 
     async def on_transaction_posted(
-        self, uow: UnitOfWork, event: TransactionPosted, ctx: MessageContext
+        self, uow: W, event: TransactionPosted, ctx: MessageContext
     ) -> None:
         await self.repository.apply(uow, deltas(event.posted_at, list(event.entries)))
