@@ -1,5 +1,5 @@
 """Notifications rows: a webhook endpoint (through the API) and a log row (written by the
-module's store in the tenant's unit of work, as its handlers do)."""
+module's repository in the tenant's unit of work, as its handlers do)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 import httpx
 
 from tenantry.kernel.tenancy.context import tenant_scope
-from tenantry.modules.notifications.infrastructure.repository import SqlNotificationStore
+from tenantry.modules.notifications.infrastructure.repository import SqlNotificationRepository
 from tests.conftest import TenantFixture
 from tests.isolation.seed_messaging import platform_of
 
@@ -24,4 +24,6 @@ async def seed(client: httpx.AsyncClient, tenant: TenantFixture) -> None:
     platform = platform_of(client)
     with tenant_scope(tenant.tenant):
         async with platform.db.unit_of_work() as uow:
-            await SqlNotificationStore().log(uow, str(uuid.uuid4()), "email", "x@y.test", "sent")
+            await SqlNotificationRepository().log(
+                uow, str(uuid.uuid4()), "email", "x@y.test", "sent"
+            )

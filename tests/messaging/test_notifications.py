@@ -18,6 +18,7 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 
+from tenantry.capabilities.audit.log import AuditLog
 from tenantry.capabilities.export.notify import Notifier
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.modules import discover
@@ -26,7 +27,7 @@ from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import IsolationMode
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
-from tenantry.modules.notifications.application.handlers import Notifications
+from tenantry.modules.notifications.application.services import NotificationService
 from tenantry.modules.notifications.contracts import MESSAGE_ID_HEADER, SIGNATURE_HEADER
 from tenantry.modules.notifications.domain.breaker import CircuitBreaker, CircuitOpen
 from tenantry.modules.notifications.domain.signing import verify
@@ -49,7 +50,7 @@ def service_of(platform: Platform) -> Any:
     """This platform's notifications service (the module object is set up again by every
     Platform built in the run, so always go through the platform)."""
     svc = platform.use(Notifier)
-    assert isinstance(svc, Notifications)
+    assert isinstance(svc, NotificationService)
     return svc
 
 
@@ -434,3 +435,40 @@ def test_error_emails_setting_plugs_the_mail_notifier_into_error_tracking(
     assert not any(
         isinstance(n, ErrorMailNotifier) for n in probed.observability.errors.notifiers
     )  # not configured: log (and webhook) only
+
+
+@pytest.mark.parametrize("mode", ["shared", "database"])
+async def test_registering_a_webhook_endpoint_is_audited(
+    client: httpx.AsyncClient, make_tenant: MakeTenant, platform: Platform, mode: str
+) -> None:
+    """One ``notifications.webhook.create`` record per registered endpoint, written with it
+    (the service's unit of work), with its URL and events and never its secret; a refused
+    registration leaves none. The records join the tenant's chain, which verifies."""
+    t = await make_tenant(mode)
+    url = f"http://127.0.0.1:9/audited-{uuid.uuid4().hex[:6]}"
+    events = ["platform.Notice.v1", "ledger.TransactionPosted.v1", "platform.Notice.v1"]
+    r = await client.post(
+        "/api/v1/notifications/webhooks", headers=t.auth, json={"url": url, "events": events}
+    )
+    assert r.status_code == 201, r.text
+    created = r.json()
+    refused = await client.post(
+        "/api/v1/notifications/webhooks",
+        headers=t.auth,
+        json={"url": url, "events": ["ledger.Nothing.v1"]},
+    )
+    assert refused.status_code == 422, refused.text
+    r = await client.get("/api/v1/audit/events?limit=200", headers=t.auth)
+    assert r.status_code == 200, r.text
+    assert created["secret"] not in r.text
+    records = [e for e in r.json()["items"] if e["action"].startswith("notifications.")]
+    assert [(e["action"], e["resource"], e["outcome"]) for e in records] == [
+        ("notifications.webhook.create", f"webhook:{created['id']}", "success")
+    ]
+    (record,) = records
+    assert record["after"] == {"url": url, "events": sorted(set(events))}
+    assert record["before"] is None
+    assert record["actor"] is not None
+    count, problems = await platform.use(AuditLog).verify(t.tenant)
+    assert problems == []
+    assert count >= 1

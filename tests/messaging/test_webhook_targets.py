@@ -23,7 +23,7 @@ import pytest
 from tenantry.capabilities.export.notify import Notifier
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
-from tenantry.modules.notifications.application.handlers import Notifications
+from tenantry.modules.notifications.application.services import NotificationService
 from tenantry.modules.notifications.domain.targets import TargetRefused, parse_target
 from tenantry.modules.notifications.infrastructure.targets import TargetGuard
 from tenantry.modules.notifications.infrastructure.webhooks import WebhookRefused
@@ -209,5 +209,5 @@ async def test_export_notify_webhook_must_be_registered(
 
 def notifications_of(platform: Platform) -> Any:
     svc = platform.use(Notifier)
-    assert isinstance(svc, Notifications)
+    assert isinstance(svc, NotificationService)
     return svc

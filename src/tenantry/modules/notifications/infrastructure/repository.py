@@ -1,8 +1,7 @@
-"""Webhook endpoints and the notification log (tenant store)."""
+"""Webhook endpoints and the notification log (tenant store), in the caller's unit of work."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from typing import Any
 
@@ -27,7 +26,10 @@ INSERT INTO notification_log (message_id, channel, target, status) VALUES ($1, $
 """
 
 
-class SqlNotificationStore:
+class SqlNotificationRepository:
+    """``NotificationRepository[UnitOfWork]``: never opens a transaction, publishes or
+    audits."""
+
     async def endpoints_for(self, uow: UnitOfWork, event: str) -> list[dict[str, Any]]:
         return [dict(r) for r in await uow.fetch(ENDPOINTS_FOR, event)]
 
@@ -40,10 +42,10 @@ class SqlNotificationStore:
     ) -> None:
         await uow.execute(INSERT_LOG, uuid.UUID(message_id), channel, target, status)
 
-    async def add_endpoint(self, uow: UnitOfWork, url: str, events: list[str]) -> dict[str, Any]:
-        eid, secret = uuid.uuid4(), "whsec_" + secrets.token_urlsafe(32)
-        await uow.execute(INSERT_ENDPOINT, eid, url, secret, events)
-        return {"id": str(eid), "url": url, "events": events, "secret": secret}
+    async def add_endpoint(
+        self, uow: UnitOfWork, endpoint_id: uuid.UUID, url: str, secret: str, events: list[str]
+    ) -> None:
+        await uow.execute(INSERT_ENDPOINT, endpoint_id, url, secret, events)
 
     async def endpoints(self, uow: UnitOfWork) -> list[dict[str, Any]]:
         return [

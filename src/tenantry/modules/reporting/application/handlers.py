@@ -1,31 +1,25 @@
-"""Reporting's use cases: fold ``ledger.TransactionPosted.v1`` into the daily summary, and
-read it back. Handlers get a unit of work (the sender's tenant; RLS applies), never a tenant
-id or a connection."""
+"""Reporting's message handler: fold ``ledger.TransactionPosted.v1`` into the daily summary.
+It gets the dispatcher's unit of work (the sender's tenant; the tenant filter and RLS apply),
+never a tenant id or a connection, and writes through the repository."""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any, Protocol
+from typing import Generic
 
-from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.messaging.envelope import MessageContext
 from tenantry.modules.ledger.contracts import TransactionPosted
-from tenantry.modules.reporting.domain.summary import Delta, deltas
+from tenantry.modules.reporting.application.ports import SummaryRepository, W
+from tenantry.modules.reporting.domain.summary import deltas
 
 
-class SummaryStore(Protocol):
-    async def apply(self, uow: UnitOfWork, rows: list[Delta]) -> None: ...
-    async def daily(self, uow: UnitOfWork, start: date, end: date) -> list[dict[str, Any]]: ...
+class ReportingHandlers(Generic[W]):
+    """Generic in the unit of work's type (the kernel's ``UnitOfWork`` when subscribed; the
+    fakes of tests/unit/reporting_fakes.py in unit tests)."""
 
-
-class Reporting:
-    def __init__(self, store: SummaryStore) -> None:
-        self.store = store
+    def __init__(self, repository: SummaryRepository[W]) -> None:
+        self.repository = repository
 
     async def on_transaction_posted(
-        self, uow: UnitOfWork, event: TransactionPosted, ctx: MessageContext
+        self, uow: W, event: TransactionPosted, ctx: MessageContext
     ) -> None:
-        await self.store.apply(uow, deltas(event.posted_at, list(event.entries)))
-
-    async def daily(self, uow: UnitOfWork, start: date, end: date) -> list[dict[str, Any]]:
-        return await self.store.daily(uow, start, end)
+        await self.repository.apply(uow, deltas(event.posted_at, list(event.entries)))

@@ -4,7 +4,7 @@ debit and credit volume (minor units) and the number of entries."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal, Protocol
 from uuid import UUID
 
@@ -55,3 +55,25 @@ def deltas(posted_at: datetime, entries: list[Entry]) -> list[Delta]:
         Delta(day, aid, codes[aid], cur, d, c, n)
         for (aid, cur), (d, c, n) in sorted(acc.items(), key=lambda kv: (str(kv[0][0]), kv[0][1]))
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class DayRange:
+    """The days one answer covers: ``start`` to ``end`` inclusive; ``next_start`` is the
+    first day of the next page, None on the last one."""
+
+    start: date
+    end: date
+    next_start: date | None
+
+
+def page_of(start: date, to: date, max_days: int) -> DayRange | None:
+    """The page of ``start..to`` an answer covers. Rules between two parameters are not
+    errors: ``to`` before ``start`` is an empty range (None), and a range longer than
+    ``max_days`` is answered in pages of ``max_days`` days."""
+    if to < start:
+        return None
+    if (to - start).days >= max_days:
+        end = start + timedelta(days=max_days - 1)
+        return DayRange(start, end, end + timedelta(days=1))
+    return DayRange(start, to, None)

@@ -1,4 +1,4 @@
-"""The daily summary table (tenant store)."""
+"""The daily summary table (tenant store), in the caller's unit of work."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ LIMIT 10000
 """
 
 
-class SqlSummaryStore:
+class SqlSummaryRepository:
+    """``SummaryRepository[UnitOfWork]``: never opens a transaction, publishes or audits."""
+
     async def apply(self, uow: UnitOfWork, rows: list[Delta]) -> None:
         await uow.executemany(
             UPSERT,
