@@ -38,10 +38,23 @@ IMPURE = [
 
 
 def module_packages(eps: Iterable[EntryPoint] | None = None) -> list[str]:
-    """The package of every module registered under ``tenantry.modules`` (capabilities
-    register there too: they are not five-layer modules and keep their own contracts)."""
+    """The package of every module registered under ``tenantry.modules``: those inside the
+    kernel's distribution (``tenantry.modules.<m>``) and those of their own distributions
+    (a top-level package, ``tenantry_projects``). The capabilities register there too: they
+    are not layered modules and keep their own contracts."""
     found = eps if eps is not None else entry_points(group="tenantry.modules")
-    return sorted({ep.module.rsplit(".", 1)[0] for ep in found if ep.module.startswith(MODULES)})
+    return sorted(
+        {
+            ep.module.rsplit(".", 1)[0]
+            for ep in found
+            if ep.module.startswith(MODULES) or not ep.module.startswith("tenantry.")
+        }
+    )
+
+
+def _top_level(packages: list[str]) -> list[str]:
+    """The module packages outside ``tenantry`` (import-linter must be told their roots)."""
+    return sorted({p.split(".", 1)[0] for p in packages if not p.startswith("tenantry.")})
 
 
 def _layer(package: str, layer: str) -> str:
@@ -57,9 +70,25 @@ def module_contracts(packages: list[str]) -> list[dict[str, Any]]:
             "type": "independence",
             "modules": packages,
             # A module may import another module's contracts (its public surface), nothing else.
-            "ignore_imports": ["tenantry.modules.** -> tenantry.modules.*.contracts"],
+            "ignore_imports": [
+                "tenantry.modules.** -> tenantry.modules.*.contracts",
+                "tenantry.modules.** -> *.contracts",
+                "** -> tenantry.modules.*.contracts",
+                "** -> *.contracts",
+            ],
+            # Which of these patterns match depends on the modules installed.
+            "unmatched_ignore_imports_alerting": "none",
         }
     ]
+    if outside := _top_level(packages):
+        out.append(
+            {
+                "name": "The kernel and the capabilities import no module distribution",
+                "type": "forbidden",
+                "source_modules": ["tenantry.kernel", "tenantry.capabilities"],
+                "forbidden_modules": outside,
+            }
+        )
     for package in packages:
         name = package.removeprefix(MODULES)
         out.append(
@@ -82,8 +111,10 @@ def module_contracts(packages: list[str]) -> list[dict[str, Any]]:
 
 def config(packages: list[str] | None = None) -> dict[str, Any]:
     base = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
-    contracts = [*base.get("contracts", []), *module_contracts(packages or module_packages())]
-    return {**base, "contracts": contracts}
+    packages = packages or module_packages()
+    contracts = [*base.get("contracts", []), *module_contracts(packages)]
+    roots = [*base["root_packages"], *_top_level(packages)]
+    return {**base, "root_packages": roots, "contracts": contracts}
 
 
 def _value(v: Any) -> str:

@@ -4,6 +4,7 @@ points, tests/architecture/contracts.py) and the five-layer module layout."""
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from importlib.metadata import EntryPoint, entry_points
@@ -13,7 +14,9 @@ import tenantry.modules
 from tests.architecture.contracts import config, module_contracts, module_packages, to_toml
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ("contracts", "domain", "application", "infrastructure", "api")
+LAYERS = ("contracts", "domain", "application", "infrastructure")
+#: The top of a module: the startup object and the routes (``api.py`` in the older shape).
+TOP = (("module", "routes"), ("api",))
 
 
 def test_import_linter_contracts_hold(tmp_path: Path) -> None:
@@ -33,22 +36,26 @@ def test_import_linter_contracts_hold(tmp_path: Path) -> None:
 
 
 def _module_packages() -> list[Path]:
-    """Packages with an ``api`` (a package holding only ``contracts`` is a contract-first
-    module whose implementation has not landed yet)."""
+    """The module packages inside the kernel's distribution (``tenantry/modules/<m>``)."""
     root = Path(tenantry.modules.__file__).parent
-    return [
-        p
-        for p in root.iterdir()
-        if (p / "__init__.py").exists() and ((p / "api.py").exists() or (p / "api").exists())
-    ]
+    return [p for p in root.iterdir() if (p / "__init__.py").exists()]
 
 
-def test_every_module_has_the_five_layers() -> None:
-    for pkg in _module_packages():
+def _has(pkg: Path, part: str) -> bool:
+    return (pkg / part).exists() or (pkg / f"{part}.py").exists()
+
+
+def test_every_module_has_the_layers() -> None:
+    """Every registered module, in the kernel's distribution or its own, has the layers and
+    a top (module.py + routes.py)."""
+    dirs = [Path(importlib.import_module(p).__file__ or "").parent for p in module_packages()]
+    assert any(d.name == "tenantry_projects" for d in dirs), dirs
+    for pkg in dirs:
         for layer in LAYERS:
-            assert (pkg / layer).exists() or (pkg / f"{layer}.py").exists(), (
-                f"module {pkg.name} lacks its {layer} layer"
-            )
+            assert _has(pkg, layer), f"module {pkg.name} lacks its {layer} layer"
+        assert any(all(_has(pkg, part) for part in top) for top in TOP), (
+            f"module {pkg.name} has neither module.py + routes.py nor api.py"
+        )
 
 
 def test_every_module_package_is_registered_and_covered_by_contracts() -> None:
@@ -67,9 +74,10 @@ def test_a_new_module_entry_point_gets_every_contract() -> None:
         EntryPoint("ledger", "tenantry.modules.ledger.api:module", "tenantry.modules"),
         EntryPoint("projects", "tenantry.modules.projects.module:module", "tenantry.modules"),
         EntryPoint("cache", "tenantry.capabilities.cache.api:module", "tenantry.modules"),
+        EntryPoint("billing", "tenantry_billing.module:module", "tenantry.modules"),
     ]
     packages = module_packages(eps)
-    assert packages == ["tenantry.modules.ledger", "tenantry.modules.projects"]
+    assert packages == ["tenantry.modules.ledger", "tenantry.modules.projects", "tenantry_billing"]
     contracts = {c["name"]: c for c in module_contracts(packages)}
     assert contracts["Modules are independent except through contracts"]["modules"] == packages
     layers = contracts["projects: module layers"]["layers"]
@@ -78,6 +86,10 @@ def test_a_new_module_entry_point_gets_every_contract() -> None:
     domain = contracts["projects: the domain is pure (no database, HTTP, framework, messaging)"]
     assert domain["source_modules"] == ["tenantry.modules.projects.domain"]
     assert "tenantry.kernel.db" in domain["forbidden_modules"]
+    # A module of its own distribution: its own root package, out of the kernel's reach.
+    assert contracts["tenantry_billing: module layers"]["layers"][-1] == "tenantry_billing.domain"
+    kernel = contracts["The kernel and the capabilities import no module distribution"]
+    assert kernel["forbidden_modules"] == ["tenantry_billing"]
 
 
 def test_platform_admin_is_defined_once() -> None:

@@ -1,7 +1,9 @@
 """Seeders give a tenant at least one row in every tenant-owned table, through the real API.
 
-Each module adds a ``seed_<module>.py`` beside this file defining ``async def seed(client,
-tenant)``; they are found automatically. The isolation suite fails for any tenant-owned table
+Each kernel part and capability adds a ``seed_<name>.py`` beside this file defining ``async def
+seed(client, tenant)``; a module distribution registers its seeder under the entry-point group
+``tenantry.isolation_seeds`` (modules/projects: ``tenantry_projects.testing:seed``). Both are
+found automatically. The isolation suite fails for any tenant-owned table
 that no seeder fills, so a new table cannot slip past it.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Awaitable, Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import httpx
@@ -25,6 +28,8 @@ def seeders() -> list[Seeder]:
         if info.name.startswith("seed_"):
             mod = importlib.import_module(f"tests.isolation.{info.name}")
             found.append(mod.seed)
+    for ep in sorted(entry_points(group="tenantry.isolation_seeds"), key=lambda e: e.name):
+        found.append(ep.load())
     return found
 
 

@@ -13,7 +13,7 @@ import orjson
 
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
-from tests.conftest import MakeTenant, TenantFixture
+from tenantry.testing import MakeTenant, TenantFixture
 
 API = "/api/v1/projects"
 

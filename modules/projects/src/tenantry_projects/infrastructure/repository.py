@@ -7,9 +7,9 @@ from uuid import UUID
 
 from tenantry.capabilities.pagination import ListQuery
 from tenantry.kernel.db.uow import UnitOfWork
-from tenantry.modules.projects.application.ports import Page, Row
-from tenantry.modules.projects.infrastructure import sql
-from tenantry.modules.projects.infrastructure.lists import LIST_PROJECTS, LIST_TASKS
+from tenantry_projects.application.ports import Page, Row
+from tenantry_projects.infrastructure import sql
+from tenantry_projects.infrastructure.lists import LIST_PROJECTS, LIST_TASKS
 
 
 def _row(record: Any) -> Row:

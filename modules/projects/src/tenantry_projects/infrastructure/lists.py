@@ -5,7 +5,7 @@ and keyset pagination do the rest). Each sortable field has an index that leads 
 from __future__ import annotations
 
 from tenantry.capabilities.filtering import FieldSet, fields
-from tenantry.modules.projects.infrastructure.sql import PROJECT_COLUMNS, TASK_COLUMNS
+from tenantry_projects.infrastructure.sql import PROJECT_COLUMNS, TASK_COLUMNS
 
 PROJECT_FIELDS = FieldSet(
     "projects.projects",

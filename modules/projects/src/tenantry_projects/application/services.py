@@ -16,16 +16,16 @@ from datetime import date
 from typing import Any, Generic
 from uuid import UUID
 
-from tenantry.modules.projects.application.errors import DuplicateKey, ProjectNotFound, TaskNotFound
-from tenantry.modules.projects.application.ports import (
+from tenantry_projects.application.errors import DuplicateKey, ProjectNotFound, TaskNotFound
+from tenantry_projects.application.ports import (
     Page,
     ProjectsRepository,
     Row,
     UnitsOfWork,
     W,
 )
-from tenantry.modules.projects.contracts import TaskCompleted
-from tenantry.modules.projects.domain.model import (
+from tenantry_projects.contracts import TaskCompleted
+from tenantry_projects.domain.model import (
     Priority,
     ProjectArchived,
     ProjectStatus,

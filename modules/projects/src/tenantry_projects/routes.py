@@ -19,8 +19,8 @@ from tenantry.kernel.http.deps import require
 from tenantry.kernel.http.openapi import NOT_BLANK, problems_extra
 from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.tenancy.context import Principal
-from tenantry.modules.projects.application.services import ProjectsService
-from tenantry.modules.projects.domain.model import (
+from tenantry_projects.application.services import ProjectsService
+from tenantry_projects.domain.model import (
     KEY_RE,
     MAX_DESCRIPTION,
     MAX_NAME,
@@ -30,7 +30,7 @@ from tenantry.modules.projects.domain.model import (
     TaskChange,
     TaskStatus,
 )
-from tenantry.modules.projects.infrastructure.lists import PROJECT_FIELDS, TASK_FIELDS
+from tenantry_projects.infrastructure.lists import PROJECT_FIELDS, TASK_FIELDS
 
 READ = "projects:read"
 WRITE = "projects:write"

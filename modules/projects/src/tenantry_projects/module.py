@@ -13,14 +13,14 @@ from typing import ClassVar
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.modules import Module
 from tenantry.kernel.registrar import Registrar
-from tenantry.modules.projects.application.services import ProjectsService
-from tenantry.modules.projects.infrastructure.repository import SqlProjectsRepository
-from tenantry.modules.projects.routes import READ, WRITE, build_router
+from tenantry_projects.application.services import ProjectsService
+from tenantry_projects.infrastructure.repository import SqlProjectsRepository
+from tenantry_projects.routes import READ, WRITE, build_router
 
 
 class ProjectsModule(Module):
     name: ClassVar[str] = "projects"
-    migrations: ClassVar[str | None] = "tenantry.modules.projects.migrations"
+    migrations: ClassVar[str | None] = "tenantry_projects.migrations"
     permissions: ClassVar[dict[str, str]] = {
         READ: "read projects and tasks",
         WRITE: "create and change projects and tasks",

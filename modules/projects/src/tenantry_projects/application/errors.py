@@ -3,7 +3,7 @@ them: routes.py maps each kind to its problem type and status."""
 
 from __future__ import annotations
 
-from tenantry.modules.projects.domain.model import ProjectsError
+from tenantry_projects.domain.model import ProjectsError
 
 
 class ProjectNotFound(ProjectsError):

@@ -1,4 +1,6 @@
-"""Projects rows: a project with a task, through the API."""
+"""The module's isolation seeder (entry point ``tenantry.isolation_seeds``): gives a tenant a
+row in each of the module's tables, a project with a task, through the API. The platform's
+isolation suite runs it for two tenants and attacks every table it filled."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import uuid
 
 import httpx
 
-from tests.conftest import TenantFixture
+from tenantry.testing import TenantFixture
 
 
 async def seed(client: httpx.AsyncClient, tenant: TenantFixture) -> None:

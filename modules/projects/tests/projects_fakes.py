@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from tenantry.modules.projects.application.ports import Page, Row
+from tenantry_projects.application.ports import Page, Row
 
 
 @dataclass

@@ -7,17 +7,17 @@ import uuid
 
 import pytest
 
-from tenantry.modules.projects.application.errors import DuplicateKey, ProjectNotFound, TaskNotFound
-from tenantry.modules.projects.application.services import ProjectsService
-from tenantry.modules.projects.contracts import TaskCompleted
-from tenantry.modules.projects.domain.model import (
+from projects_fakes import FakeProjectsRepository, FakeUnitOfWork, FakeUnits
+from tenantry_projects.application.errors import DuplicateKey, ProjectNotFound, TaskNotFound
+from tenantry_projects.application.services import ProjectsService
+from tenantry_projects.contracts import TaskCompleted
+from tenantry_projects.domain.model import (
     InvalidTransition,
     Priority,
     ProjectArchived,
     ProjectsError,
     TaskChange,
 )
-from tests.unit.projects_fakes import FakeProjectsRepository, FakeUnitOfWork, FakeUnits
 
 
 @pytest.fixture
