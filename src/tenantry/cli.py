@@ -438,6 +438,43 @@ def config_reference() -> None:
     print(reference_markdown(), end="")
 
 
+@app.command("modules")
+def modules_list(as_json: JsonOpt = False) -> None:
+    """Installed modules (entry points ``tenantry.modules``): name, distribution and version,
+    what each depends on, and whether the config disables it. Loading order is the
+    dependency order ``serve`` uses."""
+    from importlib.metadata import entry_points
+
+    from tenantry.kernel.modules import ENTRY_POINT_GROUP, discover, order
+
+    disabled = set(settings().modules.disabled)
+    loaded = {m.name: m for m in order(discover(disabled))}
+    rows: list[dict[str, Any]] = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        module = loaded.get(ep.name)
+        rows.append(
+            {
+                "name": ep.name,
+                "distribution": ep.dist.name if ep.dist else None,
+                "version": ep.dist.version if ep.dist else None,
+                "depends_on": list(module.depends_on) if module else [],
+                "status": "disabled" if ep.name in disabled else "loaded",
+            }
+        )
+    rank = {name: i for i, name in enumerate(loaded)}
+    rows.sort(key=lambda r: rank.get(r["name"], len(rank)))
+    if as_json:
+        print(json.dumps({"items": rows}))
+        return
+    table = Table("module", "distribution", "version", "depends on", "status")
+    for r in rows:
+        table.add_row(
+            r["name"], r["distribution"] or "-", r["version"] or "-",
+            ", ".join(r["depends_on"]) or "-", r["status"],
+        )  # fmt: skip
+    console.print(table)
+
+
 def _plugins(args: Sequence[str] | None = None) -> None:
     """Sub-commands contributed by modules and capabilities (entry points ``tenantry.cli``:
     a ``typer.Typer`` named after the command group), and the onboarding options of the

@@ -1,0 +1,1 @@
+"""An example module from outside the repository: a tenant's notes."""

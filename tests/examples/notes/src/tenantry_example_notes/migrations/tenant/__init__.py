@@ -1,0 +1,1 @@
+"""Tenant migrations of the example module."""
