@@ -28,6 +28,7 @@ from tenantry.kernel.db import tenant_filter
 from tenantry.kernel.db.rls import tenant_tables
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import SHARED_SCHEMA
+from tests.architecture.contracts import module_packages
 from tests.conftest import MakeTenant
 
 SQL_START = re.compile(r"\s*(WITH|SELECT|INSERT|UPDATE|DELETE|EXPLAIN)\s")
@@ -42,9 +43,17 @@ def fill(text: str) -> str:
     return SLOT.sub(lambda m: FILL.get(m.group()[1:-1], f'"{SHARED_SCHEMA}"'), text)
 
 
+def _packages() -> list[tuple[str, Path]]:
+    """The kernel's distribution and every module distribution installed beside it."""
+    outside = sorted({p.split(".", 1)[0] for p in module_packages() if "." not in p})
+    found = [("tenantry", Path(tenantry.__file__).parent)]
+    for name in outside:
+        found.append((name, Path(importlib.import_module(name).__file__ or "").parent))
+    return found
+
+
 def sql_texts() -> dict[str, str]:
-    """Every SQL text of src/tenantry -> where it is."""
-    root = Path(tenantry.__file__).parent
+    """Every SQL text of src/tenantry and of each module distribution -> where it is."""
     found: dict[str, str] = {}
 
     def keep(value: object, where: str) -> None:
@@ -52,22 +61,25 @@ def sql_texts() -> dict[str, str]:
         if isinstance(value, str) and SQL_START.match(value) and len(value.split()) > 2:
             found.setdefault(value, where)
 
-    for info in pkgutil.walk_packages([str(root)], "tenantry."):
-        mod = importlib.import_module(info.name)
-        for name, value in vars(mod).items():
-            keep(value, f"{info.name}.{name}")
-            if isinstance(value, type) and value.__module__ == info.name:
-                for attr, v in vars(value).items():
-                    keep(v, f"{info.name}.{name}.{attr}")
-    for path in root.rglob("*.py"):
-        if path.name in ("tenant_filter.py", "tenant_rewrite.py"):  # messages: "INSERT ..."
-            continue
-        tree = ast.parse(path.read_text())
-        # the pieces of an f-string are not statements of their own
-        pieces = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and id(node) not in pieces:
-                keep(node.value, f"{path.relative_to(root)}:{node.lineno}")
+    for package, root in _packages():
+        for info in pkgutil.walk_packages([str(root)], f"{package}."):
+            mod = importlib.import_module(info.name)
+            for name, value in vars(mod).items():
+                keep(value, f"{info.name}.{name}")
+                if isinstance(value, type) and value.__module__ == info.name:
+                    for attr, v in vars(value).items():
+                        keep(v, f"{info.name}.{name}.{attr}")
+        for path in root.rglob("*.py"):
+            if path.name in ("tenant_filter.py", "tenant_rewrite.py"):  # messages: "INSERT ..."
+                continue
+            tree = ast.parse(path.read_text())
+            # the pieces of an f-string are not statements of their own
+            pieces = {
+                id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values
+            }
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Constant) and id(node) not in pieces:
+                    keep(node.value, f"{package}/{path.relative_to(root)}:{node.lineno}")
     # The commit's one statement (kernel/db/commit.combine): the outbox's and the audit's
     # parts as data-modifying CTEs, as the unit of work sends it when both have rows.
     from tenantry.capabilities.audit.log import PENDING_PART
@@ -88,7 +100,9 @@ def test_the_collector_finds_the_sql() -> None:
     assert len(texts) > 150
     assert "tenantry.modules.ledger.infrastructure.sql.WRITE" in where
     assert "tenantry.kernel.messaging.queries.INSERT_OUTBOX_ROWS" in where
-    assert any(w.startswith("capabilities/export/service.py:") for w in where)  # inline
+    assert any(w.startswith("tenantry/capabilities/export/service.py:") for w in where)  # inline
+    # a module of its own distribution
+    assert "tenantry_projects.infrastructure.sql.NEXT_TASK_NUMBER" in where
 
 
 async def test_every_sql_text_of_src_rewrites_and_prepares(
