@@ -1,10 +1,13 @@
 """The module contract and the loader.
 
-A module is a package with five layers (contracts / domain / application / infrastructure /
-api). Its ``api`` (target shape: ``module``) exposes one ``Module`` object, registered under
-the entry-point group ``tenantry.modules``. The loader discovers them, orders them so every
-module starts after the modules it depends on, and stops with a message naming the modules on
-a missing dependency or a cycle. Adding a module = implement it + register the entry point.
+A module is a package in one shape (docs/modules.md: ``module.py`` -> ``routes.py`` ->
+application -> domain, infrastructure beside; ``contracts`` its public surface) whose
+``module.py`` exposes one ``Module`` object, registered under the entry-point group
+``tenantry.modules`` by the module's distribution. The loader discovers them, orders them so
+every module starts after the modules it depends on, and stops with a message naming the
+modules on a missing dependency or a cycle. Adding a module = implement it + register the
+entry point (+ install it). The platform's capabilities (audit, authz, cache, ...) register
+the same way, marked ``capability``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel
 
-from tenantry.kernel.errors import ModuleLoadError
+from tenantry.kernel.errors import ModuleLoadError, ValidationFailed
 from tenantry.kernel.tenancy.onboarding import OnboardingOption
 
 if TYPE_CHECKING:
@@ -30,6 +33,10 @@ class Module:
 
     name: ClassVar[str] = ""
     depends_on: ClassVar[tuple[str, ...]] = ()
+    #: A shared capability of the platform (audit, authz, cache, ...): every module may use it
+    #: without naming it in ``depends_on``, so a process that loads only some modules
+    #: (``tenantry worker --modules``) loads every capability.
+    capability: ClassVar[bool] = False
     #: Package holding ``platform/`` and ``tenant/`` folders of NNNN_name.sql files.
     migrations: ClassVar[str | None] = None
     #: Actions this module checks (``"ledger:write": "post transactions"``).
@@ -94,6 +101,29 @@ def discover(disabled: Iterable[str] = ()) -> list[Module]:
             )
         found.append(module)
     return found
+
+
+def only(names: Iterable[str], disabled: Iterable[str] = ()) -> list[str]:
+    """The modules to disable so that only ``names``, every capability and what those depend
+    on load (``tenantry worker --modules a,b``): the configured ``disabled`` plus the rest.
+    An unknown (or disabled) name is a ``ValidationFailed`` naming what is installed."""
+    wanted = [n for n in names if n]
+    skip = set(disabled)
+    installed = {m.name: m for m in discover(skip)}
+    unknown = sorted(set(wanted) - installed.keys())
+    if unknown or not wanted:
+        known = ", ".join(sorted(n for n, m in installed.items() if not m.capability))
+        what = "unknown module " + ", ".join(map(repr, unknown)) if unknown else "no module named"
+        msg = f"--modules: {what} (installed: {known or 'none'})"
+        raise ValidationFailed(msg, errors=[{"field": "modules", "message": msg}])
+    keep: set[str] = set()
+    todo = [*wanted, *(n for n, m in installed.items() if m.capability)]
+    while todo:
+        name = todo.pop()
+        if name not in keep:
+            keep.add(name)
+            todo.extend(d for d in installed[name].depends_on if d in installed)
+    return sorted(skip | (installed.keys() - keep))
 
 
 def declared_sections(disabled: Iterable[str] = ()) -> dict[str, type[BaseModel] | None]:

@@ -81,6 +81,7 @@ class _PartitionJob:
 
 class AuditModule(Module):
     name: ClassVar[str] = "audit"
+    capability: ClassVar[bool] = True
     migrations: ClassVar[str | None] = "tenantry.capabilities.audit.migrations"
     permissions: ClassVar[dict[str, str]] = {READ: "read the tenant's audit log"}
     settings_model = AuditSettings

@@ -319,6 +319,7 @@ def build_router(platform: Registrar, engine: Authz) -> APIRouter:
 
 class AuthzModule(Module):
     name: ClassVar[str] = "authz"
+    capability: ClassVar[bool] = True
     depends_on: ClassVar[tuple[str, ...]] = ("audit", "identity")
     migrations: ClassVar[str | None] = "tenantry.capabilities.authz.migrations"
     permissions: ClassVar[dict[str, str]] = {

@@ -67,6 +67,7 @@ def build_cache(db: Database, settings: CacheSettings) -> Cache:
 
 class CacheModule(Module):
     name = "cache"
+    capability = True
     migrations = "tenantry.capabilities.cache.migrations"
     settings_model = CacheSettings
 

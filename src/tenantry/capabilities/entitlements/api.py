@@ -113,6 +113,7 @@ def build_router(platform: Registrar, plans: Plans) -> APIRouter:
 
 class EntitlementsModule(Module):
     name: ClassVar[str] = "entitlements"
+    capability: ClassVar[bool] = True
     migrations: ClassVar[str | None] = "tenantry.capabilities.entitlements.migrations"
     settings_model = EntitlementsSettings
     settings_sections = {"plans": PlansSettings}

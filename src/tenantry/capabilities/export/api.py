@@ -301,6 +301,7 @@ def build_router(service: ExportService, platform: Registrar) -> APIRouter:
 
 class ExportModule(Module):
     name: ClassVar[str] = "exports"
+    capability: ClassVar[bool] = True
     depends_on: ClassVar[tuple[str, ...]] = ("identity",)
     migrations: ClassVar[str | None] = "tenantry.capabilities.export.migrations"
     settings_model = ExportSettings

@@ -78,6 +78,7 @@ def build_router(platform: Registrar, store: FlagStore) -> APIRouter:
 
 class FlagsModule(Module):
     name: ClassVar[str] = "flags"
+    capability: ClassVar[bool] = True
     depends_on: ClassVar[tuple[str, ...]] = ("entitlements",)
     migrations: ClassVar[str | None] = "tenantry.capabilities.flags.migrations"
 

@@ -37,6 +37,7 @@ def limiter_from(cfg: RateLimitSettings) -> Limiter:
 
 class RateLimitModule(Module):
     name: ClassVar[str] = "ratelimit"
+    capability: ClassVar[bool] = True
     depends_on: ClassVar[tuple[str, ...]] = ("entitlements",)
     settings_model = RateLimitSettings
 

@@ -15,6 +15,7 @@ import typer
 from tenantry.kernel import cli_support as cli
 from tenantry.kernel.errors import ValidationFailed
 from tenantry.kernel.messaging import dead
+from tenantry.kernel.modules import only
 
 if TYPE_CHECKING:
     from tenantry.kernel.platform import Platform
@@ -126,7 +127,10 @@ async def run_worker(platform: Platform, consumers: list[str] | None, relay: boo
     if m.dispatcher.routes.uses_bus:
         names = await bus.consume(consumers)
     logging.getLogger(__name__).warning(
-        "worker running: relay=%s consumers=%s", relay, ",".join(names) or "-"
+        "worker running: relay=%s modules=%s consumers=%s",
+        relay,
+        ",".join(m.name for m in platform.modules if not m.capability),
+        ",".join(names) or "-",
     )
     print("worker ready", flush=True)
     # Stale sagas are resumed by Platform.start (messaging.saga_resume), as in `serve`.
@@ -140,14 +144,28 @@ def worker(
         list[str] | None, typer.Option("--consumer", help="Only these consumers (repeat).")
     ] = None,
     no_relay: Annotated[bool, typer.Option("--no-relay", help="Consumers only.")] = False,
+    modules: Annotated[
+        str | None,
+        typer.Option(
+            "--modules",
+            help="Load only these modules (comma-separated; with what they depend on and the "
+            "capabilities): a worker for their bus consumers, deployed apart. Implies "
+            "--no-relay: the relay delivers in-process consumers too, so it runs only where "
+            "every module is loaded.",
+        ),
+    ] = None,
 ) -> None:
     """Run the outbox relay and the RabbitMQ consumers (until SIGTERM)."""
     s = cli.settings()
     logging.basicConfig(level=s.logging.level, format="%(levelname)s %(name)s: %(message)s")
-    s = cli.settings(messaging={"relay_in_process": False})
+    overrides: dict[str, Any] = {"messaging": {"relay_in_process": False}}
+    if modules is not None:
+        disabled = only(modules.split(","), s.modules.disabled)
+        overrides["modules"] = {"disabled": disabled}
+    s = cli.settings(**overrides)
 
     async def go(p: Platform) -> None:
         await p.start()
-        await run_worker(p, consumer or None, not no_relay)
+        await run_worker(p, consumer or None, not no_relay and modules is None)
 
     cli.run(go, s)
