@@ -9,12 +9,11 @@ when its block ends without an exception (a rollback leaves nothing, as in the d
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 from tenantry.modules.ledger.application.ports import KeyClaim, Locked, Page, StoredKey
@@ -28,6 +27,7 @@ from tenantry.modules.ledger.domain.model import (
     Entry,
     Posted,
 )
+from tenantry.testing import fakes
 
 
 @dataclass
@@ -40,68 +40,14 @@ class State:
     transactions: dict[UUID, Posted] = field(default_factory=dict)
 
 
-class FakeUnitOfWork:
-    def __init__(self, state: State, readonly: bool) -> None:
-        self.state = state
-        self.readonly = readonly
-        self.events: list[Any] = []
-        self.audits: list[dict[str, Any]] = []
-
-    def publish_many(self, events: Sequence[Any]) -> list[UUID]:
-        assert not self.readonly, "published in a read-only unit of work"
-        self.events.extend(events)
-        return [UUID(int=len(self.events) - len(events) + i) for i in range(len(events))]
-
-    def audit(
-        self,
-        action: str,
-        resource: str | None = None,
-        *,
-        before: Any = None,
-        after: Any = None,
-        outcome: str = "success",
-        details: Any = None,
-    ) -> None:
-        assert not self.readonly, "audited in a read-only unit of work"
-        self.audits.append(
-            {
-                "action": action,
-                "resource": resource,
-                "before": before,
-                "after": after,
-                "outcome": outcome,
-                "details": details,
-            }
-        )
-
-    def write(self) -> State:
-        assert not self.readonly, "wrote in a read-only unit of work"
-        return self.state
+FakeUnitOfWork: TypeAlias = fakes.FakeUnitOfWork[State]
 
 
-class FakeUnits:
-    """The unit-of-work factory: commits copy the state back and keep what was collected."""
+class FakeUnits(fakes.FakeUnits[State]):
+    """The unit-of-work factory (tenantry.testing.fakes) over an empty ``State``."""
 
     def __init__(self) -> None:
-        self.state = State()
-        self.events: list[Any] = []
-        self.audits: list[dict[str, Any]] = []
-        self.commits = 0
-        self.rollbacks = 0
-
-    @contextlib.asynccontextmanager
-    async def __call__(self, *, readonly: bool = False) -> AsyncIterator[FakeUnitOfWork]:
-        uow = FakeUnitOfWork(copy.deepcopy(self.state), readonly)
-        try:
-            yield uow
-        except BaseException:
-            self.rollbacks += 1
-            raise
-        self.commits += 1
-        if not readonly:
-            self.state = uow.state
-            self.events.extend(uow.events)
-            self.audits.extend(uow.audits)
+        super().__init__(State())
 
 
 def _account_view(a: AccountState, meta: dict[str, Any]) -> dict[str, Any]:

@@ -9,16 +9,14 @@ block ends without an exception (a rollback leaves nothing, as in the database).
 
 from __future__ import annotations
 
-import contextlib
-import copy
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 from tenantry.modules.notifications.application.handlers import NotificationHandlers
 from tenantry.modules.notifications.application.services import NotificationService
 from tenantry.modules.notifications.domain.targets import TargetRefused
+from tenantry.testing import fakes
 
 
 @dataclass
@@ -29,62 +27,14 @@ class State:
     log: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
-class FakeUnitOfWork:
-    def __init__(self, state: State, readonly: bool) -> None:
-        self.state = state
-        self.readonly = readonly
-        self.audits: list[dict[str, Any]] = []
-
-    def audit(
-        self,
-        action: str,
-        resource: str | None = None,
-        *,
-        before: Any = None,
-        after: Any = None,
-        outcome: str = "success",
-        details: Any = None,
-    ) -> None:
-        assert not self.readonly, "audited in a read-only unit of work"
-        self.audits.append(
-            {
-                "action": action,
-                "resource": resource,
-                "before": before,
-                "after": after,
-                "outcome": outcome,
-                "details": details,
-            }
-        )
-
-    def write(self) -> State:
-        assert not self.readonly, "wrote in a read-only unit of work"
-        return self.state
+FakeUnitOfWork: TypeAlias = fakes.FakeUnitOfWork[State]
 
 
-class FakeUnits:
-    """The unit-of-work factory: commits copy the state back and keep the audit records."""
+class FakeUnits(fakes.FakeUnits[State]):
+    """The unit-of-work factory (tenantry.testing.fakes) over an empty ``State``."""
 
     def __init__(self) -> None:
-        self.state = State()
-        self.audits: list[dict[str, Any]] = []
-        self.opened: list[bool] = []  # readonly flag of each unit of work, in order
-        self.commits = 0
-        self.rollbacks = 0
-
-    @contextlib.asynccontextmanager
-    async def __call__(self, *, readonly: bool = False) -> AsyncIterator[FakeUnitOfWork]:
-        self.opened.append(readonly)
-        uow = FakeUnitOfWork(copy.deepcopy(self.state), readonly)
-        try:
-            yield uow
-        except BaseException:
-            self.rollbacks += 1
-            raise
-        self.commits += 1
-        if not readonly:
-            self.state = uow.state
-            self.audits.extend(uow.audits)
+        super().__init__(State())
 
 
 class FakeNotificationRepository:

@@ -9,47 +9,27 @@ as in the database). It remembers how each unit of work was opened (``opened``).
 
 from __future__ import annotations
 
-import contextlib
-import copy
-from collections.abc import AsyncIterator
 from datetime import date
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 from tenantry.modules.reporting.application.handlers import ReportingHandlers
 from tenantry.modules.reporting.application.services import ReportingService
 from tenantry.modules.reporting.domain.summary import Delta
+from tenantry.testing import fakes
 
 Key = tuple[date, UUID, str]  # (day, account, currency): the table's key within a tenant
+Rows = dict[Key, dict[str, Any]]
 
 
-class FakeUnitOfWork:
-    def __init__(self, rows: dict[Key, dict[str, Any]], readonly: bool) -> None:
-        self.rows = rows
-        self.readonly = readonly
+FakeUnitOfWork: TypeAlias = fakes.FakeUnitOfWork[Rows]
 
 
-class FakeUnits:
-    """The unit-of-work factory: commits copy the rows back."""
+class FakeUnits(fakes.FakeUnits[Rows]):
+    """The unit-of-work factory (tenantry.testing.fakes) over no summary rows."""
 
     def __init__(self) -> None:
-        self.rows: dict[Key, dict[str, Any]] = {}
-        self.opened: list[bool] = []  # readonly flag of each unit of work, in order
-        self.commits = 0
-        self.rollbacks = 0
-
-    @contextlib.asynccontextmanager
-    async def __call__(self, *, readonly: bool = False) -> AsyncIterator[FakeUnitOfWork]:
-        self.opened.append(readonly)
-        uow = FakeUnitOfWork(copy.deepcopy(self.rows), readonly)
-        try:
-            yield uow
-        except BaseException:
-            self.rollbacks += 1
-            raise
-        self.commits += 1
-        if not readonly:
-            self.rows = uow.rows
+        super().__init__({})
 
 
 class FakeSummaryRepository:
@@ -61,7 +41,7 @@ class FakeSummaryRepository:
     async def apply(self, uow: FakeUnitOfWork, rows: list[Delta]) -> None:
         assert not uow.readonly, "wrote in a read-only unit of work"
         for d in rows:
-            row = uow.rows.setdefault(
+            row = uow.state.setdefault(
                 (d.day, d.account_id, d.currency), {"debit": 0, "credit": 0, "entries": 0}
             )
             row["debit"] += d.debit
@@ -81,7 +61,7 @@ class FakeSummaryRepository:
                 "volume": r["debit"] + r["credit"],
                 "count": r["entries"],
             }
-            for (day, account, currency), r in uow.rows.items()
+            for (day, account, currency), r in uow.state.items()
             if start <= day <= end
         ]
         found.sort(key=lambda v: (v["day"], v["account_code"], v["currency"]))

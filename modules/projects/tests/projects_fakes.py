@@ -1,17 +1,15 @@
-"""In-memory fakes for ``ProjectsService``: a unit-of-work factory whose units work on a copy
-of the state and keep it, with the events and audit records, only when their block ends
-without an exception; and the repository's behaviour on dicts."""
+"""In-memory fakes for ``ProjectsService``: the platform's unit-of-work fakes
+(``tenantry.testing.fakes``) over the module's ``State``, and the repository's behaviour on
+dicts."""
 
 from __future__ import annotations
 
-import contextlib
-import copy
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
+from tenantry.testing import fakes
 from tenantry_projects.application.ports import Page, Row
 
 
@@ -21,56 +19,14 @@ class State:
     tasks: dict[UUID, Row] = field(default_factory=dict)
 
 
-class FakeUnitOfWork:
-    def __init__(self, state: State, readonly: bool) -> None:
-        self.state = state
-        self.readonly = readonly
-        self.events: list[Any] = []
-        self.audits: list[dict[str, Any]] = []
-
-    def publish(self, event: Any) -> UUID:
-        assert not self.readonly, "published in a read-only unit of work"
-        self.events.append(event)
-        return UUID(int=len(self.events))
-
-    def audit(
-        self,
-        action: str,
-        resource: str | None = None,
-        *,
-        before: Any = None,
-        after: Any = None,
-        outcome: str = "success",
-        details: Any = None,
-    ) -> None:
-        assert not self.readonly, "audited in a read-only unit of work"
-        self.audits.append({"action": action, "resource": resource, "before": before,
-                            "after": after, "details": details})  # fmt: skip
-
-    def write(self) -> State:
-        assert not self.readonly, "wrote in a read-only unit of work"
-        return self.state
+FakeUnitOfWork: TypeAlias = fakes.FakeUnitOfWork[State]
 
 
-class FakeUnits:
+class FakeUnits(fakes.FakeUnits[State]):
+    """The unit-of-work factory (tenantry.testing.fakes) over an empty ``State``."""
+
     def __init__(self) -> None:
-        self.state = State()
-        self.events: list[Any] = []
-        self.audits: list[dict[str, Any]] = []
-        self.rollbacks = 0
-
-    @contextlib.asynccontextmanager
-    async def __call__(self, *, readonly: bool = False) -> AsyncIterator[FakeUnitOfWork]:
-        uow = FakeUnitOfWork(copy.deepcopy(self.state), readonly)
-        try:
-            yield uow
-        except BaseException:
-            self.rollbacks += 1
-            raise
-        if not readonly:
-            self.state = uow.state
-            self.events.extend(uow.events)
-            self.audits.extend(uow.audits)
+        super().__init__(State())
 
 
 def _now() -> datetime:

@@ -5,42 +5,13 @@ fakes alike."""
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 from uuid import UUID
+
+from tenantry.kernel.db.ports import W_contra
 
 Row = dict[str, Any]
 Page = tuple[list[Row], str | None]
-
-
-class Work(Protocol):
-    """What a service does with a unit of work itself: record events and audit records
-    (written by the kernel at commit). Everything else goes through the repository."""
-
-    def publish(self, event: Any) -> UUID: ...
-
-    def audit(
-        self,
-        action: str,
-        resource: str | None = None,
-        *,
-        before: Any = None,
-        after: Any = None,
-        outcome: str = "success",
-        details: Any = None,
-    ) -> None: ...
-
-
-W_co = TypeVar("W_co", bound=Work, covariant=True)
-W_contra = TypeVar("W_contra", bound=Work, contravariant=True)
-W = TypeVar("W", bound=Work)
-
-
-class UnitsOfWork(Protocol[W_co]):
-    """Opens a unit of work in the current tenant: commits on exit, rolls back on an
-    exception."""
-
-    def __call__(self, *, readonly: bool = False) -> AbstractAsyncContextManager[W_co]: ...
 
 
 class ProjectsRepository(Protocol[W_contra]):

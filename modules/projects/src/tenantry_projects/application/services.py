@@ -16,14 +16,9 @@ from datetime import date
 from typing import Any, Generic
 from uuid import UUID
 
+from tenantry.kernel.db.ports import UnitsOfWork, W
 from tenantry_projects.application.errors import DuplicateKey, ProjectNotFound, TaskNotFound
-from tenantry_projects.application.ports import (
-    Page,
-    ProjectsRepository,
-    Row,
-    UnitsOfWork,
-    W,
-)
+from tenantry_projects.application.ports import Page, ProjectsRepository, Row
 from tenantry_projects.contracts import TaskCompleted
 from tenantry_projects.domain.model import (
     Priority,

@@ -9,12 +9,12 @@ unit tests (tests/unit/ledger_fakes.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 from uuid import UUID
 
+from tenantry.kernel.db.ports import W_contra
 from tenantry.modules.ledger.domain.model import AccountState, Draft, Posted
 
 
@@ -40,36 +40,6 @@ class Locked:
 
 
 Page = tuple[list[dict[str, Any]], str | None]
-
-
-class Work(Protocol):
-    """What a service does with a unit of work itself: record events and audit records
-    (written by the kernel at commit). Everything else it hands to the repository."""
-
-    def publish_many(self, events: Sequence[Any]) -> list[UUID]: ...
-
-    def audit(
-        self,
-        action: str,
-        resource: str | None = None,
-        *,
-        before: Any = None,
-        after: Any = None,
-        outcome: str = "success",
-        details: Any = None,
-    ) -> None: ...
-
-
-W = TypeVar("W", bound=Work)
-W_co = TypeVar("W_co", bound=Work, covariant=True)
-W_contra = TypeVar("W_contra", bound=Work, contravariant=True)
-
-
-class UnitsOfWork(Protocol[W_co]):
-    """Opens a unit of work in the current tenant: commits on exit (writing what was
-    published and audited), rolls back on an exception."""
-
-    def __call__(self, *, readonly: bool = False) -> AbstractAsyncContextManager[W_co]: ...
 
 
 class LedgerRepository(Protocol[W_contra]):

@@ -26,6 +26,7 @@ from uuid import UUID
 
 import orjson
 
+from tenantry.kernel.db.ports import UnitsOfWork, W
 from tenantry.modules.ledger.application.errors import (
     AccountNotEmpty,
     AccountNotFound,
@@ -35,13 +36,7 @@ from tenantry.modules.ledger.application.errors import (
     TransactionNotFound,
 )
 from tenantry.modules.ledger.application.events import transaction_posted
-from tenantry.modules.ledger.application.ports import (
-    KeyClaim,
-    LedgerRepository,
-    Page,
-    UnitsOfWork,
-    W,
-)
+from tenantry.modules.ledger.application.ports import KeyClaim, LedgerRepository, Page
 from tenantry.modules.ledger.domain.model import (
     AccountType,
     Draft,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Generic
 
+from tenantry.kernel.db.ports import W
 from tenantry.kernel.messaging.envelope import MessageContext
 from tenantry.kernel.tenancy.contracts import TenantOnboarded
 from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
@@ -17,7 +18,6 @@ from tenantry.modules.ledger.contracts import TransactionPosted
 from tenantry.modules.notifications.application.ports import (
     Mailer,
     NotificationRepository,
-    W,
     WebhookSender,
 )
 from tenantry.modules.notifications.domain import texts

@@ -10,37 +10,10 @@ and on the in-memory fakes of the unit tests (tests/unit/notifications_fakes.py)
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 from uuid import UUID
 
-
-class Work(Protocol):
-    """What a service does with a unit of work itself: record audit records (written by the
-    kernel at commit). Everything else it hands to the repository."""
-
-    def audit(
-        self,
-        action: str,
-        resource: str | None = None,
-        *,
-        before: Any = None,
-        after: Any = None,
-        outcome: str = "success",
-        details: Any = None,
-    ) -> None: ...
-
-
-W = TypeVar("W", bound=Work)
-W_co = TypeVar("W_co", bound=Work, covariant=True)
-W_contra = TypeVar("W_contra", bound=Work, contravariant=True)
-
-
-class UnitsOfWork(Protocol[W_co]):
-    """Opens a unit of work in the current tenant: commits on exit (writing what was
-    audited), rolls back on an exception."""
-
-    def __call__(self, *, readonly: bool = False) -> AbstractAsyncContextManager[W_co]: ...
+from tenantry.kernel.db.ports import W_contra
 
 
 class NotificationRepository(Protocol[W_contra]):

@@ -16,14 +16,13 @@ from __future__ import annotations
 import uuid
 from typing import Any, Generic
 
+from tenantry.kernel.db.ports import UnitsOfWork, W
 from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
 from tenantry.modules.ledger.contracts import TransactionPosted
 from tenantry.modules.notifications.application.ports import (
     Mailer,
     NotificationRepository,
     TargetCheck,
-    UnitsOfWork,
-    W,
     WebhookSender,
 )
 from tenantry.modules.notifications.domain import texts

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Generic
 
+from tenantry.kernel.db.ports import W
 from tenantry.kernel.messaging.envelope import MessageContext
 from tenantry.modules.ledger.contracts import TransactionPosted
-from tenantry.modules.reporting.application.ports import SummaryRepository, W
+from tenantry.modules.reporting.application.ports import SummaryRepository
 from tenantry.modules.reporting.domain.summary import deltas
 
 

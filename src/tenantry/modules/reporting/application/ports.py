@@ -9,22 +9,11 @@ unit tests (tests/unit/reporting_fakes.py).
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from datetime import date
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
+from tenantry.kernel.db.ports import W_contra
 from tenantry.modules.reporting.domain.summary import Delta
-
-W = TypeVar("W")
-W_co = TypeVar("W_co", covariant=True)
-W_contra = TypeVar("W_contra", contravariant=True)
-
-
-class UnitsOfWork(Protocol[W_co]):
-    """Opens a unit of work in the current tenant: commits on exit, rolls back on an
-    exception."""
-
-    def __call__(self, *, readonly: bool = False) -> AbstractAsyncContextManager[W_co]: ...
 
 
 class SummaryRepository(Protocol[W_contra]):

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Generic
 
-from tenantry.modules.reporting.application.ports import SummaryRepository, UnitsOfWork, W
+from tenantry.kernel.db.ports import UnitsOfWork, W
+from tenantry.modules.reporting.application.ports import SummaryRepository
 from tenantry.modules.reporting.domain.summary import page_of
 
 #: The longest range one answer covers; a longer one comes in pages.
