@@ -56,7 +56,7 @@ from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
-from tenantry.modules.ledger.infrastructure import sql
+from tenantry_ledger.infrastructure import sql
 
 PASSWORD = "bench-password-123"
 SECONDS = 5

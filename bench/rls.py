@@ -26,7 +26,7 @@ import asyncpg
 
 from bench._common import bench_database_url, table
 from bench.ledger import N, drop, pgbench, pgbench_script, setup
-from tenantry.modules.ledger.infrastructure import sql
+from tenantry_ledger.infrastructure import sql
 
 SECONDS = 5
 ROUNDS = 6

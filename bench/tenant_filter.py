@@ -31,7 +31,7 @@ from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode, Tenant
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
-from tenantry.modules.ledger.infrastructure import sql
+from tenantry_ledger.infrastructure import sql
 
 CALLS = 2000
 ROUNDS = 7

@@ -109,10 +109,20 @@ def module_contracts(packages: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+def module_extras() -> list[dict[str, Any]]:
+    """What the module distributions of this repository forbid beyond the generated
+    contracts: ``[[tool.importlinter.contracts]]`` of ``modules/<m>/pyproject.toml``."""
+    out: list[dict[str, Any]] = []
+    for path in sorted((ROOT / "modules").glob("*/pyproject.toml")):
+        tool = tomllib.loads(path.read_text()).get("tool", {})
+        out.extend(tool.get("importlinter", {}).get("contracts", []))
+    return out
+
+
 def config(packages: list[str] | None = None) -> dict[str, Any]:
     base = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
     packages = packages or module_packages()
-    contracts = [*base.get("contracts", []), *module_contracts(packages)]
+    contracts = [*base.get("contracts", []), *module_contracts(packages), *module_extras()]
     roots = [*base["root_packages"], *_top_level(packages)]
     return {**base, "root_packages": roots, "contracts": contracts}
 

@@ -9,9 +9,9 @@ import httpx
 
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
+from tenantry_reporting.testing import posted
 from tests.conftest import PASSWORD, MakeTenant
 from tests.export.test_ledger_sources import _export
-from tests.isolation.seed_reporting import posted
 from tests.messaging.conftest import eventually
 
 

@@ -14,8 +14,8 @@ import pytest
 
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
+from tenantry_ledger.testing import API, Ledger, row_counts
 from tests.conftest import MakeTenant
-from tests.ledger.conftest import API, Ledger, row_counts
 
 PROBLEM = "https://tenantry.dev/problems/"
 

@@ -11,8 +11,8 @@ import uuid
 import orjson
 import pytest
 
+from tenantry_ledger.testing import API, Ledger, row_counts
 from tests.isolation.conftest import Layers
-from tests.ledger.conftest import API, Ledger, row_counts
 
 
 @pytest.mark.parametrize("layers", ["both", "filter_only"], indirect=True)

@@ -98,7 +98,7 @@ def test_the_collector_finds_the_sql() -> None:
     texts = sql_texts()
     where = set(texts.values())
     assert len(texts) > 150
-    assert "tenantry.modules.ledger.infrastructure.sql.WRITE" in where
+    assert "tenantry_ledger.infrastructure.sql.WRITE" in where
     assert "tenantry.kernel.messaging.queries.INSERT_OUTBOX_ROWS" in where
     assert any(w.startswith("tenantry/capabilities/export/service.py:") for w in where)  # inline
     # a module of its own distribution

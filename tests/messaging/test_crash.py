@@ -26,7 +26,7 @@ from tenantry.kernel.messaging.routing import Routes, Transport
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import Tenant
-from tenantry.modules.ledger.contracts import PostedEntry, TransactionPosted
+from tenantry_ledger.contracts import PostedEntry, TransactionPosted
 from tests.conftest import MakeTenant
 from tests.messaging.conftest import AMQP_URL, PREFIX, eventually, require_rabbit
 

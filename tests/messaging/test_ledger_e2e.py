@@ -10,8 +10,8 @@ import httpx
 
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
+from tenantry_ledger.testing import Ledger
 from tests.conftest import MakeTenant
-from tests.ledger.conftest import Ledger
 from tests.messaging.conftest import eventually
 
 

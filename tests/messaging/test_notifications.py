@@ -27,13 +27,13 @@ from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import IsolationMode
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
-from tenantry.modules.notifications.application.services import NotificationService
-from tenantry.modules.notifications.contracts import MESSAGE_ID_HEADER, SIGNATURE_HEADER
-from tenantry.modules.notifications.domain.breaker import CircuitBreaker, CircuitOpen
-from tenantry.modules.notifications.domain.signing import verify
-from tenantry.modules.notifications.infrastructure.error_mail import ErrorMailNotifier
+from tenantry_notifications.application.services import NotificationService
+from tenantry_notifications.contracts import MESSAGE_ID_HEADER, SIGNATURE_HEADER
+from tenantry_notifications.domain.breaker import CircuitBreaker, CircuitOpen
+from tenantry_notifications.domain.signing import verify
+from tenantry_notifications.infrastructure.error_mail import ErrorMailNotifier
+from tenantry_reporting.testing import posted
 from tests.conftest import RUN, MakeTenant
-from tests.isolation.seed_reporting import posted
 from tests.messaging.conftest import eventually
 
 

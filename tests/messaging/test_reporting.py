@@ -14,9 +14,9 @@ import pytest
 from tenantry.kernel.messaging.dispatcher import envelope_from_row
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
-from tenantry.modules.ledger.contracts import PostedEntry, TransactionPosted
+from tenantry_ledger.contracts import PostedEntry, TransactionPosted
+from tenantry_reporting.testing import posted
 from tests.conftest import MakeTenant, TenantFixture
-from tests.isolation.seed_reporting import posted
 from tests.messaging.conftest import eventually
 
 

@@ -23,7 +23,7 @@ from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode
 from tenantry.kernel.tenancy.onboarding import KIND
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
-from tenantry.modules.ledger.infrastructure.onboarding import seed_chart
+from tenantry_ledger.infrastructure.onboarding import seed_chart
 from tests.conftest import PASSWORD, RUN, get_token
 
 STEPS = ["record", "storage", "chart_of_accounts", "admin", "activate", "welcome"]

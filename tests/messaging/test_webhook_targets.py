@@ -23,10 +23,10 @@ import pytest
 from tenantry.capabilities.export.notify import Notifier
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
-from tenantry.modules.notifications.application.services import NotificationService
-from tenantry.modules.notifications.domain.targets import TargetRefused, parse_target
-from tenantry.modules.notifications.infrastructure.targets import TargetGuard
-from tenantry.modules.notifications.infrastructure.webhooks import WebhookRefused
+from tenantry_notifications.application.services import NotificationService
+from tenantry_notifications.domain.targets import TargetRefused, parse_target
+from tenantry_notifications.infrastructure.targets import TargetGuard
+from tenantry_notifications.infrastructure.webhooks import WebhookRefused
 from tests.conftest import MakeTenant
 
 HOOKS = "/api/v1/notifications/webhooks"

@@ -141,6 +141,13 @@ def tenant_maker(platform: Platform, client: httpx.AsyncClient) -> MakeTenant:
     return make
 
 
+def platform_of(client: httpx.AsyncClient) -> Platform:
+    """The platform behind a client of ``asgi_client`` (its ASGI app keeps it in ``state``)."""
+    app = client._transport.app  # type: ignore[attr-defined]
+    platform: Platform = app.state.platform
+    return platform
+
+
 async def get_token(client: httpx.AsyncClient, username: str, password: str, tenant: str) -> str:
     """An access token by the password grant (asserts it is granted)."""
     r = await client.post(
@@ -165,6 +172,7 @@ __all__ = [
     "asgi_client",
     "drop_databases",
     "get_token",
+    "platform_of",
     "prepared_platform",
     "settings_for",
     "tenant_maker",
