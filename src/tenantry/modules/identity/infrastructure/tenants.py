@@ -9,17 +9,25 @@ tenant may be created under it)."""
 
 from __future__ import annotations
 
+from typing import Protocol
 from uuid import UUID
 
-from tenantry.kernel.tenancy.catalog import TenantCatalog
 from tenantry.kernel.tenancy.model import Tenant
 
 #: At most this many slugs remembered (only slugs of tenants that exist get in).
 SLUGS_MAX = 100_000
 
 
+class Catalog(Protocol):
+    """What this needs of ``kernel.tenancy.catalog.TenantCatalog``."""
+
+    async def get(self, tenant_id: UUID) -> Tenant | None: ...
+
+    async def by_slug(self, slug: str) -> Tenant | None: ...
+
+
 class CatalogTenants:
-    def __init__(self, catalog: TenantCatalog) -> None:
+    def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._ids: dict[str, UUID] = {}
 
