@@ -28,7 +28,7 @@ from tenantry.modules.identity.application.errors import (
 )
 from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
 from tenantry.modules.identity.infrastructure.tenants import CatalogTenants
-from tenantry.modules.identity.routes import problem
+from tenantry.modules.identity.routes import IdentityClients, checked, problem
 from tests.unit.identity_fakes import Fakes, fake_service, make_tenant
 
 PW = "a-long-enough-password"
@@ -459,3 +459,17 @@ async def test_tenants_by_slug_query_the_catalog_once_per_slug() -> None:
     catalog.tenants[again.id] = again
     assert await tenants.by_slug("acme") == again
     assert await tenants.by_id(again.id) == again
+
+
+async def test_the_edges_outside_http_see_the_same_problems() -> None:
+    """The ClientIssuer port (the CLI) and the provisioner's check raise problems, as before."""
+    f = await seeded()
+    clients = IdentityClients(f.service)
+    with pytest.raises(NotFoundProblem, match="unknown roles: ghost"):
+        await clients.create_client(acme(f), "robot", ["ghost"])
+    with pytest.raises(ValidationFailed, match="name must be 1-200 characters"):
+        await clients.create_client(acme(f), "", [])
+    client, _ = await clients.create_client(acme(f), "robot", [])
+    assert client.name == "robot"
+    with pytest.raises(ValidationFailed, match="admin_email: not a valid e-mail address"):
+        checked(f.service.check_onboarding_request)(_request(admin_email="nope"))
