@@ -5,6 +5,7 @@ query string or body ever gives a 500."""
 from __future__ import annotations
 
 import json
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +20,7 @@ from tenantry.capabilities.pagination import parse_filter_param
 from tenantry.kernel.auth.clients import ClientIssuer
 from tenantry.kernel.errors import BadRequest
 from tenantry.kernel.platform import Platform
-from tenantry.modules.identity.application.services import IdentityService
+from tenantry.modules.identity.routes import IdentityClients
 from tests.capabilities.filtering.conftest import ITEMS
 from tests.capabilities.filtering.strategies import json_junk
 from tests.conftest import MakeTenant, TenantFixture
@@ -34,11 +35,14 @@ async def members(platform: Platform, make_tenant: MakeTenant) -> TenantFixture:
     # Hypothesis sends ~100 requests in a burst: a plan whose rate limit they fit in.
     t = await make_tenant(plan="enterprise")
     identity = platform.use(ClientIssuer)
-    assert isinstance(identity, IdentityService)
-    repo = identity.repo
+    assert isinstance(identity, IdentityClients)
+    units, repo = identity.service.units, identity.service.repository
     for i in range(N_MEMBERS):
-        uid = await repo.create_user(f"m{i}.{t.tenant.slug}@example.test", "not-a-real-hash")
-        assert await repo.add_membership(t.tenant, uid, [])
+        email = f"m{i}.{t.tenant.slug}@example.test"
+        async with units.platform() as uow:
+            uid = await repo.create_user(uow, email, "not-a-real-hash", uuid.uuid4())
+        async with units.members(t.tenant) as uow:
+            assert await repo.add_membership(uow, uid, [])
     return t
 
 

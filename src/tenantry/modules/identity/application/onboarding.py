@@ -14,8 +14,10 @@ of creating a tenant nobody can log in to.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from tenantry.kernel.tenancy.onboarding import OnboardingOption, OnboardingRun, OnboardingStep
@@ -60,10 +62,14 @@ def _prepare(options: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def admin_step(
-    service: IdentityService, default_roles: Callable[[], Mapping[str, list[str]]]
+    service: IdentityService[Any],
+    default_roles: Callable[[], Mapping[str, list[str]]],
+    edge: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
 ) -> OnboardingStep:
     """The ``admin`` step: after the modules' data steps (order 60), as it is the one that
-    needs a secret (a crash before it compensates, one after it resumes to the end)."""
+    needs a secret (a crash before it compensates, one after it resumes to the end).
+    ``edge``: how the service's domain errors reach the saga's caller (module.py passes the
+    routes' mapping, so a refused admin shows as the problem it always was)."""
 
     async def seed(run: OnboardingRun) -> Mapping[str, Any] | None:
         if run.resumed and run.options.get(ADMIN_EMAIL):
@@ -73,8 +79,9 @@ def admin_step(
             options[NEW_ADMIN_USER_ID] = run.data[NEW_ADMIN_USER_ID]
         tenant = await run.tenant()
         assert tenant is not None
-        async with run.unit_of_work() as uow:
-            out = await service.seed_tenant(uow, tenant, options, dict(default_roles()))
+        with edge():
+            async with run.unit_of_work() as uow:
+                out = await service.seed_tenant(uow, tenant, options, dict(default_roles()))
         if out.get(ADMIN_EMAIL):
             # TenantOnboarded.admin_email (the welcome message) reads it from the saga.
             run.remember(admin_user_id=out.get("admin_user_id"), admin_email=out[ADMIN_EMAIL])

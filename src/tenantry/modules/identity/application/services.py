@@ -1,98 +1,71 @@
 """Identity use cases: tokens, members, API clients, roles.
 
-Authentication failures all end in the same ``Unauthorized`` message and spend the same
+Every use case opens its unit of work from the factory the service was given
+(``IdentityUnits``: the tenant's store, the platform tables seen as the tenant, or explicit
+platform scope), asks the domain to decide and the repository to read and write inside that
+unit of work, and records on it what happened: ``UserAddedToTenant`` / ``ApiClientCreated``
+events (``uow.publish``) and audit records (``uow.audit``), which the kernel writes at commit
+in the same transaction. It returns domain results or raises domain errors
+(``IdentityError`` kinds, application/errors.py); HTTP is the routes' business.
+
+Authentication failures all raise the same ``InvalidCredentials`` and spend the same
 password-hashing time, so a caller cannot tell an unknown tenant, an unknown user, a wrong
 password or a disabled user apart.
+
+The token request is one unit of work when it can be: the tenant comes from the catalog's
+cache, and for a tenant whose store is on the main database the login, its membership and its
+roles' actions are read in one statement (a database-mode tenant's roles are elsewhere: a
+second unit of work, only after the password was verified).
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Generic
 from uuid import UUID
 
-from tenantry.kernel.auth.actions import refuse_platform_grants
-from tenantry.kernel.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from tenantry.kernel.auth.actions import platform_grants
+from tenantry.kernel.tenancy.context import Principal
 from tenantry.kernel.tenancy.model import Tenant, TenantStatus
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
+from tenantry.modules.identity.application.errors import (
+    Conflict,
+    InvalidCredentials,
+    InvalidInput,
+    NotFound,
+    PlatformGrantRefused,
+)
 from tenantry.modules.identity.application.onboarding import NEW_ADMIN_USER_ID
-from tenantry.modules.identity.application.ports import PasswordHasher
+from tenantry.modules.identity.application.ports import (
+    ClientLogin,
+    IdentityRepository,
+    IdentityUnits,
+    Login,
+    Page,
+    PasswordHasher,
+    SecretHasher,
+    SecretMatches,
+    Tenants,
+    TokenIssuer,
+    W,
+)
+from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
 from tenantry.modules.identity.domain.model import (
     ADMIN_ROLE,
     ApiClient,
     DomainError,
-    Member,
     check_password,
     check_role_names,
     normalize_email,
 )
 
-if TYPE_CHECKING:
-    from tenantry.capabilities.pagination import ListQuery
-
-BAD_CREDENTIALS = "invalid credentials"
-
-
-class IdentityRepository(Protocol):
-    async def tenant_by_slug(self, slug: str) -> Tenant | None: ...
-    async def tenant_by_id(self, tenant_id: UUID) -> Tenant | None: ...
-    async def login_row(self, tenant: Tenant, email: str) -> dict[str, Any] | None: ...
-    async def client_row(self, client_id: str) -> dict[str, Any] | None: ...
-    async def role_actions(self, tenant: Tenant, roles: list[str]) -> list[str]: ...
-    async def existing_roles(self, tenant: Tenant, roles: list[str]) -> set[str]: ...
-    async def seed_roles(self, uow: Any, roles: dict[str, list[str]]) -> None: ...
-    async def user_id_by_email(self, email: str) -> UUID | None: ...
-    async def create_user(
-        self, email: str, password_hash: str, user_id: UUID | None = None
-    ) -> UUID: ...
-    async def forget_onboarding_login(self, user_id: UUID, tenant_id: UUID) -> bool: ...
-    async def add_membership(
-        self,
-        tenant: Tenant,
-        user_id: UUID,
-        roles: list[str],
-        email: str = "",
-        *,
-        onboarding: bool = False,
-    ) -> bool:
-        """Add the membership; publishes ``UserAddedToTenant`` in the same transaction."""
-        ...
-
-    async def members(
-        self, tenant: Tenant, query: ListQuery
-    ) -> tuple[list[Member], str | None]: ...
-    async def set_member_status(self, tenant: Tenant, user_id: UUID, status: str) -> bool: ...
-    async def remove_membership(self, tenant: Tenant, user_id: UUID) -> bool: ...
-    async def create_client(
-        self, tenant: Tenant, client_id: str, secret_hash: str, name: str, roles: list[str]
-    ) -> ApiClient: ...
-    async def clients(self, tenant: Tenant) -> list[ApiClient]: ...
-    async def set_client_status(self, tenant: Tenant, id_: UUID, status: str) -> bool: ...
-    async def my_tenants(self, user_id: UUID) -> list[dict[str, Any]]: ...
-    async def roles(self, tenant: Tenant) -> list[dict[str, Any]]: ...
-    async def member_count(self, tenant: Tenant) -> int: ...
-    async def save_role(
-        self, tenant: Tenant, name: str, actions: list[str], description: str, *, create: bool
-    ) -> bool: ...
-    async def delete_role(self, tenant: Tenant, name: str) -> bool: ...
-
-
-class TokenIssuer(Protocol):
-    async def issue(
-        self,
-        *,
-        subject: str,
-        tenant_id: UUID,
-        roles: list[str],
-        scopes: list[str],
-        kind: str = "user",
-    ) -> tuple[str, int]: ...
-
-
-class SecretHasher(Protocol):
-    def __call__(self, secret: str) -> str: ...
+#: Role actions -> token scopes (``registrar.expand_actions``).
+Expand = Callable[[Sequence[str], str | None], list[str]]
+#: How many API clients' tenants the service remembers (the token request's shortcut).
+CLIENT_TENANTS_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -110,29 +83,36 @@ class TokenResult:
         }
 
 
-def _invalid(exc: DomainError) -> ValidationFailed:
-    return ValidationFailed(str(exc), errors=[{"field": exc.field, "message": str(exc)}])
+def _invalid(exc: DomainError) -> InvalidInput:
+    return InvalidInput(str(exc), [{"field": exc.field, "message": str(exc)}])
 
 
-class IdentityService:
+class IdentityService(Generic[W]):
     def __init__(
         self,
-        repo: IdentityRepository,
+        units: IdentityUnits[W],
+        repository: IdentityRepository[W],
+        tenants: Tenants,
         hasher: PasswordHasher,
         tokens: TokenIssuer,
-        expand: Any,
+        expand: Expand,
         secret_hasher: SecretHasher,
-        secret_matches: Any,
+        secret_matches: SecretMatches,
         is_operator_tenant: Callable[[str | None], bool] = lambda _slug: False,
     ) -> None:
-        self.repo = repo
+        #: Opens units of work (kernel: infrastructure/units.KernelUnits over ``Database``).
+        self.units = units
+        self.repository = repository
+        self.tenants = tenants
         self.hasher = hasher
         self.tokens = tokens
-        self.expand = expand  # role actions -> scopes (platform.expand_actions)
+        self.expand = expand
         self.secret_hasher = secret_hasher
         self.secret_matches = secret_matches
         #: Only the operator tenant's roles may grant platform actions (kernel/auth/actions).
         self.is_operator_tenant = is_operator_tenant
+        #: client_id -> its tenant (never changes): a known client's grant is one unit of work.
+        self._client_tenants: dict[str, UUID] = {}
 
     # -- tokens -----------------------------------------------------------------------------
     async def password_grant(self, username: str, password: str, tenant_slug: str) -> TokenResult:
@@ -140,40 +120,94 @@ class IdentityService:
             email = normalize_email(username)
         except DomainError:
             email = ""
-        tenant = await self.repo.tenant_by_slug(tenant_slug) if tenant_slug else None
-        row = None
+        tenant = await self.tenants.by_slug(tenant_slug) if tenant_slug else None
+        login = None
         if tenant is not None and tenant.status is TenantStatus.ACTIVE and email:
-            row = await self.repo.login_row(tenant, email)
-        ok = await self.hasher.verify(password, row["password_hash"] if row else None)
-        if not ok or row is None or tenant is None:
-            raise Unauthorized(BAD_CREDENTIALS, error="invalid_grant")
-        if row["user_status"] != "active" or row["member_status"] != "active":
-            raise Unauthorized(BAD_CREDENTIALS, error="invalid_grant")
-        roles = list(row["roles"])
-        scopes = self.expand(await self.repo.role_actions(tenant, roles), tenant.slug)
+            login = await self._login(tenant, email)
+        ok = await self.hasher.verify(password, login.password_hash if login else None)
+        if not ok or login is None or tenant is None:
+            raise InvalidCredentials("password")
+        if login.user_status != "active" or login.member_status != "active":
+            raise InvalidCredentials("password")
+        actions = login.actions
+        if actions is None:
+            actions = await self._role_actions(tenant, login.roles)
+        scopes = self.expand(actions, tenant.slug)
         token, ttl = await self.tokens.issue(
-            subject=str(row["user_id"]), tenant_id=tenant.id, roles=roles, scopes=scopes
+            subject=str(login.user_id), tenant_id=tenant.id, roles=login.roles, scopes=scopes
         )
         return TokenResult(token, ttl, " ".join(scopes))
 
+    async def _login(self, tenant: Tenant, email: str) -> Login | None:
+        if self.units.reaches_platform(tenant):
+            async with self.units.tenant(tenant) as uow:
+                return await self.repository.login(uow, email, with_actions=True)
+        async with self.units.members(tenant) as uow:
+            return await self.repository.login(uow, email, with_actions=False)
+
+    async def _role_actions(self, tenant: Tenant, roles: Sequence[str]) -> list[str]:
+        async with self.units.tenant(tenant) as uow:
+            return await self.repository.role_actions(uow, roles)
+
     async def client_credentials_grant(self, client_id: str, secret: str) -> TokenResult:
-        row = await self.repo.client_row(client_id) if client_id else None
-        ok = self.secret_matches(secret, row["secret_hash"] if row else None)
-        if not ok or row is None or row["status"] != "active":
-            raise Unauthorized(BAD_CREDENTIALS, error="invalid_client")
-        tenant = await self.repo.tenant_by_id(row["tenant_id"])
+        login = await self._client_login(client_id) if client_id else None
+        ok = self.secret_matches(secret, login.secret_hash if login else None)
+        if not ok or login is None or login.status != "active":
+            raise InvalidCredentials("client_credentials")
+        tenant = await self.tenants.by_id(login.tenant_id)
         if tenant is None or tenant.status is not TenantStatus.ACTIVE:
-            raise Unauthorized(BAD_CREDENTIALS, error="invalid_client")
-        roles = list(row["roles"])
-        scopes = self.expand(await self.repo.role_actions(tenant, roles), tenant.slug)
+            raise InvalidCredentials("client_credentials")
+        actions = login.actions
+        if actions is None:
+            actions = await self._role_actions(tenant, login.roles)
+        if self.units.reaches_platform(tenant):
+            self._remember_client(client_id, tenant.id)
+        scopes = self.expand(actions, tenant.slug)
         token, ttl = await self.tokens.issue(
             subject=f"client:{client_id}",
             tenant_id=tenant.id,
-            roles=roles,
+            roles=login.roles,
             scopes=scopes,
             kind="client",
         )
         return TokenResult(token, ttl, " ".join(scopes))
+
+    async def _client_login(self, client_id: str) -> ClientLogin | None:
+        """The client's row: in its tenant's store with its roles' actions when its tenant is
+        known and reachable in one statement, else found in explicit platform scope."""
+        tenant_id = self._client_tenants.get(client_id)
+        if tenant_id is not None:
+            tenant = await self.tenants.by_id(tenant_id)
+            if tenant is not None and tenant.status is TenantStatus.ACTIVE:
+                async with self.units.tenant(tenant) as uow:
+                    found = await self.repository.client_login(uow, client_id, with_actions=True)
+                if found is not None:
+                    return found
+        async with self.units.platform() as uow:
+            return await self.repository.client_login(uow, client_id, with_actions=False)
+
+    def _remember_client(self, client_id: str, tenant_id: UUID) -> None:
+        if client_id in self._client_tenants:
+            return
+        if len(self._client_tenants) >= CLIENT_TENANTS_MAX:
+            self._client_tenants.pop(next(iter(self._client_tenants)))  # oldest first
+        self._client_tenants[client_id] = tenant_id
+
+    async def principal_active(self, tenant: Tenant, principal: Principal) -> bool:
+        """Is the token's user (active login, active membership) or API client (active) still
+        allowed into ``tenant``? One query; the kernel asks on a principal-status cache miss."""
+        if principal.kind == "client":
+            key = principal.subject.removeprefix("client:")
+            if key == principal.subject:
+                return False
+            async with self.units.members(tenant) as uow:
+                return await self.repository.client_active(uow, key)
+        try:
+            user_id = UUID(principal.subject)
+        except ValueError:
+            return False
+        async with self.units.members(tenant) as uow:
+            return await self.repository.user_active(uow, user_id)
 
     # -- members ----------------------------------------------------------------------------
     async def _check_roles(self, tenant: Tenant, roles: list[str]) -> list[str]:
@@ -181,14 +215,13 @@ class IdentityService:
             roles = check_role_names(roles)
         except DomainError as exc:
             raise _invalid(exc) from None
-        unknown = set(roles) - await self.repo.existing_roles(tenant, roles)
+        async with self.units.tenant(tenant) as uow:
+            unknown = set(roles) - await self.repository.existing_roles(uow, roles)
         if unknown:
             # a reference to something this tenant does not have: 404, as an unknown id is
             raise NotFound(
                 f"unknown roles: {', '.join(sorted(unknown))}",
-                errors=[
-                    {"field": "roles", "message": f"unknown role {r!r}"} for r in sorted(unknown)
-                ],
+                [{"field": "roles", "message": f"unknown role {r!r}"} for r in sorted(unknown)],
             )
         return roles
 
@@ -211,7 +244,8 @@ class IdentityService:
             raise _invalid(exc) from None
         if check_roles:
             roles = await self._check_roles(tenant, roles)
-        user_id = await self.repo.user_id_by_email(email)
+        async with self.units.platform() as uow:
+            user_id = await self.repository.user_id_by_email(uow, email)
         created = False
         if user_id is None:
             if password is None:
@@ -219,19 +253,45 @@ class IdentityService:
                 # names a login that does not exist (404, as an unknown id)
                 raise NotFound(
                     "no login has this e-mail; give a password to create one",
-                    errors=[{"field": "password", "message": "required for a new login"}],
+                    [{"field": "password", "message": "required for a new login"}],
                 )
             try:
                 check_password(password)
             except DomainError as exc:
                 raise _invalid(exc) from None
-            user_id = await self.repo.create_user(
-                email, await self.hasher.hash(password), new_user_id
-            )
+            hashed = await self.hasher.hash(password)  # outside any transaction (CPU)
+            async with self.units.platform() as uow:
+                user_id = await self.repository.create_user(
+                    uow, email, hashed, new_user_id or uuid.uuid4()
+                )
             created = True
-        if not await self.repo.add_membership(tenant, user_id, roles, email, onboarding=onboarding):
-            raise Conflict(f"{email} is already a member of this tenant")
+        async with self.units.members(tenant) as uow:
+            if not await self.repository.add_membership(uow, user_id, roles):
+                raise Conflict(f"{email} is already a member of this tenant")
+            uow.audit("identity.member.add", f"user:{user_id}", after={"roles": sorted(roles)})
+            uow.publish(
+                UserAddedToTenant(
+                    user_id=user_id, email=email, roles=sorted(roles), onboarding=onboarding
+                )
+            )
         return user_id, created
+
+    async def members(self, tenant: Tenant, query: Any) -> Page:
+        """One page of the tenant's members (the filter engine's ``ListQuery``)."""
+        async with self.units.members(tenant) as uow:
+            return await self.repository.members(uow, query)
+
+    async def member_count(self, tenant: Tenant) -> int:
+        """Active members (the ``max_users`` entitlement's usage)."""
+        async with self.units.members(tenant) as uow:
+            return await self.repository.member_count(uow)
+
+    async def my_tenants(self, principal: Principal) -> list[dict[str, Any]]:
+        """The tenants the principal's login is an active member of (none for a client)."""
+        if principal.kind != "user":
+            return []
+        async with self.units.platform() as uow:
+            return await self.repository.my_tenants(uow, UUID(principal.subject))
 
     async def set_member_status(
         self, tenant: Tenant, user_id: UUID, status: str, *, by: str | None = None
@@ -240,75 +300,128 @@ class IdentityService:
         is: it locks the caller out, and it is how a tenant loses its last admin."""
         if status == "disabled" and by == str(user_id):
             raise Conflict("you cannot disable yourself")
-        if not await self.repo.set_member_status(tenant, user_id, status):
-            raise NotFound("no such user in this tenant")
+        async with self.units.members(tenant) as uow:
+            old = await self.repository.set_member_status(uow, user_id, status)
+            if old is None:
+                raise NotFound("no such user in this tenant")
+            uow.audit(
+                "identity.member.status",
+                f"user:{user_id}",
+                before={"status": old},
+                after={"status": status},
+            )
 
     async def remove_member(self, tenant: Tenant, user_id: UUID, by: str | None) -> None:
-        """Take a user out of the tenant; their tokens stop working at once (kernel/auth/
-        status). Removing yourself is refused: it is how a tenant loses its last admin."""
+        """Take a user out of the tenant (the login stays: it may belong to others); their
+        tokens stop working at once (kernel/auth/status). Removing yourself is refused: it is
+        how a tenant loses its last admin."""
         if by == str(user_id):
             raise Conflict("you cannot remove yourself from the tenant")
-        if not await self.repo.remove_membership(tenant, user_id):
-            raise NotFound("no such user in this tenant")
+        async with self.units.members(tenant) as uow:
+            old = await self.repository.remove_membership(uow, user_id)
+            if old is None:
+                raise NotFound("no such user in this tenant")
+            uow.audit("identity.member.remove", f"user:{user_id}", before=old, after=None)
 
     # -- API clients ------------------------------------------------------------------------
     async def create_client(
         self, tenant: Tenant, name: str, roles: list[str]
     ) -> tuple[ApiClient, str]:
+        """A new API client of ``tenant`` and its secret (shown once, stored hashed)."""
         if not name.strip() or len(name) > 200:
-            raise ValidationFailed("name must be 1-200 characters", errors=[{"field": "name"}])
+            raise InvalidInput("name must be 1-200 characters", [{"field": "name"}])
         roles = await self._check_roles(tenant, roles)
         client_id = "tc_" + secrets.token_urlsafe(18)
         secret = secrets.token_urlsafe(32)
-        client = await self.repo.create_client(
-            tenant, client_id, self.secret_hasher(secret), name.strip(), roles
-        )
+        name = name.strip()
+        async with self.units.members(tenant) as uow:
+            client = await self.repository.create_client(
+                uow, uuid.uuid4(), client_id, self.secret_hasher(secret), name, roles
+            )
+            uow.audit(
+                "identity.client.create",
+                f"client:{client_id}",
+                after={"name": name, "roles": sorted(roles)},
+            )
+            uow.publish(ApiClientCreated(client_id=client_id, name=name, roles=sorted(roles)))
         return client, secret
 
+    async def clients(self, tenant: Tenant) -> list[ApiClient]:
+        async with self.units.members(tenant) as uow:
+            return await self.repository.clients(uow)
+
     async def set_client_status(self, tenant: Tenant, id_: UUID, status: str) -> None:
-        if not await self.repo.set_client_status(tenant, id_, status):
-            raise NotFound("no such API client in this tenant")
+        async with self.units.members(tenant) as uow:
+            old = await self.repository.set_client_status(uow, id_, status)
+            if old is None:
+                raise NotFound("no such API client in this tenant")
+            uow.audit(
+                "identity.client.status",
+                f"client:{id_}",
+                before={"status": old},
+                after={"status": status},
+            )
 
     # -- roles ------------------------------------------------------------------------------
+    async def roles(self, tenant: Tenant) -> list[dict[str, Any]]:
+        async with self.units.tenant(tenant) as uow:
+            return await self.repository.roles(uow)
+
     async def save_role(
         self,
         tenant: Tenant,
         name: str,
         actions: list[str],
         description: str,
-        known: Any,
+        known: Mapping[str, str],
         *,
         create: bool,
     ) -> None:
         """Create or replace a role; ``known``: the declared permissions (actions may also be
         ``*`` or ``module:*``). The ``admin`` role cannot be changed (no lock-out). Outside
         the operator tenant a role cannot grant a platform action, nor ``*`` or
-        ``platform:*`` (422 ``platform-action``)."""
+        ``platform:*`` (``PlatformGrantRefused``). Audited; every process's authorization
+        cache for the tenant is dropped on commit."""
         try:
             (name,) = check_role_names([name])
         except DomainError as exc:
             raise _invalid(exc) from None
         if name == ADMIN_ROLE:
             raise Conflict("the admin role cannot be changed")
-        if not self.is_operator_tenant(tenant.slug):
-            refuse_platform_grants(actions)
+        if not self.is_operator_tenant(tenant.slug) and platform_grants(actions):
+            raise PlatformGrantRefused(actions)
         bad = [a for a in actions if not (a == "*" or a.endswith(":*") or a in known)]
         if bad:
-            raise ValidationFailed(
+            raise InvalidInput(
                 f"unknown actions: {', '.join(bad)}",
-                errors=[{"field": "actions", "message": f"unknown action {a!r}"} for a in bad],
+                [{"field": "actions", "message": f"unknown action {a!r}"} for a in bad],
             )
         actions = sorted(set(actions))
-        if not await self.repo.save_role(tenant, name, actions, description, create=create):
-            if create:
-                raise Conflict(f"a role named {name!r} already exists")
-            raise NotFound(f"no role named {name!r}")
+        repo = self.repository
+        async with self.units.tenant(tenant) as uow:
+            before = await repo.role(uow, name)
+            write = repo.insert_role if create else repo.update_role
+            if not await write(uow, name, actions, description):
+                if create:
+                    raise Conflict(f"a role named {name!r} already exists")
+                raise NotFound(f"no role named {name!r}")
+            uow.audit(
+                "identity.role.create" if create else "identity.role.update",
+                f"role:{name}",
+                before=before,
+                after={"name": name, "actions": actions, "description": description},
+            )
+            await repo.roles_changed(uow)
 
     async def delete_role(self, tenant: Tenant, name: str) -> None:
         if name == ADMIN_ROLE:
             raise Conflict("the admin role cannot be deleted")
-        if not await self.repo.delete_role(tenant, name):
-            raise NotFound(f"no role named {name!r}")
+        async with self.units.tenant(tenant) as uow:
+            before = await self.repository.role(uow, name)
+            if before is None or not await self.repository.delete_role(uow, name):
+                raise NotFound(f"no role named {name!r}")
+            uow.audit("identity.role.delete", f"role:{name}", before=before)
+            await self.repository.roles_changed(uow)
 
     # -- provisioning -----------------------------------------------------------------------
     @staticmethod
@@ -324,13 +437,14 @@ class IdentityService:
                 check_password(str(password))
         except DomainError as exc:
             field = exc.field if exc.field.startswith("admin_") else f"admin_{exc.field}"
-            msg = f"{field}: {exc}"
-            raise ValidationFailed(msg, errors=[{"field": field, "message": str(exc)}]) from None
+            raise InvalidInput(f"{field}: {exc}", [{"field": field, "message": str(exc)}]) from None
 
     async def seed_tenant(
-        self, uow: Any, tenant: Tenant, options: dict[str, Any], default_roles: dict[str, list[str]]
+        self, uow: W, tenant: Tenant, options: dict[str, Any], default_roles: dict[str, list[str]]
     ) -> dict[str, Any]:
-        await self.repo.seed_roles(uow, {ADMIN_ROLE: ["*"], **default_roles})
+        """The onboarding step's work in the saga's unit of work (the new tenant's store):
+        the roles, then (with ``admin_email``) the first admin."""
+        await self.repository.seed_roles(uow, {ADMIN_ROLE: ["*"], **default_roles})
         email = options.get("admin_email")
         if not email:
             return {}
@@ -357,4 +471,8 @@ class IdentityService:
         go with the tenant's store, the membership with the catalog row."""
         new_id = options.get(NEW_ADMIN_USER_ID)
         if new_id:
-            await self.repo.forget_onboarding_login(UUID(str(new_id)), tenant_id)
+            async with self.units.platform() as uow:
+                await self.repository.forget_onboarding_login(uow, UUID(str(new_id)), tenant_id)
+
+
+__all__ = ["IdentityService", "TokenResult"]

@@ -15,10 +15,30 @@ FROM tenantry.users u
 JOIN tenantry.memberships m ON m.user_id = u.id
 WHERE lower(u.email) = $1
 """
+#: The password grant in one statement, in the tenant's own store when it is on the main
+#: database (logins and memberships schema-qualified, roles through the search_path): the
+#: login, its membership and its roles' actions.
+LOGIN_ROW_WITH_ACTIONS = """
+SELECT u.id AS user_id, u.password_hash, u.status AS user_status,
+       m.status AS member_status, m.roles,
+       ARRAY(SELECT DISTINCT unnest(r.actions) FROM roles r WHERE r.name = ANY(m.roles))
+           AS actions
+FROM tenantry.users u
+JOIN tenantry.memberships m ON m.user_id = u.id
+WHERE lower(u.email) = $1
+"""
 #: Platform scope: an API client's tenant is what this finds.
 CLIENT_ROW = """
 SELECT tenant_id, client_id, secret_hash, status, roles
 FROM tenantry.api_clients WHERE client_id = $1
+"""
+#: A known API client's grant in one statement, in its tenant's store (as
+#: ``LOGIN_ROW_WITH_ACTIONS``).
+CLIENT_ROW_WITH_ACTIONS = """
+SELECT c.client_id, c.secret_hash, c.status, c.roles,
+       ARRAY(SELECT DISTINCT unnest(r.actions) FROM roles r WHERE r.name = ANY(c.roles))
+           AS actions
+FROM tenantry.api_clients c WHERE c.client_id = $1
 """
 ROLE_ACTIONS = "SELECT DISTINCT unnest(actions) FROM roles WHERE name = ANY($1::text[])"
 EXISTING_ROLES = "SELECT name FROM roles WHERE name = ANY($1::text[])"

@@ -1,10 +1,20 @@
-"""Identity's startup object and HTTP routes (``/api/v1/identity``)."""
+"""Identity's HTTP routes (``/api/v1/identity``): HTTP only. Each route parses and validates
+its request, calls one application service method (``IdentityService``), and maps its result
+or domain error to a response: the status, problem type and body of every ``IdentityError``
+kind are decided here (``problem``), never by the service.
+
+The same mapping is the edge for the kernel's other callers of identity: the command line
+and tests creating API clients (``IdentityClients``, the ``ClientIssuer`` port), the
+provisioner's check of the onboarding options and the onboarding saga's ``admin`` step
+(``problems``), so they see the problems they always saw.
+"""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Path, Request
@@ -12,17 +22,30 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tenantry.capabilities import entitlements
 from tenantry.capabilities.pagination import ListQuery, list_query, search_query
-from tenantry.kernel.auth.actions import tenant_grants
-from tenantry.kernel.auth.clients import ClientIssuer
-from tenantry.kernel.errors import BadRequest, Unauthorized
+from tenantry.kernel.auth.actions import (
+    PlatformActionRefused,
+    refuse_platform_grants,
+    tenant_grants,
+)
+from tenantry.kernel.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    ProblemError,
+    Unauthorized,
+    ValidationFailed,
+)
 from tenantry.kernel.http.deps import principal, require
 from tenantry.kernel.http.openapi import NOT_BLANK, documents, problems_extra
 from tenantry.kernel.http.responses import JsonResponse
-from tenantry.kernel.modules import Module
-from tenantry.kernel.registrar import Registrar
 from tenantry.kernel.tenancy.context import Principal, require_tenant
-from tenantry.modules.identity.application.onboarding import OPTIONS as ONBOARDING_OPTIONS
-from tenantry.modules.identity.application.onboarding import admin_step
+from tenantry.kernel.tenancy.model import Tenant
+from tenantry.kernel.tenancy.provisioning import ProvisionRequest
+from tenantry.modules.identity.application.errors import (
+    IdentityError,
+    InvalidCredentials,
+    PlatformGrantRefused,
+)
 from tenantry.modules.identity.application.services import IdentityService
 from tenantry.modules.identity.domain.model import (
     EMAIL_RE,
@@ -31,15 +54,64 @@ from tenantry.modules.identity.domain.model import (
     ApiClient,
     Member,
 )
-from tenantry.modules.identity.infrastructure.hashing import (
-    Argon2PasswordHasher,
-    client_secret_matches,
-    hash_client_secret,
-)
-from tenantry.modules.identity.infrastructure.repository import SqlIdentityRepository
 from tenantry.modules.identity.infrastructure.sql import MEMBER_FIELDS
 
 ADMIN = "identity:admin"
+#: IdentityError.kind -> the problem clients see (InvalidCredentials and PlatformGrantRefused
+#: have their own, see ``problem``).
+KINDS: dict[str, type[ProblemError]] = {
+    "invalid": ValidationFailed,
+    "not-found": NotFound,
+    "conflict": Conflict,
+}
+#: The OAuth2 error code of a failed grant, by grant type (RFC 6749 section 5.2).
+GRANT_ERRORS = {"password": "invalid_grant", "client_credentials": "invalid_client"}
+
+
+def problem(exc: IdentityError) -> ProblemError:
+    """An identity domain error as the problem it has always been shown as."""
+    if isinstance(exc, InvalidCredentials):
+        # one message and one code per grant type, whatever the cause (see the service)
+        return Unauthorized(exc.message, error=GRANT_ERRORS[exc.grant])
+    if isinstance(exc, PlatformGrantRefused):
+        try:
+            refuse_platform_grants(exc.grants, field=exc.field)
+        except PlatformActionRefused as refused:
+            return refused
+    return KINDS.get(exc.kind, ValidationFailed)(exc.message, errors=exc.errors)
+
+
+@contextlib.contextmanager
+def problems() -> Iterator[None]:
+    """Raise an ``IdentityError`` raised inside as its problem (``problem``)."""
+    try:
+        yield
+    except IdentityError as exc:
+        raise problem(exc) from None
+
+
+def checked(check: Callable[[ProvisionRequest], None]) -> Callable[[ProvisionRequest], None]:
+    """The provisioner's request check with identity's errors as problems (a 422)."""
+
+    def run(req: ProvisionRequest) -> None:
+        with problems():
+            check(req)
+
+    return run
+
+
+class IdentityClients:
+    """The ``ClientIssuer`` port (the command line, tests): the service's ``create_client``
+    with its errors as problems (the CLI exits 2 for a 422, 1 for a 404)."""
+
+    def __init__(self, service: IdentityService[Any]) -> None:
+        self.service = service
+
+    async def create_client(
+        self, tenant: Tenant, name: str, roles: list[str]
+    ) -> tuple[ApiClient, str]:
+        with problems():
+            return await self.service.create_client(tenant, name, roles)
 
 
 class Strict(BaseModel):
@@ -157,7 +229,7 @@ def _role_actions(permissions: Mapping[str, str]) -> Any:
     return rewrite
 
 
-def build_router(service: IdentityService, permissions: Mapping[str, str]) -> APIRouter:
+def build_router(service: IdentityService[Any], permissions: Mapping[str, str]) -> APIRouter:
     router = APIRouter(tags=["identity"])
 
     @router.post("/token", summary="OAuth2 token endpoint (password, client_credentials)")
@@ -177,13 +249,15 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
                 raise BadRequest(
                     "password grant needs username, password and tenant", error="invalid_request"
                 )
-            result = await service.password_grant(username, password, tenant)
+            with problems():
+                result = await service.password_grant(username, password, tenant)
         elif grant_type == "client_credentials":
             basic = _basic_auth(request)
             cid, secret = basic if basic else (client_id or "", client_secret or "")
             if not cid or not secret:
                 raise Unauthorized("client authentication failed", error="invalid_client")
-            result = await service.client_credentials_grant(cid, secret)
+            with problems():
+                result = await service.client_credentials_grant(cid, secret)
         else:
             raise BadRequest(
                 f"unsupported grant_type {grant_type!r}", error="unsupported_grant_type"
@@ -203,12 +277,10 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
 
     @router.get("/me/tenants")
     async def my_tenants(p: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
-        if p.kind != "user":
-            return {"items": []}
-        return {"items": await service.repo.my_tenants(UUID(p.subject))}
+        return {"items": await service.my_tenants(p)}
 
     async def active_members() -> int:
-        return await service.repo.member_count(require_tenant())
+        return await service.member_count(require_tenant())
 
     @router.post(
         "/users",
@@ -220,7 +292,10 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
         body: NewUser, _: Annotated[Principal, Depends(require(ADMIN))]
     ) -> dict[str, Any]:
         tenant = require_tenant()
-        user_id, created = await service.add_member(tenant, body.email, body.password, body.roles)
+        with problems():
+            user_id, created = await service.add_member(
+                tenant, body.email, body.password, body.roles
+            )
         return {
             "id": str(user_id),
             "email": body.email.strip().lower(),
@@ -234,7 +309,7 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
         _: Annotated[Principal, Depends(require(ADMIN))],
         q: Annotated[ListQuery, Depends(list_query(MEMBER_FIELDS))],
     ) -> dict[str, Any]:
-        items, nxt = await service.repo.members(require_tenant(), q)
+        items, nxt = await service.members(require_tenant(), q)
         return {"items": [_member(m) for m in items], "next_cursor": nxt}
 
     @router.post("/users/search", summary="Members, with the filter document in the body")
@@ -242,7 +317,7 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
         _: Annotated[Principal, Depends(require(ADMIN))],
         q: Annotated[ListQuery, Depends(search_query(MEMBER_FIELDS))],
     ) -> dict[str, Any]:
-        items, nxt = await service.repo.members(require_tenant(), q)
+        items, nxt = await service.members(require_tenant(), q)
         return {"items": [_member(m) for m in items], "next_cursor": nxt}
 
     @router.post("/users/{user_id:uuid}/disable", openapi_extra=problems_extra(409))
@@ -251,52 +326,63 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
     ) -> dict[str, Any]:
         """Disable the user's membership (their tokens stop working within a second); not
         your own (409)."""
-        await service.set_member_status(require_tenant(), user_id, "disabled", by=p.subject)
+        with problems():
+            await service.set_member_status(require_tenant(), user_id, "disabled", by=p.subject)
         return {"id": str(user_id), "status": "disabled"}
 
     @router.delete("/users/{user_id:uuid}", status_code=204, openapi_extra=problems_extra(409))
     async def remove_user(user_id: UUID, p: Annotated[Principal, Depends(require(ADMIN))]) -> None:
         """Remove the user from this tenant (their tokens stop working within a second)."""
-        await service.remove_member(require_tenant(), user_id, p.subject)
+        with problems():
+            await service.remove_member(require_tenant(), user_id, p.subject)
 
     @router.post("/users/{user_id:uuid}/enable")
     async def enable_user(
         user_id: UUID, _: Annotated[Principal, Depends(require(ADMIN))]
     ) -> dict[str, Any]:
-        await service.set_member_status(require_tenant(), user_id, "active")
+        with problems():
+            await service.set_member_status(require_tenant(), user_id, "active")
         return {"id": str(user_id), "status": "active"}
 
     @router.post("/clients", status_code=201, openapi_extra=problems_extra(404))
     async def create_client(
         body: NewClient, _: Annotated[Principal, Depends(require(ADMIN))]
     ) -> dict[str, Any]:
-        client, secret = await service.create_client(require_tenant(), body.name, body.roles)
+        with problems():
+            client, secret = await service.create_client(require_tenant(), body.name, body.roles)
         return {**_client(client), "client_secret": secret}
 
     @router.get("/clients")
     async def list_clients(_: Annotated[Principal, Depends(require(ADMIN))]) -> dict[str, Any]:
-        return {"items": [_client(c) for c in await service.repo.clients(require_tenant())]}
+        return {"items": [_client(c) for c in await service.clients(require_tenant())]}
 
     @router.post("/clients/{id_:uuid}/disable")
     async def disable_client(
         id_: UUID, _: Annotated[Principal, Depends(require(ADMIN))]
     ) -> dict[str, Any]:
         """Disable the API client (its tokens stop working within a second)."""
-        await service.set_client_status(require_tenant(), id_, "disabled")
+        with problems():
+            await service.set_client_status(require_tenant(), id_, "disabled")
         return {"id": str(id_), "status": "disabled"}
 
     @router.get("/roles")
     async def list_roles(_: Annotated[Principal, Depends(require(ADMIN))]) -> dict[str, Any]:
-        return {"items": await service.repo.roles(require_tenant())}
+        return {"items": await service.roles(require_tenant())}
 
     @router.post("/roles", status_code=201, openapi_extra=problems_extra(409))
     @documents(_role_actions(permissions))
     async def create_role(
         body: NewRole, _: Annotated[Principal, Depends(require(ADMIN))]
     ) -> dict[str, Any]:
-        await service.save_role(
-            require_tenant(), body.name, body.actions, body.description, permissions, create=True
-        )
+        with problems():
+            await service.save_role(
+                require_tenant(),
+                body.name,
+                body.actions,
+                body.description,
+                permissions,
+                create=True,
+            )
         return {
             "name": body.name,
             "actions": sorted(set(body.actions)),
@@ -310,9 +396,10 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
         body: RoleBody,
         _: Annotated[Principal, Depends(require(ADMIN))],
     ) -> dict[str, Any]:
-        await service.save_role(
-            require_tenant(), name, body.actions, body.description, permissions, create=False
-        )
+        with problems():
+            await service.save_role(
+                require_tenant(), name, body.actions, body.description, permissions, create=False
+            )
         return {"name": name, "actions": sorted(set(body.actions)), "description": body.description}
 
     @router.delete("/roles/{name}", status_code=204, openapi_extra=problems_extra(409))
@@ -320,44 +407,10 @@ def build_router(service: IdentityService, permissions: Mapping[str, str]) -> AP
         name: Annotated[str, Path(pattern=ROLE_RE.pattern, max_length=63)],
         _: Annotated[Principal, Depends(require(ADMIN))],
     ) -> None:
-        await service.delete_role(require_tenant(), name)
+        with problems():
+            await service.delete_role(require_tenant(), name)
 
     return router
 
 
-class IdentityModule(Module):
-    name: ClassVar[str] = "identity"
-    depends_on: ClassVar[tuple[str, ...]] = ("audit",)
-    migrations: ClassVar[str | None] = "tenantry.modules.identity.migrations"
-    permissions: ClassVar[dict[str, str]] = {
-        ADMIN: "manage the tenant's users, API clients and roles"
-    }
-    onboarding_options = ONBOARDING_OPTIONS
-
-    def __init__(self) -> None:
-        self.service: IdentityService | None = None
-
-    def setup(self, registrar: Registrar) -> None:
-        # UserAddedToTenant / ApiClientCreated go to the outbox in the change's transaction
-        # (notifications consumes them; "identity -> notifications" is usually "bus").
-        repo = SqlIdentityRepository(registrar.db, registrar.catalog, registrar.dispatcher.publish)
-        service = IdentityService(
-            repo,
-            Argon2PasswordHasher(),
-            registrar.tokens,
-            registrar.expand_actions,
-            hash_client_secret,
-            client_secret_matches,
-            registrar.is_operator_tenant,
-        )
-        self.service = service
-        registrar.provide(ClientIssuer, service)
-        registrar.include_router(build_router(service, registrar.permissions))
-        registrar.add_credential_path("/token")
-
-        registrar.add_onboarding_step(admin_step(service, lambda: registrar.default_roles))
-        registrar.set_principal_source(repo.principal_active)
-        registrar.check_provision_request(service.check_onboarding_request)
-
-
-module = IdentityModule()
+__all__ = ["ADMIN", "IdentityClients", "build_router", "checked", "problem", "problems"]
