@@ -35,6 +35,7 @@ async def test_collected_records_are_written_at_commit_and_chained_later(
     platform: Platform, make_tenant: MakeTenant, isolation: str
 ) -> None:
     t = (await make_tenant(isolation)).tenant
+    await log_of(platform).chain(t)  # its onboarding's records (tenant.created is pending)
     _, chained_before = await counts(platform, t)
     with tenant_scope(t):
         async with platform.db.unit_of_work() as uow:
@@ -158,6 +159,8 @@ async def test_the_chainer_chains_marked_tenants_and_polls_the_others(
 ) -> None:
     a = (await make_tenant()).tenant
     b = (await make_tenant("schema")).tenant
+    for t in (a, b):  # their onboarding's records (tenant.created is pending)
+        await log_of(platform).chain(t)
     log = AuditLog(platform.db)
     chainer = AuditChainer(log, platform.catalog.ready, interval=0.05, poll=3600)
     log.on_pending = chainer.mark
