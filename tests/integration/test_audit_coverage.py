@@ -12,6 +12,7 @@ operator's platform-wide change (flag rules, error triage) in the operator tenan
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -127,14 +128,20 @@ async def test_tenant_creation_is_audited_in_the_new_tenant(
     assert "admin_password" not in str(rec)  # generated, shown once, never recorded
 
 
-async def test_tenant_created_without_a_request_has_no_actor(
-    platform: Platform, make_tenant: MakeTenant
+async def test_tenant_created_on_the_command_line_has_no_actor(
+    platform: Platform, settings: Settings
 ) -> None:
-    t = await make_tenant("schema")
-    [rec] = await records(platform, t.tenant, "tenant.created")
+    slug = f"aud{RUN}-cli"
+    r = cli(settings, "tenants", "create", slug, "--name", "CLI Co", "--isolation", "schema",
+            "--admin-email", f"boss@{slug}.test", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    password = json.loads(r.stdout)["admin_password"]
+    tenant = await platform.catalog.by_slug(slug)
+    assert tenant is not None
+    [rec] = await records(platform, tenant, "tenant.created")
     by(rec, None)
     assert rec["after"]["isolation"] == "schema"
-    assert PASSWORD not in str(rec)
+    assert password not in str(rec)
 
 
 async def test_suspend_and_resume_from_the_command_line_are_audited(
