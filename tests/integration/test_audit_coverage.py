@@ -52,6 +52,13 @@ AUDITED_ELSEWHERE: dict[str, str] = {
     "POST /api/v1/ledger/transactions/{transaction_id}/reverse": "tests/ledger/test_audited.py",
     # the same service call as POST /transactions (LedgerService.post_many), one record each
     "POST /api/v1/ledger/transactions/batch": "tests/ledger/test_audited.py",
+    "POST /api/v1/projects/projects": "tests/projects/test_api.py",
+    "PATCH /api/v1/projects/projects/{project_id}": "tests/projects/test_api.py",
+    "POST /api/v1/projects/projects/{project_id}/archive": "tests/projects/test_api.py",
+    "POST /api/v1/projects/projects/{project_id}/restore": "tests/projects/test_api.py",
+    "POST /api/v1/projects/projects/{project_id}/tasks": "tests/projects/test_api.py",
+    "PATCH /api/v1/projects/tasks/{task_id}": "tests/projects/test_api.py",
+    "DELETE /api/v1/projects/tasks/{task_id}": "tests/projects/test_api.py",
 }
 
 #: Mutating methods that change no state worth a record, or not audited yet: each says why.
@@ -63,6 +70,8 @@ NOT_AUDITED: dict[str, str] = {
     "POST /api/v1/identity/users/search": "a read",
     "POST /api/v1/ledger/accounts/search": "a read",
     "POST /api/v1/ledger/transactions/search": "a read",
+    "POST /api/v1/projects/projects/search": "a read",
+    "POST /api/v1/projects/tasks/search": "a read",
     # explains a decision; the decision itself is recorded (authz.decision), nothing changes
     "POST /api/v1/authz/check": "a read",
     # TODO other helper: webhook endpoints are audited by the notifications (webhooks) work
