@@ -52,6 +52,7 @@ AUDITED_ELSEWHERE: dict[str, str] = {
     "POST /api/v1/ledger/transactions/{transaction_id}/reverse": "tests/ledger/test_audited.py",
     # the same service call as POST /transactions (LedgerService.post_many), one record each
     "POST /api/v1/ledger/transactions/batch": "tests/ledger/test_audited.py",
+    "POST /api/v1/notifications/webhooks": "tests/messaging/test_notifications.py",
     "POST /api/v1/projects/projects": "tests/projects/test_api.py",
     "PATCH /api/v1/projects/projects/{project_id}": "tests/projects/test_api.py",
     "POST /api/v1/projects/projects/{project_id}/archive": "tests/projects/test_api.py",
@@ -74,8 +75,6 @@ NOT_AUDITED: dict[str, str] = {
     "POST /api/v1/projects/tasks/search": "a read",
     # explains a decision; the decision itself is recorded (authz.decision), nothing changes
     "POST /api/v1/authz/check": "a read",
-    # TODO other helper: webhook endpoints are audited by the notifications (webhooks) work
-    "POST /api/v1/notifications/webhooks": "TODO other helper (webhooks)",
 }
 
 
