@@ -1,4 +1,9 @@
-"""The authz module: migrations, the kernel hook, the policy API (``/api/v1/authz``)."""
+"""The authz module: migrations, the kernel hook, the policy API (``/api/v1/authz``).
+
+Every change through the API is audited in its transaction (``uow.audit``, written at commit
+and chained in batches: writers of a tenant do not queue on its chain head):
+``authz.policy.put``, ``authz.policy.delete``, ``authz.attributes.put``, before and after.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tenantry.capabilities import authz
 from tenantry.capabilities.audit.buffer import AuditBuffer
-from tenantry.capabilities.audit.log import event, record_event
 from tenantry.capabilities.authz.conditions import ConditionError, condition_schemas, validate
 from tenantry.capabilities.authz.engine import Authz, notify_change
 from tenantry.capabilities.authz.policy import Policy, Resource
@@ -255,14 +259,11 @@ def build_router(platform: Registrar, engine: Authz) -> APIRouter:
             )
             assert r is not None
             after = body.model_dump()
-            await record_event(
-                uow,
-                event(
-                    "authz.policy.put",
-                    f"policy:{name}",
-                    before=_row(before) if before else None,
-                    after=after,
-                ),
+            uow.audit(
+                "authz.policy.put",
+                f"policy:{name}",
+                before=_row(before) if before else None,
+                after=after,
             )
             await notify_change(uow)
         return {"name": name, **after, "created": r["created"]}
@@ -274,9 +275,7 @@ def build_router(platform: Registrar, engine: Authz) -> APIRouter:
             if before is None:
                 raise NotFound(f"no policy named {name!r}")
             await uow.execute(DELETE_POLICY, name)
-            await record_event(
-                uow, event("authz.policy.delete", f"policy:{name}", before=_row(before))
-            )
+            uow.audit("authz.policy.delete", f"policy:{name}", before=_row(before))
             await notify_change(uow)
 
     @router.get("/subjects/{subject}/attributes")
@@ -297,10 +296,7 @@ def build_router(platform: Registrar, engine: Authz) -> APIRouter:
         async with db.unit_of_work() as uow:
             before = await uow.fetchval(SELECT_ATTRIBUTES, subject)
             await uow.execute(UPSERT_ATTRIBUTES, subject, body)
-            await record_event(
-                uow,
-                event("authz.attributes.put", f"subject:{subject}", before=before, after=body),
-            )
+            uow.audit("authz.attributes.put", f"subject:{subject}", before=before, after=body)
             await notify_change(uow)
         return {"subject": subject, "attributes": body}
 

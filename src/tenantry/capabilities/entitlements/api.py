@@ -23,6 +23,7 @@ from tenantry.kernel.http.problems import problem_response
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.registrar import MIDDLEWARE_ENTITLEMENTS, Registrar
+from tenantry.kernel.tenancy.audit import PlatformAudit
 from tenantry.kernel.tenancy.context import Principal, current_tenant, require_tenant
 
 #: Modules every plan includes (turning them off would lock a tenant out).
@@ -122,7 +123,10 @@ class EntitlementsModule(Module):
         configured = registrar.settings.section("plans", PlansSettings).root
         cfg = {name: plan.model_dump() for name, plan in configured.items()}
         ttl = registrar.settings.section(self.name, EntitlementsSettings).cache_ttl_s
-        plans = Plans(registrar.db, cfg, ttl)
+        audit = PlatformAudit(
+            registrar.db, registrar.catalog, registrar.settings.tenancy.operator_tenant
+        )
+        plans = Plans(registrar.db, cfg, ttl, audit)
         registrar.provide(Plans, plans)
         registrar.check_provision_request(
             plans.check_request, {"plan": {"enum": [*sorted(plans.plans), None]}}

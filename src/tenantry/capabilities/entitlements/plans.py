@@ -3,7 +3,9 @@
 Defined in config (``[plans.<name>]``, defaults below when absent) and overridable per tenant
 (``tenantry.plan_overrides``, a partial plan deep-merged over the tenant's plan). Resolved
 plans are cached per tenant for ``ttl`` seconds and dropped on every process at once when an
-override changes (``NOTIFY tenantry_plans``).
+override changes (``NOTIFY tenantry_plans``). Setting an override is audited in the tenant's
+log, in the same transaction (``plan.override_set``, the override before and after:
+kernel/tenancy/audit).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictFloat, Valid
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.errors import ConfigError, ValidationFailed
 from tenantry.kernel.http.types import JSON_INT, JsonInt
+from tenantry.kernel.tenancy.audit import PlatformAudit, record
 from tenantry.kernel.tenancy.model import Tenant
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 
@@ -187,9 +190,17 @@ def build(name: str, raw: Mapping[str, Any], overridden: bool = False) -> Plan:
 
 
 class Plans:
-    def __init__(self, db: Database, config: Mapping[str, Any], ttl: float = 5.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        config: Mapping[str, Any],
+        ttl: float = 5.0,
+        audit: PlatformAudit | None = None,
+    ) -> None:
         self.db = db
         self.ttl = ttl
+        #: Where overrides are audited (None: not audited).
+        self.audit = audit
         raw = {**DEFAULT_PLANS, **{k: dict(v) for k, v in config.items()}}
         self.raw: dict[str, dict[str, Any]] = raw
         try:
@@ -242,8 +253,22 @@ class Plans:
             plan = build(tenant.plan, merge(base, overrides), overridden=bool(overrides))
         except ValidationError as exc:
             raise ValidationFailed(f"invalid plan override: {exc.errors()[0]['msg']}") from None
-        async with self.db.platform_unit_of_work() as uow:
+        opened = (
+            self.audit.unit_of_work(tenant)
+            if self.audit is not None
+            else self.db.platform_unit_of_work()
+        )
+        async with opened as uow:
+            before = await uow.fetchval(SELECT_OVERRIDE, tenant.id)
             await uow.execute(UPSERT_OVERRIDE, tenant.id, dict(overrides))
+            record(
+                uow,
+                "plan.override_set",
+                f"tenant:{tenant.slug}",
+                before=before,
+                after=dict(overrides),
+                details={"plan": tenant.plan},
+            )
             await uow.notify(CHANNEL, str(tenant.id))
         self._cache.pop(tenant.id, None)
         return plan

@@ -6,6 +6,11 @@ RLS applies to the worker exactly as to the API. The snapshot is taken when the 
 (not when the request was made: a queued export sees rows committed while it waited).
 A retried job starts over from a new snapshot and a new staging file; only a complete file
 is ever published (atomic commit) and only then is the export marked succeeded.
+
+Audit: what callers change is recorded in the transaction of the change (``uow.audit``):
+``export.requested`` (also a schedule's run, without an actor), ``export.cancelled``,
+``export.schedule_created``, ``export.schedule_disabled``. A notice target is recorded by its
+channel only (a webhook URL may carry a secret). The job's own progress is not audited.
 """
 
 from __future__ import annotations
@@ -43,6 +48,17 @@ EXT = {"csv": "csv", "xlsx": "xlsx", "pdf": "pdf", "parquet": "parquet"}
 RUN = "exports.run"
 SCHEDULED = "exports.scheduled"
 CLEANUP = "exports.cleanup"
+
+
+def _audited(req: ExportRequest, columns: list[str]) -> dict[str, Any]:
+    """What an audit record keeps of a request: the notice's channel, not its target."""
+    return {
+        "source": req.source,
+        "format": req.format,
+        "columns": columns,
+        "filters": req.filters,
+        "notify": sorted(req.notify) if req.notify else None,
+    }
 
 
 class TooManyExports(ProblemError):
@@ -181,6 +197,12 @@ class ExportService:
         await self.jobs.add_schedule(
             uow, CLEANUP, self.settings.cleanup_cron, "UTC", {}, name=CLEANUP
         )
+        uow.audit(
+            "export.requested",
+            f"export:{eid}",
+            after=_audited(req, columns),
+            details={"schedule_id": str(schedule_id)} if schedule_id is not None else None,
+        )
         return await self._get(uow, eid), True
 
     async def _check_notify(self, uow: UnitOfWork, req: ExportRequest) -> None:
@@ -227,6 +249,12 @@ class ExportService:
             if export["status"] in ("queued", "running"):
                 await self.jobs.cancel(uow, export_id)
                 await uow.execute(q.MARK_FINISHED, export_id, "cancelled", None)
+                uow.audit(
+                    "export.cancelled",
+                    f"export:{export_id}",
+                    before={"status": export["status"]},
+                    after={"status": "cancelled"},
+                )
             return await self._get(uow, export_id)
 
     def present(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -408,6 +436,11 @@ class ExportService:
         async with self.db.unit_of_work() as uow:
             await self._check_notify(uow, req)
             sid = await self.jobs.add_schedule(uow, SCHEDULED, cron, timezone, payload)
+            uow.audit(
+                "export.schedule_created",
+                f"export_schedule:{sid}",
+                after={**_audited(req, columns), "cron": cron, "timezone": timezone},
+            )
             return await self._schedule(uow, sid)
 
     async def _schedule(self, uow: UnitOfWork, sid: UUID) -> dict[str, Any]:
@@ -440,8 +473,15 @@ class ExportService:
 
     async def disable_schedule(self, sid: UUID) -> dict[str, Any]:
         async with self.db.unit_of_work() as uow:
+            before = await uow.fetchrow(job_sql.GET_SCHEDULE, sid)
             if await uow.fetchval(job_sql.DISABLE_SCHEDULE, sid, SCHEDULED) is None:
                 raise NotFound(f"no export schedule {sid}")
+            uow.audit(
+                "export.schedule_disabled",
+                f"export_schedule:{sid}",
+                before={"enabled": before["enabled"] if before is not None else None},
+                after={"enabled": False},
+            )
             return await self._schedule(uow, sid)
 
     async def runs(self, sid: UUID, limit: int) -> list[dict[str, Any]]:

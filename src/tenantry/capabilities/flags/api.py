@@ -16,6 +16,7 @@ from tenantry.kernel.http.types import JsonInt
 from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.registrar import Registrar
+from tenantry.kernel.tenancy.audit import PlatformAudit
 from tenantry.kernel.tenancy.context import Principal, require_tenant
 from tenantry.kernel.tenancy.model import Tenant
 
@@ -88,7 +89,10 @@ class FlagsModule(Module):
         def plan_flags(tenant: Tenant) -> frozenset[str]:
             return plans.cached(tenant).flags if plans is not None else frozenset()
 
-        store = FlagStore(registrar.db, plan_flags)
+        audit = PlatformAudit(
+            registrar.db, registrar.catalog, registrar.settings.tenancy.operator_tenant
+        )
+        store = FlagStore(registrar.db, plan_flags, audit)
         registrar.provide(FlagStore, store)
         registrar.include_router(build_router(registrar, store))
 

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tenantry.kernel.errors import TenantryError
 from tenantry.kernel.platform import Platform
+
+if TYPE_CHECKING:
+    from tenantry.capabilities.flags.store import FlagStore
+
+
+def _store(platform: Platform) -> FlagStore:
+    """A store of its own (no plan flags: the values shown are the rules' own), whose changes
+    are audited like the API's (kernel/tenancy/audit)."""
+    from tenantry.capabilities.flags.store import FlagStore
+    from tenantry.kernel.tenancy.audit import PlatformAudit
+
+    audit = PlatformAudit(platform.db, platform.catalog, platform.settings.tenancy.operator_tenant)
+    return FlagStore(platform.db, audit=audit)
+
 
 app = typer.Typer(help="Feature flags per tenant and plan.", no_args_is_help=True)
 
@@ -19,7 +33,6 @@ def set_(
     tenant: Annotated[str, typer.Option("--tenant", help="Tenant slug.")],
 ) -> None:
     """Turn NAME on or off for one tenant (the flag is created, off by default, if new)."""
-    from tenantry.capabilities.flags.store import FlagStore
     from tenantry.kernel.cli_support import console, run
 
     choice = {"on": True, "off": False, "clear": None}
@@ -30,7 +43,7 @@ def set_(
         t = await platform.catalog.by_slug(tenant)
         if t is None:
             raise TenantryError(f"no tenant with slug {tenant!r}")
-        store = FlagStore(platform.db)
+        store = _store(platform)
         await store.set_target(name, t, choice[value])
         return store.enabled(name, t)
 
@@ -49,7 +62,7 @@ def rule(
     description: Annotated[str, typer.Option(help="What the flag does.")] = "",
 ) -> None:
     """Create or replace NAME's rules (default, plans, percentage rollout)."""
-    from tenantry.capabilities.flags.store import Flag, FlagStore
+    from tenantry.capabilities.flags.store import Flag
     from tenantry.kernel.cli_support import console, run
 
     flag = Flag(name, description, default, frozenset(p for p in plans.split(",") if p), percentage)
@@ -60,7 +73,7 @@ def rule(
         plan_catalog = platform.find(Plans)
         if plan_catalog is not None:
             plan_catalog.check_known(flag.plans, "plans")
-        await FlagStore(platform.db).put(flag)
+        await _store(platform).put(flag)
 
     run(go)
     console.print(f"{name}: {flag.as_dict()}")

@@ -6,6 +6,10 @@ rollout (a stable hash of flag and tenant id, so a tenant stays in or out as the
 grows); the flag's default. An unknown flag is off. The snapshot is reloaded whenever a flag
 changes (``NOTIFY tenantry_flags`` from the writer, received by every process) and, as a
 safety net, every ``refresh_s`` seconds.
+
+Every change is audited in its transaction (kernel/tenancy/audit): a flag's rules and its
+deletion in the operator tenant's log (``flag.rules_set``, ``flag.deleted``), a tenant's
+target in that tenant's log (``flag.tenant_set``), each with the values before and after.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from typing import Any
 from uuid import UUID
 
 from tenantry.kernel.db.database import Database
+from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.errors import NotFound, ValidationFailed
+from tenantry.kernel.tenancy.audit import PlatformAudit, record
 from tenantry.kernel.tenancy.model import Tenant
 
 _log = logging.getLogger(__name__)
@@ -30,6 +36,12 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
 
 LOAD_FLAGS = "SELECT name, description, default_on, plans, percentage FROM tenantry.flags"
 LOAD_TARGETS = "SELECT flag, tenant, enabled FROM tenantry.flag_targets"
+#: The values before a change, for its audit record.
+SELECT_FLAG = (
+    "SELECT name, description, default_on, plans, percentage FROM tenantry.flags WHERE name = $1"
+)
+SELECT_TARGET = "SELECT enabled FROM tenantry.flag_targets WHERE flag = $1 AND tenant = $2"
+SELECT_FLAG_TARGETS = "SELECT tenant, enabled FROM tenantry.flag_targets WHERE flag = $1"
 UPSERT_FLAG = """
 INSERT INTO tenantry.flags (name, description, default_on, plans, percentage)
 VALUES ($1, $2, $3, $4, $5)
@@ -64,6 +76,12 @@ class Flag:
         }
 
 
+def _flag(r: Any) -> Flag:
+    return Flag(
+        r["name"], r["description"], r["default_on"], frozenset(r["plans"]), r["percentage"]
+    )
+
+
 def bucket(flag: str, tenant_id: UUID) -> int:
     """0..99, stable per (flag, tenant)."""
     return zlib.crc32(f"{flag}:{tenant_id}".encode()) % 100
@@ -77,10 +95,15 @@ class Evaluation:
 
 class FlagStore:
     def __init__(
-        self, db: Database, plan_flags: Callable[[Tenant], frozenset[str]] | None = None
+        self,
+        db: Database,
+        plan_flags: Callable[[Tenant], frozenset[str]] | None = None,
+        audit: PlatformAudit | None = None,
     ) -> None:
         self.db = db
         self.plan_flags = plan_flags or (lambda _t: frozenset())
+        #: Where changes are audited (None: not audited; tests of evaluation only).
+        self.audit = audit
         self.flags: dict[str, Flag] = {}
         self.targets: dict[tuple[str, UUID], bool] = {}
         self._reload: asyncio.Task[None] | None = None
@@ -111,22 +134,29 @@ class FlagStore:
         async with self.db.platform_unit_of_work() as uow:
             flags = await uow.fetch(LOAD_FLAGS)
             targets = await uow.fetch(LOAD_TARGETS)
-        self.flags = {
-            r["name"]: Flag(
-                r["name"], r["description"], r["default_on"], frozenset(r["plans"]), r["percentage"]
-            )
-            for r in flags
-        }
+        self.flags = {r["name"]: _flag(r) for r in flags}
         self.targets = {(r["flag"], r["tenant"]): r["enabled"] for r in targets}
         self.loads += 1
 
     # -- changes (operators) ----------------------------------------------------------------
+    def _unit_of_work(
+        self, tenant: Tenant | None
+    ) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
+        """The change's unit of work, its audit records going to ``tenant``'s log."""
+        if self.audit is None:
+            return self.db.platform_unit_of_work()
+        return self.audit.unit_of_work(tenant)
+
+    async def _operator(self) -> Tenant | None:
+        return await self.audit.operator_tenant() if self.audit is not None else None
+
     async def put(self, flag: Flag) -> None:
         if not NAME_RE.match(flag.name):
             raise ValidationFailed("invalid flag name", errors=[{"field": "name"}])
         if not 0 <= flag.percentage <= 100:
             raise ValidationFailed("percentage is 0..100", errors=[{"field": "percentage"}])
-        async with self.db.platform_unit_of_work() as uow:
+        async with self._unit_of_work(await self._operator()) as uow:
+            before = await uow.fetchrow(SELECT_FLAG, flag.name)
             await uow.execute(
                 UPSERT_FLAG,
                 flag.name,
@@ -134,6 +164,13 @@ class FlagStore:
                 flag.default_on,
                 sorted(flag.plans),
                 flag.percentage,
+            )
+            record(
+                uow,
+                "flag.rules_set",
+                f"flag:{flag.name}",
+                before=_flag(before).as_dict() if before else None,
+                after=flag.as_dict(),
             )
             await uow.notify(CHANNEL, flag.name)
         await self.load()
@@ -143,19 +180,39 @@ class FlagStore:
         ``None`` removes the tenant's target."""
         if not NAME_RE.match(name):
             raise ValidationFailed("invalid flag name", errors=[{"field": "name"}])
-        async with self.db.platform_unit_of_work() as uow:
+        async with self._unit_of_work(tenant) as uow:
+            before = await uow.fetchval(SELECT_TARGET, name, tenant.id)
             await uow.execute(ENSURE_FLAG, name)
             if enabled is None:
                 await uow.execute(CLEAR_TARGET, name, tenant.id)
             else:
                 await uow.execute(SET_TARGET, name, tenant.id, enabled)
+            record(
+                uow,
+                "flag.tenant_set",
+                f"flag:{name}",
+                before={"enabled": before},
+                after={"enabled": enabled},
+                details={"tenant": tenant.slug},
+            )
             await uow.notify(CHANNEL, name)
         await self.load()
 
     async def delete(self, name: str) -> None:
-        async with self.db.platform_unit_of_work() as uow:
+        async with self._unit_of_work(await self._operator()) as uow:
+            before = await uow.fetchrow(SELECT_FLAG, name)
+            targets = await uow.fetch(SELECT_FLAG_TARGETS, name)
             if await uow.fetchval(DELETE_FLAG, name) is None:
                 raise NotFound(f"no flag named {name!r}")
+            record(
+                uow,
+                "flag.deleted",
+                f"flag:{name}",
+                before={
+                    **(_flag(before).as_dict() if before else {}),
+                    "targets": {str(t["tenant"]): t["enabled"] for t in targets},
+                },
+            )
             await uow.notify(CHANNEL, name)
         await self.load()
 

@@ -1,4 +1,9 @@
-"""``/api/v1/platform/errors`` and ``/api/v1/platform/slo``: platform admins only."""
+"""``/api/v1/platform/errors`` and ``/api/v1/platform/slo``: platform admins only.
+
+A triage (``PATCH /errors/{id}``) is audited as ``error.status_set`` in the caller's tenant's
+log (the operator tenant: only its members hold ``platform:admin``), in the transaction of the
+change (kernel/tenancy/audit).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ from tenantry.kernel.errors import NotFound
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.http.input_guard import INT64_MAX
 from tenantry.kernel.observability import slo
+from tenantry.kernel.observability.sql import queries as q
+from tenantry.kernel.tenancy.audit import record
+from tenantry.kernel.tenancy.context import current_tenant
 
 if TYPE_CHECKING:
     from tenantry.kernel.observability.hub import Observability
@@ -48,8 +56,19 @@ def build_router(hub: Observability, slo_settings: SloSettings) -> APIRouter:
 
     @router.patch("/errors/{group_id}")
     async def change_error(group_id: GroupId, body: StatusChange) -> dict[str, Any]:
-        if not await hub.errors.set_status(group_id, body.status):
-            raise NotFound(f"no error group {group_id}")
+        # ErrorTracker.set_status's update, in a unit of work that also holds its record
+        async with hub.db.platform_unit_of_work(as_tenant=current_tenant()) as uow:
+            before = await uow.fetchrow(q.GET_GROUP, group_id)
+            if before is None:
+                raise NotFound(f"no error group {group_id}")
+            await uow.execute(q.SET_STATUS, group_id, body.status)
+            record(
+                uow,
+                "error.status_set",
+                f"error_group:{group_id}",
+                before={"status": before["status"]},
+                after={"status": body.status},
+            )
         group = await hub.errors.show(group_id, occurrences=0)
         assert group is not None
         return group

@@ -21,6 +21,11 @@ every ``serve`` and ``worker`` process resumes it once its heartbeat is ``saga_s
 (kernel/messaging/saga). Until then the tenant stays ``provisioning``, which start-up checks
 and maintenance loops skip (``TenantCatalog.ready``).
 
+The welcome step also writes the tenant's first audit record, ``tenant.created`` (its slug,
+name, isolation, plan and server; the options only by name), in the transaction of the
+welcome event. Its actor is whoever asked for the tenant (the request's principal, kept in the
+saga's data as ``actor`` so a resumed saga records it too; none on the command line).
+
 Secret options (``OnboardingOption(secret=True)``: an admin password) live only in memory
 (keys starting with ``_`` are not persisted). A resumed saga has none (``run.resumed``): a step
 that needs one fails, and the saga compensates instead of creating a tenant nobody can log in
@@ -44,7 +49,7 @@ from tenantry.kernel.messaging.saga import (
     SagaRunner,
     Step,
 )
-from tenantry.kernel.tenancy.context import tenant_scope
+from tenantry.kernel.tenancy.context import Principal, current_principal, tenant_scope
 from tenantry.kernel.tenancy.contracts import TenantOnboarded
 from tenantry.kernel.tenancy.model import IsolationMode, Tenant, TenantStatus
 from tenantry.kernel.tenancy.provisioning import Provisioner, ProvisionRequest, ProvisionResult
@@ -178,6 +183,7 @@ class Onboarding:
     async def __call__(self, req: ProvisionRequest) -> ProvisionResult:
         mode = self.p.validate(req)
         secret = {k for k, o in self.options.items() if o.secret}
+        caller = current_principal()
         data: SagaData = {
             "tenant_id": str(uuid.uuid4()),
             "slug": req.slug,
@@ -187,6 +193,7 @@ class Onboarding:
             "server": req.server,
             OPTIONS_KEY: {k: v for k, v in req.options.items() if k not in secret},
             SECRETS_KEY: {k: v for k, v in req.options.items() if k in secret},
+            "actor": _actor(caller),
         }
         for step in self.steps:
             if step.prepare is not None:
@@ -277,8 +284,20 @@ class Onboarding:
 
     async def _welcome(self, data: SagaData) -> SagaData | None:
         tenant = await self._tenant(data)
-        with tenant_scope(tenant):
+        with tenant_scope(tenant, _principal(data.get("actor"))):
             async with self.p.db.unit_of_work() as uow:
+                uow.audit(
+                    "tenant.created",
+                    f"tenant:{tenant.slug}",
+                    after={
+                        "slug": tenant.slug,
+                        "name": tenant.name,
+                        "isolation": tenant.isolation.value,
+                        "plan": tenant.plan,
+                        "server": tenant.server,
+                    },
+                    details={"options": sorted({**(data.get(OPTIONS_KEY) or {})})},
+                )
                 await self.dispatcher.publish(
                     uow,
                     TenantOnboarded(
@@ -292,6 +311,21 @@ class Onboarding:
                     ),
                 )
         return None
+
+
+def _actor(p: Principal | None) -> dict[str, str] | None:
+    """Who asked for the tenant, as the saga's data keeps it (JSON)."""
+    if p is None:
+        return None
+    return {"subject": p.subject, "kind": p.kind, "tenant_id": str(p.tenant_id)}
+
+
+def _principal(actor: Mapping[str, str] | None) -> Principal | None:
+    """The principal the ``tenant.created`` record names (no scopes or roles: it is never
+    asked for a permission)."""
+    if not actor:
+        return None
+    return Principal(actor["subject"], uuid.UUID(actor["tenant_id"]), actor.get("kind", "user"))
 
 
 def shown_outputs(outputs: Mapping[str, Any], options: Sequence[str]) -> dict[str, Any]:

@@ -6,10 +6,17 @@ or a database, migrated to the current version), the steps modules contribute se
 tenant's data, and only then is the tenant ``active``. A failure at any step undoes the
 earlier ones (the modules' compensations, then the schema or database, then the row). The
 methods below are the saga's kernel steps.
+
+Status changes are audited in the tenant's own log (``tenant.suspended``, ``tenant.resumed``;
+``tenant.created`` is the onboarding's welcome step). The catalog is written by the owner
+role, which cannot write a tenant's audit rows (RLS), so the record is committed just after
+the change, in a unit of work of the tenant opened before it: a failure of that one COMMIT
+after the change's leaves the change without its record (kernel/tenancy/audit).
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,7 +30,7 @@ from tenantry.kernel.db.migrations import Migrator, Store
 from tenantry.kernel.db.rls import tenant_tables
 from tenantry.kernel.db.sql import queries as q
 from tenantry.kernel.errors import Conflict, ValidationFailed
-from tenantry.kernel.tenancy.catalog import TenantCatalog, tenant_from_row
+from tenantry.kernel.tenancy.catalog import TenantCatalog, is_ready, tenant_from_row
 from tenantry.kernel.tenancy.model import (
     IsolationMode,
     Tenant,
@@ -32,6 +39,12 @@ from tenantry.kernel.tenancy.model import (
     schema_for,
     validate_slug,
 )
+
+#: The audit action of each status an operator sets (``set_status``).
+STATUS_ACTIONS = {
+    TenantStatus.SUSPENDED: "tenant.suspended",
+    TenantStatus.ACTIVE: "tenant.resumed",
+}
 
 
 @dataclass
@@ -186,9 +199,21 @@ class Provisioner:
         tenant = await self.catalog.by_slug(slug)
         if tenant is None:
             raise ValidationFailed(f"no tenant with slug {slug!r}")
-        async with self.db.admin_connection() as conn:
-            await conn.execute(q.SET_TENANT_STATUS, tenant.id, status.value)
-            await conn.execute(q.NOTIFY_CATALOG, str(tenant.id))
+        # the record's unit of work (a store still being provisioned has no log yet)
+        audited = (
+            self.db.tenant_unit_of_work(tenant) if is_ready(tenant) else contextlib.nullcontext()
+        )
+        async with audited as uow:
+            async with self.db.admin_connection() as conn:
+                await conn.execute(q.SET_TENANT_STATUS, tenant.id, status.value)
+                await conn.execute(q.NOTIFY_CATALOG, str(tenant.id))
+            if uow is not None:
+                uow.audit(
+                    STATUS_ACTIONS.get(status, "tenant.status_set"),
+                    f"tenant:{tenant.slug}",
+                    before={"status": tenant.status.value},
+                    after={"status": status.value},
+                )
         self.catalog.invalidate(tenant.id)
         updated = await self.catalog.get(tenant.id)
         assert updated is not None
