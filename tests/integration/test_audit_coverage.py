@@ -44,6 +44,8 @@ def audits(*routes: str) -> Callable[[F], F]:
     return mark
 
 
+PROJECTS_TESTS = "modules/projects/tests/test_projects_api.py"
+
 #: Audited, and proven by tests elsewhere.
 AUDITED_ELSEWHERE: dict[str, str] = {
     "POST /api/v1/ledger/accounts": "tests/ledger/test_audited.py",
@@ -53,13 +55,13 @@ AUDITED_ELSEWHERE: dict[str, str] = {
     # the same service call as POST /transactions (LedgerService.post_many), one record each
     "POST /api/v1/ledger/transactions/batch": "tests/ledger/test_audited.py",
     "POST /api/v1/notifications/webhooks": "tests/messaging/test_notifications.py",
-    "POST /api/v1/projects/projects": "tests/projects/test_api.py",
-    "PATCH /api/v1/projects/projects/{project_id}": "tests/projects/test_api.py",
-    "POST /api/v1/projects/projects/{project_id}/archive": "tests/projects/test_api.py",
-    "POST /api/v1/projects/projects/{project_id}/restore": "tests/projects/test_api.py",
-    "POST /api/v1/projects/projects/{project_id}/tasks": "tests/projects/test_api.py",
-    "PATCH /api/v1/projects/tasks/{task_id}": "tests/projects/test_api.py",
-    "DELETE /api/v1/projects/tasks/{task_id}": "tests/projects/test_api.py",
+    "POST /api/v1/projects/projects": PROJECTS_TESTS,
+    "PATCH /api/v1/projects/projects/{project_id}": PROJECTS_TESTS,
+    "POST /api/v1/projects/projects/{project_id}/archive": PROJECTS_TESTS,
+    "POST /api/v1/projects/projects/{project_id}/restore": PROJECTS_TESTS,
+    "POST /api/v1/projects/projects/{project_id}/tasks": PROJECTS_TESTS,
+    "PATCH /api/v1/projects/tasks/{task_id}": PROJECTS_TESTS,
+    "DELETE /api/v1/projects/tasks/{task_id}": PROJECTS_TESTS,
 }
 
 #: Mutating methods that change no state worth a record, or not audited yet: each says why.
