@@ -27,6 +27,7 @@ from tenantry.kernel.tenancy.model import IsolationMode, Tenant, TenantStatus
 from tenantry.modules.identity.application.ports import ClientLogin, Login, Page
 from tenantry.modules.identity.application.services import IdentityService
 from tenantry.modules.identity.domain.model import ApiClient, Member, Status
+from tenantry.testing import fakes
 
 
 def make_tenant(
@@ -60,14 +61,15 @@ class State:
     roles: dict[tuple[UUID, str], dict[str, Any]] = field(default_factory=dict)
 
 
-class FakeUnitOfWork:
+class FakeUnitOfWork(fakes.FakeUnitOfWork[State]):
+    """The platform's fake unit of work (tenantry.testing.fakes) of one of identity's kinds;
+    events and audit records belong to a tenant."""
+
     def __init__(self, state: State, kind: str, tenant: Tenant | None) -> None:
-        self.state = state
+        super().__init__(state, readonly=False)
         #: "tenant" (the tenant's store), "members" (platform tables as the tenant), "platform"
         self.kind = kind
         self.tenant = tenant
-        self.events: list[Any] = []
-        self.audits: list[dict[str, Any]] = []
         self.notified = 0
 
     @property
@@ -75,10 +77,9 @@ class FakeUnitOfWork:
         assert self.tenant is not None, "platform unit of work has no tenant"
         return self.tenant.id
 
-    def publish(self, event: Any) -> UUID:
+    def publish_many(self, events: Sequence[Any]) -> list[UUID]:
         assert self.tenant is not None, "messages belong to a tenant (platform unit of work)"
-        self.events.append(event)
-        return uuid.uuid4()
+        return super().publish_many(events)
 
     def audit(
         self,
@@ -91,15 +92,8 @@ class FakeUnitOfWork:
         details: Any = None,
     ) -> None:
         assert self.tenant is not None, "audit records belong to a tenant"
-        self.audits.append(
-            {
-                "action": action,
-                "resource": resource,
-                "before": before,
-                "after": after,
-                "outcome": outcome,
-                "details": details,
-            }
+        super().audit(
+            action, resource, before=before, after=after, outcome=outcome, details=details
         )
 
 

@@ -80,9 +80,11 @@ class FakeProjectsRepository:
         row["task_count"] += 1
         return row["task_count"], row["key"]
 
-    async def create_task(self, uow: FakeUnitOfWork, values: Row) -> None:
-        uow.write().tasks[values["id"]] = {**values, "status": "todo", "created_at": _now(),
-                                            "updated_at": _now(), "completed_at": None}  # fmt: skip
+    async def create_task(self, uow: FakeUnitOfWork, values: Row) -> Row:
+        row = {**values, "status": "todo", "created_at": _now(), "updated_at": _now(),
+               "completed_at": None}  # fmt: skip
+        uow.write().tasks[values["id"]] = row
+        return dict(row)
 
     async def task(self, uow: FakeUnitOfWork, task_id: UUID, *, lock: bool = False) -> Row | None:
         row = uow.state.tasks.get(task_id)

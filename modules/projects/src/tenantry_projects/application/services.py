@@ -152,9 +152,7 @@ class ProjectsService(Generic[W]):
                 "assignee_id": assignee_id,
                 "due_on": due_on,
             }
-            await self.repository.create_task(uow, values)
-            row = await self.repository.task(uow, task_id)
-            assert row is not None  # written above
+            row = {**await self.repository.create_task(uow, values), "project_key": key}
             uow.audit(
                 "projects.task.create",
                 f"task:{task_id}",

@@ -100,12 +100,12 @@ class TaskChange:
 
 
 def apply_change(task: dict[str, Any], change: TaskChange) -> dict[str, Any]:
-    """The task's fields after ``change``: the status move is checked; ``completed`` tells
-    whether the task became done (then it gets ``completed_at``; reopened, it loses it)."""
+    """The fields ``change`` sets, after checking its status move (``became_done`` tells
+    whether the task became done: then it gets ``completed_at``; reopened, it loses it)."""
     current = TaskStatus(task["status"])
     target = change.status or current
     check_transition(current, target)
-    after = {**{k: task[k] for k in change.values}, **change.values}
+    after = dict(change.values)
     if "status" in after:
         after["status"] = target.value
     return after

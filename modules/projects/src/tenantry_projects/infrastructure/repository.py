@@ -44,8 +44,8 @@ class SqlProjectsRepository:
         row = await uow.fetchrow(sql.NEXT_TASK_NUMBER, project_id)
         return (int(row["task_count"]), str(row["key"])) if row else None
 
-    async def create_task(self, uow: UnitOfWork, values: Row) -> None:
-        await uow.execute(
+    async def create_task(self, uow: UnitOfWork, values: Row) -> Row:
+        row = await uow.fetchrow(
             sql.INSERT_TASK,
             values["id"],
             values["project_id"],
@@ -56,6 +56,8 @@ class SqlProjectsRepository:
             values["assignee_id"],
             values["due_on"],
         )
+        assert row is not None  # INSERT ... RETURNING
+        return _row(row)
 
     async def task(self, uow: UnitOfWork, task_id: UUID, *, lock: bool = False) -> Row | None:
         row = await uow.fetchrow(sql.TASK_FOR_UPDATE if lock else sql.TASK, task_id)

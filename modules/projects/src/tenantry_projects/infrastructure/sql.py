@@ -43,9 +43,11 @@ RETURNING p.task_count, p.key
 """
 
 INSERT_TASK = """
-INSERT INTO project_tasks
+INSERT INTO project_tasks AS t
     (id, project_id, number, title, description, priority, assignee_id, due_on)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING t.id, t.project_id, t.number, t.title, t.description, t.status, t.priority,
+          t.assignee_id, t.due_on, t.created_at, t.updated_at, t.completed_at
 """
 
 TASK = f"""

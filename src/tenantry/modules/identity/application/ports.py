@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 from uuid import UUID
 
+from tenantry.kernel.db.ports import W_co, W_contra
 from tenantry.kernel.tenancy.model import Tenant
 from tenantry.modules.identity.domain.model import ApiClient, Member
 
@@ -88,29 +89,6 @@ class ClientLogin:
     status: str
     roles: list[str]
     actions: list[str] | None = None
-
-
-class Work(Protocol):
-    """What a service does with a unit of work itself: record events and audit records
-    (written by the kernel at commit). Everything else it hands to the repository."""
-
-    def publish(self, event: Any) -> UUID: ...
-
-    def audit(
-        self,
-        action: str,
-        resource: str | None = None,
-        *,
-        before: Any = None,
-        after: Any = None,
-        outcome: str = "success",
-        details: Any = None,
-    ) -> None: ...
-
-
-W = TypeVar("W", bound=Work)
-W_co = TypeVar("W_co", bound=Work, covariant=True)
-W_contra = TypeVar("W_contra", bound=Work, contravariant=True)
 
 
 class IdentityUnits(Protocol[W_co]):

@@ -28,6 +28,7 @@ from typing import Any, Generic
 from uuid import UUID
 
 from tenantry.kernel.auth.actions import platform_grants
+from tenantry.kernel.db.ports import W
 from tenantry.kernel.tenancy.context import Principal
 from tenantry.kernel.tenancy.model import Tenant, TenantStatus
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
@@ -50,7 +51,6 @@ from tenantry.modules.identity.application.ports import (
     SecretMatches,
     Tenants,
     TokenIssuer,
-    W,
 )
 from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
 from tenantry.modules.identity.domain.model import (
