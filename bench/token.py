@@ -26,7 +26,7 @@ from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
-from tenantry.modules.identity.infrastructure.hashing import Argon2PasswordHasher
+from tenantry_identity.infrastructure.hashing import Argon2PasswordHasher
 
 PASSWORD = "bench-password-123"
 SECONDS = 8

@@ -20,10 +20,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = "tenantry.modules."
-#: The top layer is the startup object and the routes: ``api`` today, ``module`` and
-#: ``routes`` in the target shape (docs/design/module-shape.md); each optional.
-LAYERS = ("(api)", "(module)", "(routes)", "infrastructure", "application", "domain")
+#: The top layer is the startup object and the routes (docs/modules.md, "The shape").
+LAYERS = ("(module)", "(routes)", "infrastructure", "application", "domain")
 #: What no module's domain imports (a module may forbid more in pyproject).
 IMPURE = [
     "asyncpg",
@@ -38,23 +36,19 @@ IMPURE = [
 
 
 def module_packages(eps: Iterable[EntryPoint] | None = None) -> list[str]:
-    """The package of every module registered under ``tenantry.modules``: those inside the
-    kernel's distribution (``tenantry.modules.<m>``) and those of their own distributions
-    (a top-level package, ``tenantry_projects``). The capabilities register there too: they
-    are not layered modules and keep their own contracts."""
+    """The package of every module registered under ``tenantry.modules``: each module is
+    its own distribution with a top-level package (``tenantry_projects``). The capabilities
+    register there too, from inside the kernel's distribution (``tenantry.capabilities``):
+    they are not layered modules and keep their own contracts."""
     found = eps if eps is not None else entry_points(group="tenantry.modules")
     return sorted(
-        {
-            ep.module.rsplit(".", 1)[0]
-            for ep in found
-            if ep.module.startswith(MODULES) or not ep.module.startswith("tenantry.")
-        }
+        {ep.module.rsplit(".", 1)[0] for ep in found if not ep.module.startswith("tenantry.")}
     )
 
 
 def _top_level(packages: list[str]) -> list[str]:
-    """The module packages outside ``tenantry`` (import-linter must be told their roots)."""
-    return sorted({p.split(".", 1)[0] for p in packages if not p.startswith("tenantry.")})
+    """The modules' root packages (import-linter must be told them)."""
+    return sorted({p.split(".", 1)[0] for p in packages})
 
 
 def _layer(package: str, layer: str) -> str:
@@ -71,12 +65,9 @@ def module_contracts(packages: list[str]) -> list[dict[str, Any]]:
             "modules": packages,
             # A module may import another module's contracts (its public surface), nothing else.
             "ignore_imports": [
-                "tenantry.modules.** -> tenantry.modules.*.contracts",
-                "tenantry.modules.** -> *.contracts",
-                "** -> tenantry.modules.*.contracts",
                 "** -> *.contracts",
             ],
-            # Which of these patterns match depends on the modules installed.
+            # Whether it matches depends on the modules installed.
             "unmatched_ignore_imports_alerting": "none",
         }
     ]
@@ -90,17 +81,16 @@ def module_contracts(packages: list[str]) -> list[dict[str, Any]]:
             }
         )
     for package in packages:
-        name = package.removeprefix(MODULES)
         out.append(
             {
-                "name": f"{name}: module layers",
+                "name": f"{package}: module layers",
                 "type": "layers",
                 "layers": [_layer(package, layer) for layer in LAYERS],
             }
         )
         out.append(
             {
-                "name": f"{name}: the domain is pure (no database, HTTP, framework, messaging)",
+                "name": f"{package}: the domain is pure (no database, HTTP, framework, messaging)",
                 "type": "forbidden",
                 "source_modules": [f"{package}.domain"],
                 "forbidden_modules": IMPURE,

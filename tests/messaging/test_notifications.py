@@ -350,7 +350,7 @@ async def test_a_rolled_back_membership_publishes_nothing(
 ) -> None:
     """The event commits with the membership or not at all (schema tenant: the outbox of
     its schema, written from the platform transaction on the main database)."""
-    from tenantry.modules.identity.contracts import UserAddedToTenant
+    from tenantry_identity.contracts import UserAddedToTenant
 
     t = await make_tenant("schema")
 

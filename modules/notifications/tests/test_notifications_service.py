@@ -13,7 +13,7 @@ import pytest
 from notifications_fakes import Fakes, fake_notifications
 from tenantry.kernel.messaging.envelope import MessageContext
 from tenantry.kernel.tenancy.contracts import TenantOnboarded
-from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
+from tenantry_identity.contracts import ApiClientCreated, UserAddedToTenant
 from tenantry_notifications.application.services import (
     NOTICE_EVENT,
     WEBHOOK_CREATE,

@@ -20,7 +20,7 @@ from tenantry.capabilities.pagination import parse_filter_param
 from tenantry.kernel.auth.clients import ClientIssuer
 from tenantry.kernel.errors import BadRequest
 from tenantry.kernel.platform import Platform
-from tenantry.modules.identity.routes import IdentityClients
+from tenantry_identity.routes import IdentityClients
 from tests.capabilities.filtering.conftest import ITEMS
 from tests.capabilities.filtering.strategies import json_junk
 from tests.conftest import MakeTenant, TenantFixture

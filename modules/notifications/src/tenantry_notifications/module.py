@@ -19,7 +19,7 @@ from tenantry.kernel.modules import Module
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.registrar import Registrar
 from tenantry.kernel.tenancy.contracts import TenantOnboarded
-from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
+from tenantry_identity.contracts import ApiClientCreated, UserAddedToTenant
 from tenantry_ledger.contracts import TransactionPosted
 from tenantry_notifications.application.handlers import NotificationHandlers
 from tenantry_notifications.application.services import (

@@ -13,7 +13,7 @@ from typing import Any, Generic
 from tenantry.kernel.db.ports import W
 from tenantry.kernel.messaging.envelope import MessageContext
 from tenantry.kernel.tenancy.contracts import TenantOnboarded
-from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
+from tenantry_identity.contracts import ApiClientCreated, UserAddedToTenant
 from tenantry_ledger.contracts import TransactionPosted
 from tenantry_notifications.application.ports import (
     Mailer,

@@ -17,7 +17,7 @@ import uuid
 from typing import Any, Generic
 
 from tenantry.kernel.db.ports import UnitsOfWork, W
-from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
+from tenantry_identity.contracts import ApiClientCreated, UserAddedToTenant
 from tenantry_ledger.contracts import TransactionPosted
 from tenantry_notifications.application.ports import (
     Mailer,

@@ -14,7 +14,7 @@ from tenantry.kernel.http.deps import require
 from tenantry.kernel.modules import Module
 from tenantry.kernel.registrar import Registrar
 from tenantry.kernel.tenancy.context import Principal
-from tenantry.modules.identity.contracts import UserAddedToTenant
+from tenantry_identity.contracts import UserAddedToTenant
 
 READ, WRITE = "notes:read", "notes:write"
 INSERT_NOTE = "INSERT INTO example_notes (body) VALUES ($1) RETURNING id, body, created_at"

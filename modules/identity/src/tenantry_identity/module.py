@@ -17,24 +17,24 @@ from tenantry.kernel.auth.clients import ClientIssuer
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.modules import Module
 from tenantry.kernel.registrar import Registrar
-from tenantry.modules.identity.application.onboarding import OPTIONS as ONBOARDING_OPTIONS
-from tenantry.modules.identity.application.onboarding import admin_step
-from tenantry.modules.identity.application.services import IdentityService
-from tenantry.modules.identity.infrastructure.hashing import (
+from tenantry_identity.application.onboarding import OPTIONS as ONBOARDING_OPTIONS
+from tenantry_identity.application.onboarding import admin_step
+from tenantry_identity.application.services import IdentityService
+from tenantry_identity.infrastructure.hashing import (
     Argon2PasswordHasher,
     client_secret_matches,
     hash_client_secret,
 )
-from tenantry.modules.identity.infrastructure.repository import SqlIdentityRepository
-from tenantry.modules.identity.infrastructure.tenants import CatalogTenants
-from tenantry.modules.identity.infrastructure.units import KernelUnits
-from tenantry.modules.identity.routes import ADMIN, IdentityClients, build_router, checked, problems
+from tenantry_identity.infrastructure.repository import SqlIdentityRepository
+from tenantry_identity.infrastructure.tenants import CatalogTenants
+from tenantry_identity.infrastructure.units import KernelUnits
+from tenantry_identity.routes import ADMIN, IdentityClients, build_router, checked, problems
 
 
 class IdentityModule(Module):
     name: ClassVar[str] = "identity"
     depends_on: ClassVar[tuple[str, ...]] = ("audit",)
-    migrations: ClassVar[str | None] = "tenantry.modules.identity.migrations"
+    migrations: ClassVar[str | None] = "tenantry_identity.migrations"
     permissions: ClassVar[dict[str, str]] = {
         ADMIN: "manage the tenant's users, API clients and roles"
     }

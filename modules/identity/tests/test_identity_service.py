@@ -1,4 +1,4 @@
-"""IdentityService on the in-memory fakes (tests/unit/identity_fakes.py): tokens, members,
+"""IdentityService on the in-memory fakes (identity_fakes.py): tokens, members,
 API clients and roles, without PostgreSQL. What the service records on its unit of work
 (events, audit) is kept only when the unit of work commits; the domain errors it raises map
 at the edge (routes.problem) to the problems clients have always seen."""
@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from identity_fakes import Fakes, fake_service, make_tenant
 from tenantry.kernel.auth.actions import PlatformActionRefused
 from tenantry.kernel.errors import Conflict as ConflictProblem
 from tenantry.kernel.errors import NotFound as NotFoundProblem
@@ -17,7 +18,7 @@ from tenantry.kernel.errors import Unauthorized, ValidationFailed
 from tenantry.kernel.tenancy.context import Principal
 from tenantry.kernel.tenancy.model import IsolationMode, TenantStatus
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
-from tenantry.modules.identity.application.errors import (
+from tenantry_identity.application.errors import (
     BAD_CREDENTIALS,
     Conflict,
     IdentityError,
@@ -26,10 +27,9 @@ from tenantry.modules.identity.application.errors import (
     NotFound,
     PlatformGrantRefused,
 )
-from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
-from tenantry.modules.identity.infrastructure.tenants import CatalogTenants
-from tenantry.modules.identity.routes import IdentityClients, checked, problem
-from tests.unit.identity_fakes import Fakes, fake_service, make_tenant
+from tenantry_identity.contracts import ApiClientCreated, UserAddedToTenant
+from tenantry_identity.infrastructure.tenants import CatalogTenants
+from tenantry_identity.routes import IdentityClients, checked, problem
 
 PW = "a-long-enough-password"
 KNOWN = {"ledger:read": "", "ledger:write": "", "identity:admin": ""}

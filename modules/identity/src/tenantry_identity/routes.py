@@ -41,20 +41,20 @@ from tenantry.kernel.http.responses import JsonResponse
 from tenantry.kernel.tenancy.context import Principal, require_tenant
 from tenantry.kernel.tenancy.model import Tenant
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
-from tenantry.modules.identity.application.errors import (
+from tenantry_identity.application.errors import (
     IdentityError,
     InvalidCredentials,
     PlatformGrantRefused,
 )
-from tenantry.modules.identity.application.services import IdentityService
-from tenantry.modules.identity.domain.model import (
+from tenantry_identity.application.services import IdentityService
+from tenantry_identity.domain.model import (
     EMAIL_RE,
     MIN_PASSWORD,
     ROLE_RE,
     ApiClient,
     Member,
 )
-from tenantry.modules.identity.infrastructure.sql import MEMBER_FIELDS
+from tenantry_identity.infrastructure.sql import MEMBER_FIELDS
 
 ADMIN = "identity:admin"
 #: IdentityError.kind -> the problem clients see (InvalidCredentials and PlatformGrantRefused

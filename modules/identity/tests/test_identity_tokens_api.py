@@ -17,7 +17,7 @@ from tenantry.kernel.auth.actions import PLATFORM_ADMIN
 from tenantry.kernel.auth.keys import generate
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import TenantStatus
-from tests.conftest import PASSWORD, MakeTenant, get_token
+from tenantry.testing import PASSWORD, MakeTenant, get_token
 
 ME = "/api/v1/identity/me"
 TOKEN = "/api/v1/identity/token"

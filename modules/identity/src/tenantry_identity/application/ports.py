@@ -5,7 +5,7 @@ password hashing and token signing.
 The unit-of-work factory and the repository are protocols generic over the unit of work's
 type, so the service runs the same way on the kernel's ``UnitOfWork`` +
 ``SqlIdentityRepository`` and on the in-memory fakes of the unit tests
-(tests/unit/identity_fakes.py).
+(modules/identity/tests/identity_fakes.py).
 
 Identity's rows live in two places: roles in the tenant's own store; logins (``users``),
 memberships and API clients in the platform schema of the main database. Hence three kinds of
@@ -22,7 +22,7 @@ from uuid import UUID
 
 from tenantry.kernel.db.ports import W_co, W_contra
 from tenantry.kernel.tenancy.model import Tenant
-from tenantry.modules.identity.domain.model import ApiClient, Member
+from tenantry_identity.domain.model import ApiClient, Member
 
 Page = tuple[list[Member], str | None]
 

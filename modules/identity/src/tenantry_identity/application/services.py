@@ -32,15 +32,15 @@ from tenantry.kernel.db.ports import W
 from tenantry.kernel.tenancy.context import Principal
 from tenantry.kernel.tenancy.model import Tenant, TenantStatus
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
-from tenantry.modules.identity.application.errors import (
+from tenantry_identity.application.errors import (
     Conflict,
     InvalidCredentials,
     InvalidInput,
     NotFound,
     PlatformGrantRefused,
 )
-from tenantry.modules.identity.application.onboarding import NEW_ADMIN_USER_ID
-from tenantry.modules.identity.application.ports import (
+from tenantry_identity.application.onboarding import NEW_ADMIN_USER_ID
+from tenantry_identity.application.ports import (
     ClientLogin,
     IdentityRepository,
     IdentityUnits,
@@ -52,8 +52,8 @@ from tenantry.modules.identity.application.ports import (
     Tenants,
     TokenIssuer,
 )
-from tenantry.modules.identity.contracts import ApiClientCreated, UserAddedToTenant
-from tenantry.modules.identity.domain.model import (
+from tenantry_identity.contracts import ApiClientCreated, UserAddedToTenant
+from tenantry_identity.domain.model import (
     ADMIN_ROLE,
     ApiClient,
     DomainError,

@@ -1,10 +1,13 @@
-"""Identity rows: roles (tenant store, seeded at provisioning), memberships, API clients."""
+"""The module's isolation seeder (entry point ``tenantry.isolation_seeds``): gives a tenant a
+row in each of identity's tables through the API. Roles are seeded at provisioning; this adds
+an API client and a second member (a user, a membership). The platform's isolation suite runs
+it for two tenants and attacks every table it filled."""
 
 from __future__ import annotations
 
 import httpx
 
-from tests.conftest import PASSWORD, TenantFixture
+from tenantry.testing import PASSWORD, TenantFixture
 
 
 async def seed(client: httpx.AsyncClient, tenant: TenantFixture) -> None:

@@ -24,10 +24,10 @@ from typing import Any
 from uuid import UUID
 
 from tenantry.kernel.tenancy.model import IsolationMode, Tenant, TenantStatus
-from tenantry.modules.identity.application.ports import ClientLogin, Login, Page
-from tenantry.modules.identity.application.services import IdentityService
-from tenantry.modules.identity.domain.model import ApiClient, Member, Status
 from tenantry.testing import fakes
+from tenantry_identity.application.ports import ClientLogin, Login, Page
+from tenantry_identity.application.services import IdentityService
+from tenantry_identity.domain.model import ApiClient, Member, Status
 
 
 def make_tenant(

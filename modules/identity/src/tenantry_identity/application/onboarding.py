@@ -21,10 +21,10 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from tenantry.kernel.tenancy.onboarding import OnboardingOption, OnboardingRun, OnboardingStep
-from tenantry.modules.identity.domain.model import EMAIL_RE, MIN_PASSWORD
+from tenantry_identity.domain.model import EMAIL_RE, MIN_PASSWORD
 
 if TYPE_CHECKING:
-    from tenantry.modules.identity.application.services import IdentityService
+    from tenantry_identity.application.services import IdentityService
 
 STEP = "admin"
 ADMIN_EMAIL = "admin_email"

@@ -17,9 +17,9 @@ import asyncpg
 from tenantry.capabilities import authz
 from tenantry.capabilities.pagination import ListQuery
 from tenantry.kernel.db.uow import UnitOfWork
-from tenantry.modules.identity.application.ports import ClientLogin, Login
-from tenantry.modules.identity.domain.model import ApiClient, Member, Status
-from tenantry.modules.identity.infrastructure import sql
+from tenantry_identity.application.ports import ClientLogin, Login
+from tenantry_identity.domain.model import ApiClient, Member, Status
+from tenantry_identity.infrastructure import sql
 
 
 def _client(r: asyncpg.Record) -> ApiClient:
