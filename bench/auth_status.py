@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bench._common import bench_platform, bench_settings, table
+from tenantry.kernel.db.privileged import platform_unit_of_work_as
 from tenantry.kernel.tenancy.context import Principal
 
 N_HIT = 200_000
@@ -50,7 +51,7 @@ async def main() -> None:
     try:
         await platform.start()
         status = platform.principals
-        async with platform.db.platform_unit_of_work(as_tenant=tenant) as uow:
+        async with platform_unit_of_work_as(platform.db, tenant) as uow:
             user_id = await uow.fetchval(
                 "SELECT user_id FROM tenantry.memberships WHERE tenant_id = $1 LIMIT 1", tenant.id
             )
@@ -72,7 +73,7 @@ async def main() -> None:
             return await status.active(tenant, principal)
 
         async def select_1() -> object:
-            async with platform.db.platform_unit_of_work(as_tenant=tenant) as uow:
+            async with platform_unit_of_work_as(platform.db, tenant) as uow:
                 return await uow.fetchval("SELECT 1")
 
         miss_us = await _per_call_us(miss, N_MISS)

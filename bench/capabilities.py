@@ -37,6 +37,7 @@ from tenantry.capabilities.flags.store import Flag, FlagStore
 from tenantry.capabilities.ratelimit import MemoryLimiter, RedisLimiter
 from tenantry.capabilities.ratelimit.middleware import RateLimitMiddleware
 from tenantry.kernel.config import load_settings
+from tenantry.kernel.db.privileged import admin_dsn, tenant_unit_of_work
 from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import Principal, tenant_scope
@@ -119,7 +120,7 @@ def casbin_enforcer(roles: dict[str, list[str]], dom: str, user: str, user_roles
 
 async def authz_rows(platform: Platform, tenant: Tenant, rules: int, n: int) -> list[list[Any]]:
     roles = roles_for(rules)
-    async with platform.db.tenant_unit_of_work(tenant) as uow:
+    async with tenant_unit_of_work(platform.db, tenant) as uow:
         await uow.execute("DELETE FROM roles WHERE name LIKE 'role%'")
         await uow.executemany(INSERT_ROLE, [(tenant.id, k, v) for k, v in roles.items()])
     known = {a: a for a in ACTIONS}
@@ -299,7 +300,7 @@ async def main() -> None:
         await p.close()
         import asyncpg
 
-        admin = await asyncpg.connect(p.db.admin_dsn(database="postgres"))
+        admin = await asyncpg.connect(admin_dsn(p.db, database="postgres"))
         await admin.execute(f'DROP DATABASE IF EXISTS "{p.db.main_database}" WITH (FORCE)')
         await admin.close()
     shown = [[w, s, c, f"{a:.1f}", f"{b:.1f}"] for w, s, c, a, b in rows]

@@ -31,6 +31,7 @@ from tenantry.capabilities.export.service import ExportService
 from tenantry.capabilities.export.sources import Column, Source, export_sources
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.db.dsn import with_database
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.db.rls import TENANT_EXPR
 from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
@@ -209,7 +210,7 @@ async def main(quick: bool) -> None:
         )
     ).tenant
     app = p.settings.database.app_user
-    async with p.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(p.db, as_owner=False) as conn:
         for stmt in SETUP:
             await conn.execute(stmt.replace("{app}", app))
         for lo in range(1, MAX_ROWS + 1, 250_000):

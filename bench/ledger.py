@@ -50,6 +50,7 @@ import orjson
 from bench._common import bench_database_url, free_port, table, wrk
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.db.dsn import database_of, with_database, with_user
+from tenantry.kernel.db.privileged import tenant_unit_of_work
 from tenantry.kernel.db.tenant_filter import TenantFilter
 from tenantry.kernel.messaging.outbox import insert_sql as outbox_insert_sql
 from tenantry.kernel.modules import discover
@@ -83,7 +84,7 @@ async def setup(url: str) -> dict[str, str]:
     )
     tenant = await platform.catalog.by_slug("bench")
     assert tenant is not None
-    async with platform.db.tenant_unit_of_work(tenant) as uow:
+    async with tenant_unit_of_work(platform.db, tenant) as uow:
         await uow.executemany(
             "INSERT INTO ledger_accounts (tenant_id, id, code, name, type, currency,"
             " allow_negative) VALUES ($1, $2, $3, $3, 'asset', 'EUR', true)",

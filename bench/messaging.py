@@ -34,6 +34,7 @@ from pydantic import BaseModel
 
 from bench._common import bench_database_url, table
 from tenantry.kernel.config import load_settings
+from tenantry.kernel.db.privileged import admin_connection, admin_dsn
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.messaging.envelope import MessageContext
 from tenantry.kernel.messaging.rabbitmq import RabbitBus
@@ -244,12 +245,12 @@ RAW_OUTBOX_MARK = "UPDATE public.bench_outbox SET delivered_at = now() WHERE id 
 async def raw_claim_mark(p: Platform, n: int) -> float:
     """What the relay's SQL does with no platform around it: claim 200 rows with SKIP
     LOCKED and mark them delivered, one transaction per batch, one worker."""
-    async with p.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(p.db, as_owner=False) as conn:
         await conn.execute(RAW_OUTBOX_DDL)
         await conn.execute("TRUNCATE public.bench_outbox")
         await conn.execute(RAW_OUTBOX_FILL, n)
         await conn.execute("VACUUM ANALYZE public.bench_outbox")
-    conn = await asyncpg.connect(p.db.admin_dsn())
+    conn = await asyncpg.connect(admin_dsn(p.db))
     got = 0
     t0 = time.perf_counter()
     try:
@@ -271,11 +272,11 @@ def load() -> str:
 
 
 async def raw_skip_locked(p: Platform, n: int) -> float:
-    async with p.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(p.db, as_owner=False) as conn:
         await conn.execute(RAW_DDL)
         await conn.execute("TRUNCATE public.bench_jobs")
         await conn.execute(RAW_FILL, n)
-    dsn = p.db.admin_dsn()
+    dsn = admin_dsn(p.db)
 
     async def worker() -> int:
         conn = await asyncpg.connect(dsn)
@@ -426,7 +427,7 @@ async def main() -> None:
     finally:
         dbs = [t.database for t in await p.catalog.all() if t.database]
         await p.close()
-        admin = await asyncpg.connect(p.db.admin_dsn(database="postgres"))
+        admin = await asyncpg.connect(admin_dsn(p.db, database="postgres"))
         for name in [*dbs, p.db.main_database]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()

@@ -22,6 +22,7 @@ from bench._common import bench_database_url, table
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.db.dsn import database_of, with_database
 from tenantry.kernel.db.migrations import Migration, Migrator
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode
@@ -89,7 +90,7 @@ async def main(n: int) -> None:
             ]
         )
 
-        async with p.db.admin_connection(as_owner=False) as conn:
+        async with admin_connection(p.db, as_owner=False) as conn:
             t0 = time.perf_counter()
             for _ in range(len(tenants) + 2):
                 await conn.fetchval("SELECT 1")

@@ -26,6 +26,7 @@ from bench._common import bench_database_url, table
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.db import tenant_filter
 from tenantry.kernel.db.dsn import database_of, with_database
+from tenantry.kernel.db.privileged import tenant_unit_of_work
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
@@ -74,7 +75,7 @@ async def round_trips(url: str) -> list[list[object]]:
     tenant = await platform.catalog.by_slug("bench")
     assert tenant is not None
     acc = uuid.uuid4()
-    async with platform.db.tenant_unit_of_work(tenant) as uow:
+    async with tenant_unit_of_work(platform.db, tenant) as uow:
         await uow.execute(
             "INSERT INTO ledger_accounts (id, code, name, type, currency, allow_negative) VALUES"
             " ($1, 'b', 'b', 'asset', 'EUR', false)",
@@ -87,7 +88,7 @@ async def round_trips(url: str) -> list[list[object]]:
     try:
         for _ in range(ROUNDS):
             for label, store in (("on", on), ("off", off)):
-                async with platform.db.tenant_unit_of_work(tenant) as uow:
+                async with tenant_unit_of_work(platform.db, tenant) as uow:
                     for _ in range(200):  # warm the prepared statement and the plan
                         await uow.fetchrow(sql.GET_ACCOUNT, acc)
                     if label == "off":

@@ -22,6 +22,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 #: The top layer is the startup object and the routes (docs/modules.md, "The shape").
 LAYERS = ("(module)", "(routes)", "infrastructure", "application", "domain")
+#: The kernel-only doors to the database (admin, owner, a tenant given explicitly).
+PRIVILEGED = "tenantry.kernel.db.privileged"
 #: What no module's domain imports (a module may forbid more in pyproject).
 IMPURE = [
     "asyncpg",
@@ -71,6 +73,18 @@ def module_contracts(packages: list[str]) -> list[dict[str, Any]]:
             "unmatched_ignore_imports_alerting": "none",
         }
     ]
+    out.append(
+        {
+            # Admin and owner connections and units of work for a tenant the caller picks are
+            # kernel-only: a module reaches data through the ambient tenant's unit of work.
+            # Direct imports only: the kernel's own API uses them underneath.
+            "name": "Modules open no admin, owner or explicit-tenant connection",
+            "type": "forbidden",
+            "source_modules": packages,
+            "forbidden_modules": [PRIVILEGED],
+            "allow_indirect_imports": True,
+        }
+    )
     if outside := _top_level(packages):
         out.append(
             {

@@ -87,6 +87,9 @@ def test_a_new_module_entry_point_gets_every_contract() -> None:
     domain = contracts[name]
     assert domain["source_modules"] == ["tenantry_billing.domain"]
     assert "tenantry.kernel.db" in domain["forbidden_modules"]
+    privileged = contracts["Modules open no admin, owner or explicit-tenant connection"]
+    assert privileged["source_modules"] == packages
+    assert privileged["forbidden_modules"] == ["tenantry.kernel.db.privileged"]
     # Its own root package, out of the kernel's reach.
     kernel = contracts["The kernel and the capabilities import no module distribution"]
     assert kernel["forbidden_modules"] == ["tenantry_billing", "tenantry_ledger"]
@@ -102,3 +105,25 @@ def test_platform_admin_is_defined_once() -> None:
         if "'platform:admin'" in p.read_text() or '"platform:admin"' in p.read_text()
     ]
     assert copies == []
+
+
+#: Module code that enters a tenant's context itself (``tenant_scope``), and why: elsewhere a
+#: module works for the ambient tenant of its request, consumer or job.
+ENTERS_A_TENANT = {
+    # the token grant's tenant comes from the request body; the CLI and onboarding saga call
+    # identity outside a request (docs/modules.md, "Units of work of more than one kind")
+    "tenantry_identity/infrastructure/units.py",
+}
+
+
+def test_modules_enter_a_tenant_only_where_listed() -> None:
+    """A module cannot open a unit of work for a tenant it picks (the privileged contract);
+    entering one with ``tenant_scope`` is the one way left, so each use is listed (test
+    helpers, ``testing.py``, aside)."""
+    found = set()
+    for package in module_packages():
+        root = Path(importlib.import_module(package).__file__ or "").parent
+        for path in root.rglob("*.py"):
+            if path.name != "testing.py" and "tenant_scope" in path.read_text():
+                found.add(str(path.relative_to(root.parent)))
+    assert found == ENTERS_A_TENANT

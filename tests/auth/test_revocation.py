@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tenantry.kernel.config import Settings
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.http.app import create_app
 from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
@@ -156,7 +157,7 @@ async def test_disabled_login(
     user_id, token = await _member(client, t)
 
     async def revoke() -> None:
-        async with platform.db.admin_connection(as_owner=False) as conn:
+        async with admin_connection(platform.db, as_owner=False) as conn:
             await conn.execute(
                 "UPDATE tenantry.users SET status = 'disabled' WHERE id = $1", uuid.UUID(user_id)
             )

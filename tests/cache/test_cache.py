@@ -15,6 +15,7 @@ import pytest
 
 from tenantry.capabilities.cache.cache import Cache
 from tenantry.kernel.config import Settings
+from tenantry.kernel.db.privileged import admin_connection, platform_unit_of_work_as
 from tenantry.kernel.errors import NoTenantContext
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
@@ -92,18 +93,18 @@ async def test_pg_rows_are_under_rls_and_the_table_is_unlogged(
     a, b = await make_tenant(), await make_tenant()
     with tenant_scope(a.tenant):
         await pg_cache.set("rls:1", "a")
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         persistence = await conn.fetchval(
             "SELECT relpersistence FROM pg_class WHERE oid = 'tenantry.cache_entries'::regclass"
         )
     assert persistence in ("u", b"u")  # "char" comes back as bytes
-    async with platform.db.platform_unit_of_work(as_tenant=b.tenant) as uow:
+    async with platform_unit_of_work_as(platform.db, b.tenant) as uow:
         n = await uow.fetchval(
             "SELECT count(*) FROM tenantry.cache_entries WHERE tenant_id = $1", a.tenant.id
         )
         assert n == 0
     # The function restores the caller's tenant when called inside a transaction.
-    async with platform.db.platform_unit_of_work(as_tenant=b.tenant) as uow:
+    async with platform_unit_of_work_as(platform.db, b.tenant) as uow:
         assert await uow.fetchval("SELECT tenantry.cache_get($1, 'rls:1')", a.tenant.id) == (b'"a"')
         assert await uow.fetchval("SELECT current_setting('app.tenant_id')") == str(b.tenant.id)
     # A bare connection (no tenant) sees nothing.
@@ -139,7 +140,7 @@ async def test_sweep_removes_expired_rows_of_every_tenant(
     await asyncio.sleep(0.05)
     out = await platform.observability.maintenance()
     assert out["cache-sweep"] >= 2
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         left = await conn.fetch(
             "SELECT key FROM tenantry.cache_entries WHERE tenant_id = ANY($1)",
             [a.tenant.id, b.tenant.id],

@@ -12,6 +12,7 @@ import pytest
 from tenantry.capabilities import audit
 from tenantry.capabilities.audit.log import AuditLog
 from tenantry.kernel.config import Settings
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.db.rls import tenant_tables
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
@@ -75,7 +76,7 @@ async def test_verify_detects_an_edited_and_a_deleted_row(
     r = cli(settings, "audit", "verify", "--tenant", t.slug)
     assert r.returncode == 0, r.stderr
     assert "intact" in r.stdout
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         # Only a superuser bypassing the append-only trigger can do this; verify must notice.
         await conn.execute("SET session_replication_role = replica")
         await conn.execute(
@@ -86,7 +87,7 @@ async def test_verify_detects_an_edited_and_a_deleted_row(
     r = cli(settings, "audit", "verify", "--tenant", t.slug)
     assert r.returncode == 1
     assert "edited" in r.stderr
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         await conn.execute("SET session_replication_role = replica")
         await conn.execute(
             "UPDATE tenant_shared.audit_events SET after = '{\"i\": 1}' "
@@ -119,7 +120,7 @@ async def test_the_app_role_cannot_change_or_delete_records(
 
 
 async def test_partitions_exist_and_carry_rls(platform: Platform, settings: Settings) -> None:
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         tables = {t.table: t for t in await tenant_tables(conn, ["tenant_shared"])}
     parts = sorted(n for n in tables if n.startswith("audit_events_"))
     assert "audit_events_default" in parts
@@ -128,12 +129,12 @@ async def test_partitions_exist_and_carry_rls(platform: Platform, settings: Sett
         assert tables[name].partition
         assert tables[name].safe, name
     # A partition made later (the job) gets RLS at once: drop the last one, recreate it.
-    async with platform.db.admin_connection() as conn:
+    async with admin_connection(platform.db) as conn:
         await conn.execute(f'DROP TABLE tenant_shared."{parts[-2]}"')
     from tenantry.capabilities.audit.api import module
 
     assert await module.ensure_partitions(platform) >= 1
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         again = {t.table: t for t in await tenant_tables(conn, ["tenant_shared"])}
     assert again[parts[-2]].safe
 

@@ -12,6 +12,7 @@ import pytest
 from tenantry.capabilities import audit
 from tenantry.capabilities.audit.chainer import AuditChainer
 from tenantry.capabilities.audit.log import AuditLog
+from tenantry.kernel.db.privileged import admin_connection, tenant_unit_of_work
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import Tenant
@@ -24,7 +25,7 @@ def log_of(platform: Platform) -> AuditLog:
 
 async def counts(platform: Platform, t: Tenant) -> tuple[int, int]:
     """(pending, chained) records of ``t``."""
-    async with platform.db.tenant_unit_of_work(t) as uow:
+    async with tenant_unit_of_work(platform.db, t) as uow:
         pending = await uow.fetchval("SELECT count(*) FROM audit_pending")
         chained = await uow.fetchval("SELECT count(*) FROM audit_events")
     return int(pending), int(chained)
@@ -143,7 +144,7 @@ async def test_tampering_with_a_chained_pending_record_is_detected(
             async with platform.db.unit_of_work() as uow:
                 uow.audit("test.tamper", f"n:{i}", after={"i": i})
     assert (await log_of(platform).verify(t))[1] == []  # chains, then verifies
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         await conn.execute("SET session_replication_role = replica")
         await conn.execute(
             "UPDATE tenant_shared.audit_events SET after = '{\"i\": 99}' "

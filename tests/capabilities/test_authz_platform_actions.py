@@ -25,6 +25,7 @@ import pytest
 from tenantry.capabilities.authz.engine import Authz
 from tenantry.kernel.auth.actions import is_platform_action
 from tenantry.kernel.auth.clients import ClientIssuer
+from tenantry.kernel.db.privileged import tenant_unit_of_work
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode, Tenant
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
@@ -220,7 +221,7 @@ class Surface:
 
 
 async def _sql(platform: Platform, s: Setup, sql: str, *args: Any) -> Any:
-    async with platform.db.tenant_unit_of_work(s.t.tenant) as uow:
+    async with tenant_unit_of_work(platform.db, s.t.tenant) as uow:
         return await uow.fetchval(sql, *args)
 
 
@@ -467,14 +468,14 @@ async def test_in_the_operator_tenant_roles_grant_platform_actions_and_policies_
     assert r.status_code == 422, r.text
     assert "platform:admin" in r.json()["detail"]
     nobody = await client_token(platform, client, tenant, [])
-    async with platform.db.tenant_unit_of_work(tenant) as uow:
+    async with tenant_unit_of_work(platform.db, tenant) as uow:
         await uow.execute(INSERT_POLICY, tenant.id, "planted-everyone", ["*"], [], None)
     engine(platform).invalidate(tenant.id)
     try:
         for op in operations:
             assert await call(client, op, nobody) == 403, op
     finally:
-        async with platform.db.tenant_unit_of_work(tenant) as uow:
+        async with tenant_unit_of_work(platform.db, tenant) as uow:
             await uow.execute(DELETE_POLICY, "planted-everyone")
         engine(platform).invalidate(tenant.id)
 

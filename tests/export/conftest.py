@@ -8,6 +8,7 @@ import pytest
 
 from tenantry.capabilities.export.service import ExportService
 from tenantry.capabilities.export.storage import LocalStorage
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.platform import Platform
 from tests.export import fixtures
 
@@ -16,7 +17,7 @@ from tests.export import fixtures
 async def export_service(
     platform: Platform, tmp_path_factory: pytest.TempPathFactory
 ) -> ExportService:
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         for stmt in fixtures.schema_sql(platform.settings.database.app_user):
             await conn.execute(stmt)
     fixtures.register(platform)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from tenantry.capabilities.export.sources import Column, Source, export_sources
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.db.rls import TENANT_EXPR
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import Tenant
@@ -92,5 +93,5 @@ INSERT = (
 
 
 async def seed_items(platform: Platform, tenant: Tenant, n: int, tag: str) -> None:
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         await conn.executemany(INSERT, rows_for(tenant, n, tag))

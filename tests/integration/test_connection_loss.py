@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tenantry.capabilities.cache import Cache
 from tenantry.capabilities.entitlements.plans import Plans
+from tenantry.kernel.db.privileged import admin_dsn
 from tenantry.kernel.jobs.runner import JobContext, JobRunner, JobsSettings
 from tenantry.kernel.messaging.relay import Relay
 from tenantry.kernel.platform import Platform
@@ -41,7 +42,7 @@ KILL_ALL = (
 @pytest.fixture
 async def admin(platform: Platform) -> AsyncIterator[asyncpg.Connection]:
     """A separate superuser connection to the main database: the one the kills come from."""
-    conn = await asyncpg.connect(platform.db.admin_dsn())
+    conn = await asyncpg.connect(admin_dsn(platform.db))
     yield conn
     await conn.close()
 

@@ -18,6 +18,7 @@ import pytest
 from fastapi import FastAPI
 
 from tenantry.kernel.db.errors import DRIVER_ERRORS, database_unavailable
+from tenantry.kernel.db.privileged import admin_connection, admin_dsn
 from tenantry.kernel.db.uow import PLATFORM_SCHEMA, begin_sql, pooled_transaction
 from tenantry.kernel.http import problems
 from tenantry.kernel.platform import Platform
@@ -36,7 +37,7 @@ async def _raised(coro: Awaitable[Any]) -> BaseException:
 async def _terminated_mid_query(platform: Platform) -> BaseException:
     """A query whose connection the server terminates while it runs."""
     conn = await asyncpg.connect(platform.db.app_dsn())
-    admin = await asyncpg.connect(platform.db.admin_dsn())
+    admin = await asyncpg.connect(admin_dsn(platform.db))
     try:
         pid = conn.get_server_pid()
         running = asyncio.create_task(conn.execute("SELECT pg_sleep(10)"))
@@ -59,7 +60,7 @@ async def _self_terminated(platform: Platform) -> BaseException:
 async def _used_after_loss(platform: Platform) -> BaseException:
     """The next query on a connection the server dropped while it sat idle."""
     conn = await asyncpg.connect(platform.db.app_dsn())
-    admin = await asyncpg.connect(platform.db.admin_dsn())
+    admin = await asyncpg.connect(admin_dsn(platform.db))
     try:
         await admin.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
         await asyncio.sleep(0.3)
@@ -119,7 +120,7 @@ def test_synthetic_connection_errors_are_recognised() -> None:
 
 
 async def test_other_errors_are_not(platform: Platform) -> None:
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         syntax = await _raised(conn.execute("SELEC 1"))
         value = await _raised(conn.fetchval("SELECT 1/0"))
         await conn.execute("SET statement_timeout = 50")
@@ -211,7 +212,7 @@ async def test_begin_is_retried_on_a_pooled_connection_dropped_while_idle(
     """The pool's one connection is terminated while idle, and used at once: BEGIN finds out
     (before: 15 of 20 units of work failed, ConnectionDoesNotExist or InternalClientError)."""
     pool = await platform.db.new_pool("default", None, min_size=1, max_size=1)
-    admin = await asyncpg.connect(platform.db.admin_dsn())
+    admin = await asyncpg.connect(admin_dsn(platform.db))
     failures: list[str] = []
     try:
         for _ in range(20):

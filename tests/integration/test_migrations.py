@@ -14,6 +14,7 @@ import pytest
 from tenantry.kernel.config import Settings, load_settings
 from tenantry.kernel.db.dsn import with_database
 from tenantry.kernel.db.migrations import Migration, Migrator, Store
+from tenantry.kernel.db.privileged import admin_connection, admin_dsn, tenant_unit_of_work
 from tenantry.kernel.errors import MigrationError, SelfCheckError
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode
@@ -54,7 +55,7 @@ async def test_concurrent_runs_apply_once(scratch: Platform) -> None:
     runners = [Migrator(scratch.db, [mig], ["probe"]) for _ in range(4)]
     results = await asyncio.gather(*(r.migrate_store(store) for r in runners))
     assert sorted(len(r) for r in results) == [0, 0, 0, 1]
-    async with scratch.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(scratch.db, as_owner=False) as conn:
         # the new tenant-owned table got its policies from the runner, not from the SQL
         assert await conn.fetchval(
             "SELECT relforcerowsecurity FROM pg_class WHERE oid = 'tenant_conc_probe.conc_probe'"
@@ -76,7 +77,7 @@ async def test_lock_timeout_fails_fast_and_a_rerun_resumes(scratch: Platform) ->
         ["probe"],
     )
     scratch.db.settings.lock_timeout_ms = 300
-    blocker = await asyncpg.connect(scratch.db.admin_dsn())
+    blocker = await asyncpg.connect(admin_dsn(scratch.db))
     try:
         tx = blocker.transaction()
         await tx.start()
@@ -91,7 +92,7 @@ async def test_lock_timeout_fails_fast_and_a_rerun_resumes(scratch: Platform) ->
         await blocker.close()
         scratch.db.settings.lock_timeout_ms = 5000
     assert await both.migrate_store(store) == ["probe/0002_probe_2"]
-    async with scratch.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(scratch.db, as_owner=False) as conn:
         await conn.execute("DROP SCHEMA tenant_lock_probe CASCADE")
 
 
@@ -102,7 +103,7 @@ async def test_failed_tenant_is_named_and_others_go_on(scratch: Platform) -> Non
     bad = (
         await scratch.provisioner.create(ProvisionRequest("mig-bad", "Bad", IsolationMode.SCHEMA))
     ).tenant
-    async with scratch.db.admin_connection() as conn:
+    async with admin_connection(scratch.db) as conn:
         await conn.execute("CREATE TABLE tenant_mig_bad.marker (x int)")
     boom = probe(
         7,
@@ -114,7 +115,7 @@ async def test_failed_tenant_is_named_and_others_go_on(scratch: Platform) -> Non
     assert list(report.failed) == ["tenant mig-bad (schema)"]
     assert "boom" in report.failed["tenant mig-bad (schema)"]
     assert "tenant mig-good (schema)" in report.applied
-    async with scratch.db.admin_connection() as conn:
+    async with admin_connection(scratch.db) as conn:
         await conn.execute("DROP TABLE tenant_mig_bad.marker")
     again = await migrator.migrate_all([good, bad])
     assert again.ok
@@ -134,9 +135,9 @@ async def test_edited_migration_is_refused(scratch: Platform) -> None:
 async def test_self_check_names_every_problem(scratch: Platform) -> None:
     s = scratch.settings.database
     assert await scratch.check() == []
-    async with scratch.db.admin_connection() as conn:
+    async with admin_connection(scratch.db) as conn:
         await conn.execute("CREATE TABLE tenant_shared.leaky (tenant_id uuid NOT NULL)")
-    async with scratch.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(scratch.db, as_owner=False) as conn:
         await conn.execute(f'ALTER ROLE "{s.app_user}" BYPASSRLS')
         await conn.execute("CREATE TABLE tenant_shared.owned (tenant_id uuid)")
         await conn.execute(f'ALTER TABLE tenant_shared.owned OWNER TO "{s.app_user}"')
@@ -148,7 +149,7 @@ async def test_self_check_names_every_problem(scratch: Platform) -> None:
         with pytest.raises(SelfCheckError, match=r"tenant_shared\.leaky"):
             await scratch.start(listen=False)
     finally:
-        async with scratch.db.admin_connection(as_owner=False) as conn:
+        async with admin_connection(scratch.db, as_owner=False) as conn:
             await conn.execute(f'ALTER ROLE "{s.app_user}" NOBYPASSRLS')
             await conn.execute("DROP TABLE tenant_shared.leaky, tenant_shared.owned")
     assert await scratch.check() == []
@@ -164,7 +165,7 @@ async def test_database_tenant_on_a_named_server(scratch: Platform, server_url: 
         ProvisionRequest("mig-far", "Far", IsolationMode.DATABASE, server="second")
     )
     assert res.tenant.server == "second"
-    async with scratch.db.tenant_unit_of_work(res.tenant) as uow:
+    async with tenant_unit_of_work(scratch.db, res.tenant) as uow:
         assert await uow.fetchval("SELECT current_database()") == res.tenant.database
         assert await uow.fetchval("SELECT count(*) FROM roles") >= 1
 
@@ -189,7 +190,7 @@ async def test_failed_provisioning_leaves_nothing(scratch: Platform, mode: str) 
             )
     finally:
         scratch.sagas.inject = None
-    async with scratch.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(scratch.db, as_owner=False) as conn:
         assert (
             await conn.fetchval("SELECT count(*) FROM tenantry.tenants WHERE slug = $1", slug) == 0
         )

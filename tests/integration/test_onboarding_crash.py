@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from tenantry.kernel.config import Settings
+from tenantry.kernel.db.privileged import admin_connection, platform_unit_of_work_as
 from tenantry.kernel.messaging import dead
 from tenantry.kernel.messaging.saga import PAUSE_AT_ENV, PAUSE_FILE_ENV
 from tenantry.kernel.platform import Platform
@@ -183,7 +184,7 @@ async def start_server(env: dict[str, str], log: Path) -> tuple[Popen, str]:
 
 
 async def open_sagas(platform: Platform, slugs: list[str]) -> list[str]:
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         rows = await conn.fetch(
             "SELECT data->>'slug' AS slug FROM tenantry.sagas"
             " WHERE data->>'slug' = ANY($1::text[]) AND status IN ('running', 'compensating')",
@@ -193,7 +194,7 @@ async def open_sagas(platform: Platform, slugs: list[str]) -> list[str]:
 
 
 async def logins(platform: Platform, email: str) -> int:
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         return int(
             await conn.fetchval(
                 "SELECT count(*) FROM tenantry.users WHERE lower(email) = $1", email
@@ -202,7 +203,7 @@ async def logins(platform: Platform, email: str) -> int:
 
 
 async def store_exists(platform: Platform, mode: IsolationMode, slug: str) -> bool:
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         if mode is IsolationMode.DATABASE:
             q = "SELECT count(*) FROM pg_database WHERE datname = $1"
             return bool(await conn.fetchval(q, "tenantry_t_" + slug.replace("-", "_")))
@@ -392,7 +393,7 @@ async def test_forgetting_a_login_needs_the_platform_scope(
     only that tenant's memberships through RLS)."""
     tenant = (await make_tenant()).tenant
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        async with platform.db.platform_unit_of_work(as_tenant=tenant) as uow:
+        async with platform_unit_of_work_as(platform.db, tenant) as uow:
             await uow.fetchval(
                 "SELECT tenantry.identity_forget_onboarding_login($1, $2)",
                 uuid.uuid4(),

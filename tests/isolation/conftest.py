@@ -29,6 +29,7 @@ import pytest
 from tenantry.kernel.config import Settings
 from tenantry.kernel.db import tenant_filter
 from tenantry.kernel.db.dsn import database_of, with_database
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.db.rls import tenant_tables
 from tenantry.kernel.platform import Platform
 from tests.conftest import MakeTenant, asgi_client, prepared_platform, tenant_maker
@@ -73,7 +74,7 @@ async def drop_rls(platform: Platform) -> None:
     (as the superuser; new tenants' stores get them again when provisioned)."""
     assert "_norls_" in platform.db.main_database, "never drop RLS in the shared test database"
     for server, database in await stores(platform):
-        async with platform.db.admin_connection(server, database, as_owner=False) as conn:
+        async with admin_connection(platform.db, server, database, as_owner=False) as conn:
             for t in await tenant_tables(conn):
                 table = f'"{t.schema}"."{t.table}"'
                 await conn.execute(

@@ -22,6 +22,11 @@ import httpx
 import pytest
 
 from tenantry.kernel.db import tenant_filter
+from tenantry.kernel.db.privileged import (
+    admin_connection,
+    platform_unit_of_work_as,
+    tenant_unit_of_work,
+)
 from tenantry.kernel.db.rls import TableState, tenant_tables
 from tenantry.kernel.db.tenant_filter import TenantFilterError
 from tenantry.kernel.db.uow import PLATFORM_SCHEMA, UnitOfWork
@@ -47,9 +52,9 @@ def q(t: TableState) -> str:
 
 async def tables_of(platform: Platform, tenant: Tenant) -> list[TableState]:
     """Tenant-owned tables of the tenant's store, plus those of the platform schema."""
-    async with platform.db.admin_connection(tenant.server, tenant.database, as_owner=False) as c:
+    async with admin_connection(platform.db, tenant.server, tenant.database, as_owner=False) as c:
         store = await tenant_tables(c, [tenant.schema])
-    async with platform.db.admin_connection(as_owner=False) as c:
+    async with admin_connection(platform.db, as_owner=False) as c:
         plat = await tenant_tables(c, [PLATFORM_SCHEMA])
     return store + plat
 
@@ -58,7 +63,7 @@ async def rows_of(platform: Platform, tenant: Tenant, t: TableState) -> list[dic
     """Tenant's rows of a table, read as the superuser (no RLS), as JSON objects."""
     database = None if t.schema == PLATFORM_SCHEMA else tenant.database
     server = "default" if t.schema == PLATFORM_SCHEMA else tenant.server
-    async with platform.db.admin_connection(server, database, as_owner=False) as c:
+    async with admin_connection(platform.db, server, database, as_owner=False) as c:
         rows = await c.fetch(
             f"SELECT to_jsonb(x) AS j FROM {q(t)} x WHERE tenant_id = $1", tenant.id
         )
@@ -69,10 +74,10 @@ async def rows_of(platform: Platform, tenant: Tenant, t: TableState) -> list[dic
 async def as_tenant(platform: Platform, tenant: Tenant, t: TableState) -> AsyncIterator[UnitOfWork]:
     """B's unit of work for the store that holds ``t`` (platform tables: main database)."""
     if t.schema == PLATFORM_SCHEMA:
-        async with platform.db.platform_unit_of_work(as_tenant=tenant) as uow:
+        async with platform_unit_of_work_as(platform.db, tenant) as uow:
             yield uow
     else:
-        async with platform.db.tenant_unit_of_work(tenant) as uow:
+        async with tenant_unit_of_work(platform.db, tenant) as uow:
             yield uow
 
 
@@ -231,7 +236,7 @@ async def test_insert_as_another_tenant_is_refused(layers: Layers) -> None:
         "rls_only": asyncpg.InsufficientPrivilegeError,
         "filter_only": asyncpg.NotNullViolationError,  # the filter's guard on tenant_id
     }[layers.mode]
-    async with layers.platform.db.tenant_unit_of_work(b.tenant) as uow:
+    async with tenant_unit_of_work(layers.platform.db, b.tenant) as uow:
         with pytest.raises(refused):
             await uow.execute("INSERT INTO roles (tenant_id, name) VALUES ($1, 'x')", a.tenant.id)
 
@@ -319,6 +324,6 @@ async def test_foreign_keys_between_tenant_tables_include_tenant_id(platform: Pl
       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.conrelid
                   AND a.attname = 'tenant_id' AND NOT a.attisdropped)
     """
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         bad = [r for r in await conn.fetch(sql) if "tenant_id" not in r["cols"]]
     assert not bad, [f"{r['tbl']}.{r['conname']}" for r in bad]

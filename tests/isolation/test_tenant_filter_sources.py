@@ -25,6 +25,7 @@ import asyncpg
 
 import tenantry
 from tenantry.kernel.db import tenant_filter
+from tenantry.kernel.db.privileged import admin_connection, tenant_unit_of_work
 from tenantry.kernel.db.rls import tenant_tables
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import SHARED_SCHEMA
@@ -112,7 +113,7 @@ async def test_every_sql_text_of_src_rewrites_and_prepares(
     a = await make_tenant("shared")
     problems: list[str] = []
     rewritten = 0
-    async with platform.db.tenant_unit_of_work(a.tenant) as uow:
+    async with tenant_unit_of_work(platform.db, a.tenant) as uow:
         conn = uow._conn
         for text, where in sql_texts().items():
             sql = fill(text)
@@ -137,7 +138,7 @@ async def test_the_filter_knows_every_tenant_table_and_its_guard_holds(platform:
     """The set is the catalog's (RLS's definition), and every tenant_id is a NOT NULL uuid:
     the guard on a hand-written tenant_id (NULL for another tenant) relies on it."""
     tf = await platform.db.load_tenant_filter()
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         tables = await tenant_tables(conn)
         columns = await conn.fetch(
             """

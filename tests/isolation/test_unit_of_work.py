@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from tenantry.kernel.db.database import Database
+from tenantry.kernel.db.privileged import platform_unit_of_work_as
 from tenantry.kernel.db.uow import UnitOfWork, begin_sql, quote_ident, quote_literal
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
@@ -206,7 +207,7 @@ async def test_platform_unit_of_work_scopes(
     async with one_conn_db.platform_unit_of_work() as uow:
         assert await uow.fetchval("SELECT current_setting('app.scope')") == "platform"
         assert await uow.fetchval("SELECT current_setting('app.tenant_id')") == ""
-    async with one_conn_db.platform_unit_of_work(as_tenant=a.tenant) as uow:
+    async with platform_unit_of_work_as(one_conn_db, a.tenant) as uow:
         assert await uow.fetchval("SELECT current_setting('app.scope')") == "tenant"
         assert await uow.fetchval("SELECT current_setting('app.tenant_id')") == str(a.tenant.id)
     await assert_clean(one_conn_db)

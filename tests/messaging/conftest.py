@@ -14,6 +14,7 @@ from typing import Any
 import aio_pika
 import pytest
 
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.messaging.rabbitmq import RabbitBus
 from tenantry.kernel.messaging.routing import Routes, Transport
 from tenantry.kernel.platform import Platform
@@ -78,7 +79,7 @@ async def probed(platform: Platform) -> AsyncIterator[Platform]:
     s.poll_interval_s = 0.5
     s.amqp_url = AMQP_URL
     s.amqp_prefix = PREFIX
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         await conn.execute(probe.EFFECTS_DDL)
         await conn.execute(
             f"GRANT SELECT, INSERT ON public.msg_probe_effects TO "
@@ -121,7 +122,7 @@ async def transport(request: pytest.FixtureRequest, probed: Platform) -> AsyncIt
 
 async def effects(platform: Platform, **where: Any) -> list[dict[str, Any]]:
     conds = " AND ".join(f"{k} = ${i}" for i, k in enumerate(where, 1)) or "true"
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         rows = await conn.fetch(
             f"SELECT * FROM public.msg_probe_effects WHERE {conds}", *where.values()
         )

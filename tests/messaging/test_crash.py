@@ -21,6 +21,7 @@ import aio_pika
 import pytest
 
 from tenantry.kernel.config import Settings
+from tenantry.kernel.db.privileged import admin_connection, tenant_unit_of_work
 from tenantry.kernel.messaging.rabbitmq import RabbitBus
 from tenantry.kernel.messaging.routing import Routes, Transport
 from tenantry.kernel.platform import Platform
@@ -72,7 +73,7 @@ async def publish_many(
 
 
 async def folded(platform: Platform, tenant: Tenant, account: uuid.UUID) -> int:
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         n = await conn.fetchval(
             f'SELECT coalesce(sum(entries), 0) FROM "{tenant.schema}".reporting_daily'
             " WHERE tenant_id = $1 AND account_id = $2",
@@ -83,7 +84,7 @@ async def folded(platform: Platform, tenant: Tenant, account: uuid.UUID) -> int:
 
 
 async def pending(platform: Platform, tenant: Tenant) -> int:
-    async with platform.db.tenant_unit_of_work(tenant) as uow:
+    async with tenant_unit_of_work(platform.db, tenant) as uow:
         return int(
             await uow.fetchval(
                 "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND name = $1",
@@ -316,7 +317,7 @@ async def test_broker_outage_mid_stream(
         assert await folded(platform, tenant, account) == N
         assert consumer.connections >= 2  # the consumer did reconnect
         assert at_outage < N, "the stream finished before the outage; the test proved nothing"
-        async with platform.db.tenant_unit_of_work(tenant) as uow:  # no spurious dead letters
+        async with tenant_unit_of_work(platform.db, tenant) as uow:  # no spurious dead letters
             assert await uow.fetchval("SELECT count(*) FROM outbox_dead") == 0
     finally:
         if stopped:
@@ -357,11 +358,11 @@ async def test_relay_dies_after_handling_before_marking(
     assert await folded(platform, tenant, account) == 0  # rolled back with the claim
     assert await pending(platform, tenant) == N
     # 50 messages handled and committed by someone else, never marked delivered:
-    async with platform.db.tenant_unit_of_work(tenant) as uow:
+    async with tenant_unit_of_work(platform.db, tenant) as uow:
         envs = [envelope_from_row(r) for r in await uow.fetch(CLAIM_OUTBOX, N + 10)]
     posted = [e for e in envs if e.name == TransactionPosted.message_name][:50]
     with tenant_scope(tenant):
-        async with platform.db.tenant_unit_of_work(tenant) as uow:
+        async with tenant_unit_of_work(platform.db, tenant) as uow:
             await m.dispatcher.deliver_batch(uow, posted, "reporting")
     assert await folded(platform, tenant, account) == 50
     fresh = Relay(platform.db, platform.catalog, m.dispatcher, m.settings)

@@ -21,6 +21,7 @@ from aiosmtpd.controller import Controller
 from tenantry.capabilities.audit.log import AuditLog
 from tenantry.capabilities.export.notify import Notifier
 from tenantry.kernel.config import load_settings
+from tenantry.kernel.db.privileged import platform_unit_of_work_as, tenant_unit_of_work
 from tenantry.kernel.modules import discover
 from tenantry.kernel.observability.errors import Notification
 from tenantry.kernel.platform import Platform
@@ -358,7 +359,7 @@ async def test_a_rolled_back_membership_publishes_nothing(
         pass
 
     async def publish_then_fail() -> None:
-        async with probed.db.platform_unit_of_work(as_tenant=t.tenant) as uow:
+        async with platform_unit_of_work_as(probed.db, t.tenant) as uow:
             await probed.dispatcher.publish(
                 uow, UserAddedToTenant(user_id=uuid.uuid4(), email="x@y.test", roles=[])
             )
@@ -366,11 +367,11 @@ async def test_a_rolled_back_membership_publishes_nothing(
 
     with pytest.raises(Boom):
         await publish_then_fail()
-    async with probed.db.platform_unit_of_work(as_tenant=t.tenant) as uow:
+    async with platform_unit_of_work_as(probed.db, t.tenant) as uow:
         mid = await probed.dispatcher.publish(
             uow, UserAddedToTenant(user_id=uuid.uuid4(), email="z@y.test", roles=[])
         )
-    async with probed.db.tenant_unit_of_work(t.tenant) as uow:
+    async with tenant_unit_of_work(probed.db, t.tenant) as uow:
         rows = await uow.fetch(
             "SELECT message_id FROM outbox WHERE name = 'identity.UserAddedToTenant.v1'"
             " AND payload->>'email' IN ('x@y.test', 'z@y.test')"
@@ -393,7 +394,7 @@ async def test_membership_event_of_a_database_tenant_lands_in_its_database(
         json={"email": email, "password": "a-long-password-1", "roles": []},
     )
     assert r.status_code == 201, r.text
-    async with probed.db.tenant_unit_of_work(t.tenant) as uow:
+    async with tenant_unit_of_work(probed.db, t.tenant) as uow:
         rows = await uow.fetch(
             "SELECT tenant_id, payload FROM outbox WHERE name = 'identity.UserAddedToTenant.v1'"
         )

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tenantry.kernel.db.privileged import platform_unit_of_work_as, tenant_unit_of_work
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import Tenant
@@ -26,7 +27,7 @@ MODES = ["shared", "schema", "database"]
 
 
 async def outbox_ids(platform: Platform, tenant: Tenant, ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    async with platform.db.tenant_unit_of_work(tenant) as uow:
+    async with tenant_unit_of_work(platform.db, tenant) as uow:
         rows = await uow.fetch(
             "SELECT message_id FROM outbox WHERE message_id = ANY($1::uuid[])", ids
         )
@@ -39,7 +40,7 @@ async def test_publish_many_from_a_platform_unit_of_work_lands_in_the_tenants_st
 ) -> None:
     tenant = (await make_tenant(mode)).tenant
     events = [Bumped(key=f"place-many-{mode}-{i}-{uuid.uuid4()}", n=i) for i in range(3)]
-    async with platform.db.platform_unit_of_work(as_tenant=tenant) as uow:
+    async with platform_unit_of_work_as(platform.db, tenant) as uow:
         ids = await platform.dispatcher.publish_many(uow, events)
         one = await platform.dispatcher.publish(uow, Bumped(key=f"place-one-{mode}", n=9))
         own = uow.publish(Bumped(key=f"place-uow-{mode}", n=10))
@@ -59,7 +60,7 @@ async def test_messages_of_a_rolled_back_savepoint_are_not_written(
             uow.audit("test.savepoint.dropped")
             raise RuntimeError("roll the savepoint back")
 
-    async with platform.db.tenant_unit_of_work(tenant) as uow:
+    async with tenant_unit_of_work(platform.db, tenant) as uow:
         kept = uow.publish(Bumped(key=f"sp-kept-{mode}", n=1))
         with pytest.raises(RuntimeError):
             await in_savepoint(uow)
@@ -74,7 +75,7 @@ async def test_a_rolled_back_unit_of_work_writes_nothing(
     ids: list[uuid.UUID] = []
 
     async def rolled_back() -> None:
-        async with platform.db.tenant_unit_of_work(tenant) as uow:
+        async with tenant_unit_of_work(platform.db, tenant) as uow:
             ids.append(uow.publish(Bumped(key="rb", n=1)))
             raise RuntimeError("roll back")
 
@@ -92,7 +93,7 @@ async def test_outbox_rows_and_audit_records_are_one_statement_at_commit(
     def log(record: Any) -> None:
         seen.append(record.query)
 
-    async with platform.db.tenant_unit_of_work(tenant) as uow:
+    async with tenant_unit_of_work(platform.db, tenant) as uow:
         conn: Any = uow._conn
         conn.add_query_logger(log)
         mid = uow.publish(Bumped(key="one-statement", n=1))

@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
+from tenantry.kernel.db.privileged import tenant_unit_of_work
 from tenantry.kernel.messaging.dispatcher import envelope_from_row
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
@@ -135,7 +136,7 @@ async def test_message_for_a_cannot_write_b_rows(probed: Platform, make_tenant: 
     env = envelope_from_row(row)
     assert env.headers.tenant_id == a.id
     with tenant_scope(a):
-        async with probed.db.tenant_unit_of_work(a) as uow:
+        async with tenant_unit_of_work(probed.db, a) as uow:
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
                 await uow.execute(
                     "INSERT INTO reporting_daily (tenant_id, day, account_id, account_code,"

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tenantry.kernel.config import Settings
+from tenantry.kernel.db.privileged import admin_connection, tenant_unit_of_work
 from tenantry.kernel.errors import ValidationFailed
 from tenantry.kernel.messaging.saga import SagaDefinition, SagaFailed, SagaStore, Step
 from tenantry.kernel.platform import Platform
@@ -49,7 +50,7 @@ async def onboarding(probed: Platform) -> AsyncIterator[Platform]:
 
 
 async def chart_codes(platform: Platform, tenant_id: uuid.UUID, schema: str) -> list[str]:
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         if not await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema):
             return []
         rows = await conn.fetch(
@@ -62,7 +63,7 @@ async def chart_codes(platform: Platform, tenant_id: uuid.UUID, schema: str) -> 
 
 async def leftovers(platform: Platform, slug: str, tenant_id: uuid.UUID | None) -> list[str]:
     found = []
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         if await conn.fetchval("SELECT count(*) FROM tenantry.tenants WHERE slug = $1", slug):
             found.append("catalog row")
         schema = "tenant_" + slug.replace("-", "_")
@@ -82,7 +83,7 @@ async def leftovers(platform: Platform, slug: str, tenant_id: uuid.UUID | None) 
 
 
 async def latest_saga(platform: Platform, slug: str) -> dict[str, Any]:
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         row = await conn.fetchrow(
             "SELECT * FROM tenantry.sagas WHERE kind = $1 AND data->>'slug' = $2"
             " ORDER BY created_at DESC LIMIT 1",
@@ -145,7 +146,7 @@ async def test_onboarding_seeds_the_ledgers_chart(onboarding: Platform) -> None:
     assert saga["data"]["chart_created"] == expected  # what the ledger's step remembered
     assert "_secrets" not in saga["data"]  # secrets are never persisted
     # Idempotent (a resumed saga runs it again): nothing is created twice; RLS scopes it.
-    async with platform.db.tenant_unit_of_work(t) as uow:
+    async with tenant_unit_of_work(platform.db, t) as uow:
         again = await seed_chart(uow, "default")
     assert again == []
     assert await chart_codes(platform, t.id, t.schema) == expected
@@ -199,7 +200,7 @@ async def test_an_unknown_chart_is_refused_before_anything_is_written(
                 slug, "Bad chart", IsolationMode.SHARED, options={"chart_of_accounts": "nope"}
             )
         )
-    async with platform.db.admin_connection(as_owner=False) as conn:
+    async with admin_connection(platform.db, as_owner=False) as conn:
         sagas = await conn.fetchval(
             "SELECT count(*) FROM tenantry.sagas WHERE kind = $1 AND data->>'slug' = $2",
             KIND,

@@ -13,6 +13,7 @@ import httpx
 import orjson
 import pytest
 
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.observability.errors import Notification, WebhookNotifier, snapshot
 from tenantry.kernel.platform import Platform
 from tests.conftest import MakeTenant
@@ -211,14 +212,14 @@ async def test_platform_errors_api_is_for_platform_admins(
 
 
 async def test_partition_maintenance(platform: Platform) -> None:
-    async with platform.db.admin_connection() as conn:
+    async with admin_connection(platform.db) as conn:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS tenantry.error_occurrences_p200001 PARTITION OF "
             "tenantry.error_occurrences FOR VALUES FROM ('2000-01-01') TO ('2000-02-01')"
         )
     out = await platform.observability.maintenance()
     assert out["error_partitions_dropped"] >= 1
-    async with platform.db.admin_connection() as conn:
+    async with admin_connection(platform.db) as conn:
         names = {
             r[0]
             for r in await conn.fetch(

@@ -15,6 +15,7 @@ import pytest
 
 from tenantry.kernel.auth.actions import PLATFORM_ADMIN
 from tenantry.kernel.auth.keys import generate
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import TenantStatus
 from tenantry.testing import PASSWORD, MakeTenant, get_token
@@ -168,7 +169,7 @@ async def test_key_rotation_keeps_old_tokens_valid(
     kids = {k["kid"] for k in (await client.get("/.well-known/jwks.json")).json()["keys"]}
     assert {old_kid, new_kid} <= kids
     # A key retired longer ago than a token lives no longer verifies.
-    async with platform.db.admin_connection() as conn:
+    async with admin_connection(platform.db) as conn:
         await conn.execute(
             "UPDATE tenantry.signing_keys SET retired_at = now() - interval '1 day' WHERE kid = $1",
             old_kid,

@@ -10,6 +10,7 @@ import httpx
 import orjson
 import pytest
 
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.platform import Platform
 from tenantry.testing import MakeTenant
 from tenantry_ledger.testing import API, Ledger, row_counts
@@ -473,7 +474,7 @@ async def test_amounts_and_totals_stay_in_int64(
 
     # The database keeps the range too (last line of defence under the code).
     tt = t.tenant
-    async with platform.db.admin_connection(tt.server, tt.database, as_owner=False) as conn:
+    async with admin_connection(platform.db, tt.server, tt.database, as_owner=False) as conn:
         with pytest.raises(asyncpg.CheckViolationError, match="totals_in_range"):
             await conn.execute(
                 f'UPDATE "{tt.schema}".ledger_accounts SET debits = debits + $2 WHERE id = $1',

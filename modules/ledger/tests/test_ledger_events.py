@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.testing import MakeTenant
@@ -20,7 +21,7 @@ from tenantry_ledger.testing import Ledger
 
 async def outbox(platform: Platform, ledger: Ledger) -> list[Any]:
     t = ledger.tenant.tenant
-    async with platform.db.admin_connection(t.server, t.database, as_owner=False) as conn:
+    async with admin_connection(platform.db, t.server, t.database, as_owner=False) as conn:
         return list(
             await conn.fetch(
                 f'SELECT payload FROM "{t.schema}".outbox'

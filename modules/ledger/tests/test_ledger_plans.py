@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from tenantry.kernel.db import tenant_filter
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import Tenant
@@ -56,7 +57,9 @@ SELECT $1, 'k' || g, '\\x00', gen_random_uuid(), 201 FROM generate_series(1, 200
 async def stats_tenant(platform: Platform, make_tenant: MakeTenant) -> Tenant:
     tenant = (await make_tenant()).tenant
     schema = '"' + tenant.schema + '"'
-    async with platform.db.admin_connection(tenant.server, tenant.database, as_owner=False) as conn:
+    async with admin_connection(
+        platform.db, tenant.server, tenant.database, as_owner=False
+    ) as conn:
         for statement in filter(str.strip, FILL.format(s=schema).split(";\n")):
             used = max(int(n) for n in re.findall(r"\$(\d)", statement))
             await conn.execute(statement, *(tenant.id, A, B)[:used])

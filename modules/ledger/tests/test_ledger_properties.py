@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.platform import Platform
 from tenantry.testing import MakeTenant
 from tenantry_ledger.testing import Ledger
@@ -104,7 +105,7 @@ async def test_accepted_sequences_keep_the_books_balanced(
     sql = INVARIANTS.format(s=f'"{t.schema}"')
 
     async def check() -> Any:
-        async with platform.db.admin_connection(t.server, t.database, as_owner=False) as c:
+        async with admin_connection(platform.db, t.server, t.database, as_owner=False) as c:
             return await c.fetchrow(sql, t.id)
 
     before = (await check())["transactions"]

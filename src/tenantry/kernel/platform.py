@@ -35,6 +35,7 @@ from tenantry.kernel.db.migrations import (
     Progress,
     load_migrations,
 )
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.db.rls import raise_if_unsafe, self_check
 from tenantry.kernel.jobs.runner import JobRunner
 from tenantry.kernel.messaging.runtime import MIGRATIONS as MESSAGING_MIGRATIONS
@@ -236,7 +237,7 @@ class Platform:
     async def prepare(self, progress: Progress | None = None) -> MigrationReport:
         """Database, roles, migrations on every store, first signing key. Idempotent."""
         await ensure_database(self.db.admin_url)
-        async with self.db.admin_connection(as_owner=False) as conn:
+        async with admin_connection(self.db, as_owner=False) as conn:
             await ensure_roles(conn, self.settings.database)
         tenants = []
         try:
@@ -256,13 +257,13 @@ class Platform:
         ready for work (``catalog.ready``: one still being provisioned may have none yet; a
         ready tenant whose database is missing is skipped with a warning, it serves nothing)."""
         s = self.settings.database
-        async with self.db.admin_connection(as_owner=False) as conn:
+        async with admin_connection(self.db, as_owner=False) as conn:
             problems = await self_check(conn, s.app_user, s.owner_role)
         for tenant in await self.catalog.ready():
             if tenant.database:
                 try:
-                    async with self.db.admin_connection(
-                        tenant.server, tenant.database, as_owner=False
+                    async with admin_connection(
+                        self.db, tenant.server, tenant.database, as_owner=False
                     ) as conn:
                         problems += await self_check(
                             conn, s.app_user, s.owner_role, where=f"database {tenant.database}"

@@ -27,6 +27,7 @@ import httpx
 
 from tenantry.kernel.config import Settings, load_settings
 from tenantry.kernel.db.dsn import with_database
+from tenantry.kernel.db.privileged import admin_connection, admin_dsn
 from tenantry.kernel.http.app import create_app
 from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
@@ -88,7 +89,7 @@ async def prepared_platform(settings: Settings, *, start: bool = True) -> AsyncI
     yield p
     tenant_dbs = [t.database for t in await p.catalog.all() if t.database]
     await p.close()
-    await drop_databases(p.db.admin_dsn(database="postgres"), [*tenant_dbs, p.db.main_database])
+    await drop_databases(admin_dsn(p.db, database="postgres"), [*tenant_dbs, p.db.main_database])
 
 
 @contextlib.asynccontextmanager
@@ -169,6 +170,8 @@ __all__ = [
     "RUN",
     "MakeTenant",
     "TenantFixture",
+    # kernel/db/privileged is kernel-only; tests and a module's test helpers may use this
+    "admin_connection",
     "asgi_client",
     "drop_databases",
     "get_token",

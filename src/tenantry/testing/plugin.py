@@ -24,6 +24,7 @@ import pytest
 
 from tenantry.kernel.config import Settings
 from tenantry.kernel.db.dsn import with_database
+from tenantry.kernel.db.privileged import admin_dsn
 from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
 from tenantry.testing import (
@@ -63,7 +64,7 @@ async def template_database(server_url: str) -> AsyncIterator[str]:
     assert report.ok, report.failed
     await p.close()
     yield p.db.main_database
-    await drop_databases(p.db.admin_dsn(database="postgres"), [p.db.main_database])
+    await drop_databases(admin_dsn(p.db, database="postgres"), [p.db.main_database])
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import pytest
 from tenantry.capabilities.filtering import FieldSet, fields
 from tenantry.capabilities.filtering.fields import ALL_OPS
 from tenantry.capabilities.pagination import CursorSigner
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.platform import Platform
 
 SCHEMA = "filtering_test"
@@ -102,7 +103,7 @@ def row_args(r: dict[str, Any]) -> tuple[Any, ...]:
 async def items_db(platform: Platform) -> AsyncIterator[tuple[asyncpg.Connection, list[Any]]]:
     """(owner connection, rows) for table filtering_test.items, 120 rows."""
     rows = make_rows(120)
-    async with platform.db.admin_connection() as conn:
+    async with admin_connection(platform.db) as conn:
         await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")
         await conn.execute(
             f"""CREATE TABLE {SCHEMA}.items (

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from tenantry.capabilities.filtering import FieldSet, fields
 from tenantry.capabilities.pagination import CursorSigner, ListQuery
 from tenantry.capabilities.pagination.cursor import InvalidCursor
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.db.rls import ensure_rls
 from tenantry.kernel.errors import ValidationFailed
 from tenantry.kernel.platform import Platform
@@ -201,7 +202,7 @@ async def test_walk_is_stable_under_concurrent_inserts(
     stop = asyncio.Event()
     inserted: list[Any] = []
 
-    async with platform.db.admin_connection() as writer:
+    async with admin_connection(platform.db) as writer:
 
         async def keep_inserting() -> None:
             while not stop.is_set():
@@ -265,7 +266,7 @@ async def test_keyset_page_under_rls_is_one_index_range(
     from the kernel's ensure_rls): with an index (tenant_id, at, id), the tenant qual and the
     keyset row comparison are both index conditions; no sort, no filter over other rows."""
     app = platform.settings.database.app_user
-    async with platform.db.admin_connection() as conn:
+    async with admin_connection(platform.db) as conn:
         tx = conn.transaction()
         await tx.start()
         try:

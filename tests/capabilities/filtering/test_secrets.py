@@ -9,6 +9,7 @@ from tenantry.capabilities.pagination import CursorSigner
 from tenantry.capabilities.pagination.http import CURSOR_KEY_PURPOSE
 from tenantry.kernel.auth.secrets import PlatformSecrets
 from tenantry.kernel.config import load_settings
+from tenantry.kernel.db.privileged import fetch_admin
 from tenantry.kernel.errors import ConfigError
 from tenantry.kernel.platform import Platform
 
@@ -24,7 +25,7 @@ async def test_generated_once_and_shared_by_processes(platform: Platform) -> Non
     assert CursorSigner(await other_process.derive(CURSOR_KEY_PURPOSE)).verify("scope", cursor) == {
         "k": [1]
     }
-    rows = await platform.db.fetch_admin("SELECT count(*) FROM tenantry.platform_secrets")
+    rows = await fetch_admin(platform.db, "SELECT count(*) FROM tenantry.platform_secrets")
     assert rows[0][0] == 1
 
 

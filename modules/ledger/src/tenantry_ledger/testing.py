@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from tenantry.kernel.platform import Platform
-from tenantry.testing import TenantFixture
+from tenantry.testing import TenantFixture, admin_connection
 
 API = "/api/v1/ledger"
 
@@ -73,7 +73,7 @@ async def row_counts(platform: Platform, tenant: TenantFixture) -> dict[str, int
     """Rows of the tenant in every ledger table (as the superuser: no RLS in the way)."""
     t = tenant.tenant
     out = {}
-    async with platform.db.admin_connection(t.server, t.database, as_owner=False) as conn:
+    async with admin_connection(platform.db, t.server, t.database, as_owner=False) as conn:
         for table in (
             "ledger_accounts",
             "ledger_transactions",

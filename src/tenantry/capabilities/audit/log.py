@@ -15,6 +15,7 @@ database: from a platform unit of work the record is then written in a transacti
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import uuid
@@ -32,9 +33,10 @@ from tenantry.capabilities.filtering import FieldSet, fields
 from tenantry.capabilities.pagination import ListQuery
 from tenantry.kernel.db.commit import Part, joins, tenant_store
 from tenantry.kernel.db.database import Database
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.tenancy.catalog import STORE_MISSING
-from tenantry.kernel.tenancy.context import Principal, current_principal
+from tenantry.kernel.tenancy.context import Principal, current_principal, tenant_scope
 from tenantry.kernel.tenancy.model import Tenant
 
 _log = logging.getLogger(__name__)
@@ -315,6 +317,16 @@ async def chain_pending(uow: UnitOfWork, batch: int) -> int:
     return len(rows)
 
 
+@contextlib.asynccontextmanager
+async def _in_store(db: Database, tenant: Tenant) -> AsyncIterator[UnitOfWork]:
+    """A unit of work in ``tenant``'s store for the operator's tools (chain, verify, list),
+    through the ambient door: ``tenant_scope`` then ``db.unit_of_work()``, without a
+    principal (kernel/db/privileged.py is kernel-only)."""
+    with tenant_scope(tenant):
+        async with db.unit_of_work() as uow:
+            yield uow
+
+
 class AuditLog:
     """The audit service: the writer of ``uow.audit`` (the kernel's ``AuditSink``: records
     appended at commit without the chain lock, chained in batches by ``chain``), appends
@@ -390,21 +402,21 @@ class AuditLog:
         """Chain all of ``tenant``'s pending records, ``chain_batch`` per transaction."""
         total = 0
         while True:
-            async with self.db.tenant_unit_of_work(tenant) as uow:
+            async with _in_store(self.db, tenant) as uow:
                 n = await chain_pending(uow, self.chain_batch)
             total += n
             if n < self.chain_batch:
                 return total
 
     async def append_for(self, tenant: Tenant, events: Sequence[Event]) -> int:
-        async with self.db.tenant_unit_of_work(tenant) as uow:
+        async with _in_store(self.db, tenant) as uow:
             return await append(uow, events)
 
     async def events(
         self, tenant: Tenant, *, before_seq: int | None, limit: int, **filters: Any
     ) -> list[dict[str, Any]]:
         await self.chain(tenant)  # read what was committed, chained or not yet
-        async with self.db.tenant_unit_of_work(tenant) as uow:
+        async with _in_store(self.db, tenant) as uow:
             rows = await uow.fetch(
                 sql(LIST_EVENTS, tenant.schema),
                 before_seq,
@@ -420,13 +432,13 @@ class AuditLog:
     async def query(self, tenant: Tenant, q: ListQuery) -> dict[str, Any]:
         """One page of the filter-engine query (``{"items", "next_cursor"}``)."""
         await self.chain(tenant)
-        async with self.db.tenant_unit_of_work(tenant) as uow:
+        async with _in_store(self.db, tenant) as uow:
             return await q.fetch_page(uow, sql(QUERY_EVENTS, tenant.schema), serialize=_view)
 
     async def rows(self, tenant: Tenant, batch: int = 5000) -> AsyncIterator[Mapping[str, Any]]:
         last = 0
         while True:
-            async with self.db.tenant_unit_of_work(tenant) as uow:
+            async with _in_store(self.db, tenant) as uow:
                 rows = await uow.fetch(sql(SELECT_CHAIN, tenant.schema), last, batch)
             for r in rows:
                 yield dict(r)
@@ -438,7 +450,7 @@ class AuditLog:
         """(records checked, problems); no problems = the chain is intact. Pending records
         are chained first, so every committed record is verified."""
         await self.chain(tenant)
-        async with self.db.tenant_unit_of_work(tenant) as uow:
+        async with _in_store(self.db, tenant) as uow:
             head = await uow.fetchrow(sql(SELECT_HEAD, tenant.schema), tenant.id)
         head_seq, head_hash = (int(head["seq"]), bytes(head["hash"])) if head else (0, b"")
         rows = [r async for r in self.rows(tenant)]
@@ -454,7 +466,7 @@ class AuditLog:
         made = 0
         for server, database, schema in stores:
             try:
-                async with self.db.admin_connection(server, database) as conn, conn.transaction():
+                async with admin_connection(self.db, server, database) as conn, conn.transaction():
                     await conn.execute(SET_PATH, schema)
                     n = int(await conn.fetchval(sql(ENSURE_PARTITIONS, schema), ahead))
                     if n:

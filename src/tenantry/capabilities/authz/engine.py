@@ -23,7 +23,7 @@ from tenantry.capabilities.audit.log import event, record_event
 from tenantry.capabilities.authz.policy import Decision, Policy, PolicySet, Resource
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.uow import UnitOfWork
-from tenantry.kernel.tenancy.context import Principal, current_tenant
+from tenantry.kernel.tenancy.context import Principal, current_tenant, tenant_scope
 from tenantry.kernel.tenancy.model import Tenant
 
 _log = logging.getLogger(__name__)
@@ -81,19 +81,22 @@ class Authz:
 
     # -- snapshots --------------------------------------------------------------------------
     async def load(self, tenant: Tenant) -> PolicySet:
-        async with self.db.tenant_unit_of_work(tenant) as uow:
-            roles = {r["name"]: list(r["actions"]) for r in await uow.fetch(LOAD_ROLES)}
-            policies = [
-                Policy(
-                    r["name"],
-                    r["effect"],
-                    tuple(r["actions"]),
-                    frozenset(r["roles"]),
-                    r["condition"],
-                )
-                for r in await uow.fetch(LOAD_POLICIES)
-            ]
-            attrs = {r["subject"]: r["attributes"] for r in await uow.fetch(LOAD_ATTRIBUTES)}
+        # The tenant's own store, by the ambient door (a decision may be asked for a tenant
+        # other than the request's: the operator's tools).
+        with tenant_scope(tenant):
+            async with self.db.unit_of_work() as uow:
+                roles = {r["name"]: list(r["actions"]) for r in await uow.fetch(LOAD_ROLES)}
+                policies = [
+                    Policy(
+                        r["name"],
+                        r["effect"],
+                        tuple(r["actions"]),
+                        frozenset(r["roles"]),
+                        r["condition"],
+                    )
+                    for r in await uow.fetch(LOAD_POLICIES)
+                ]
+                attrs = {r["subject"]: r["attributes"] for r in await uow.fetch(LOAD_ATTRIBUTES)}
         return PolicySet(
             roles,
             [*self.platform_policies, *policies],

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
 from tenantry.kernel.db.database import Database
+from tenantry.kernel.db.privileged import admin_connection
 
 _SELECT_KEYS = """
 SELECT kid, alg, private_pem, public_jwk, created_at, retired_at
@@ -122,7 +123,7 @@ class Keyring:
 
     async def ensure_key(self, alg: str) -> bool:
         """Create the first signing key if none is active; True if one was made."""
-        async with self.db.admin_connection() as conn, conn.transaction():
+        async with admin_connection(self.db) as conn, conn.transaction():
             await conn.execute(_LOCK)
             if await conn.fetchval(_HAS_ACTIVE):
                 return False
@@ -133,7 +134,7 @@ class Keyring:
     async def rotate(self, alg: str) -> str:
         """Add a new signing key; the previous one keeps verifying until its tokens expire."""
         kid, pem, jwk = generate(alg)
-        async with self.db.admin_connection() as conn, conn.transaction():
+        async with admin_connection(self.db) as conn, conn.transaction():
             await conn.execute(_LOCK)
             await conn.execute(_INSERT_KEY, kid, alg, pem, jwk)
             await conn.execute(_RETIRE_OTHERS, kid)

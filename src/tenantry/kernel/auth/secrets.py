@@ -13,6 +13,7 @@ import hmac
 import secrets
 
 from tenantry.kernel.db.database import Database
+from tenantry.kernel.db.privileged import admin_connection
 
 SECRET_NAME = "secret_key"  # noqa: S105 - the row name, not a secret
 _SELECT = "SELECT value FROM tenantry.platform_secrets WHERE name = $1"
@@ -32,7 +33,7 @@ class PlatformSecrets:
         """Generate the secret in the database if none is configured or stored (migrate)."""
         if self._secret is not None:
             return False
-        async with self.db.admin_connection() as conn:
+        async with admin_connection(self.db) as conn:
             status: str = await conn.execute(_INSERT, SECRET_NAME, secrets.token_bytes(32))
         return status.endswith(" 1")
 

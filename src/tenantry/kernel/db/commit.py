@@ -182,5 +182,8 @@ async def tenant_store(uow: UnitOfWork, what: str) -> AsyncIterator[Store]:
             what,
             tenant.slug,
         )
-        async with uow.db.tenant_unit_of_work(tenant) as own:
+        # privileged imports database, which imports this module: imported when first used
+        from tenantry.kernel.db.privileged import tenant_unit_of_work
+
+        async with tenant_unit_of_work(uow.db, tenant) as own:
             yield Store(own, tenant.schema, False, False)

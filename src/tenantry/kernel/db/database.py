@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import asyncpg
 import orjson
@@ -24,14 +23,13 @@ from tenantry.kernel.db.listener import Callback, NotifyListener
 from tenantry.kernel.db.rls import TENANT_TABLES_SQL
 from tenantry.kernel.db.uow import (
     PLATFORM_SCHEMA,
-    Connection,
     IsolationLevel,
     UnitOfWork,
     begin_sql,
     pooled_transaction,
 )
 from tenantry.kernel.errors import ConfigError
-from tenantry.kernel.tenancy.context import current_principal, require_tenant
+from tenantry.kernel.tenancy.context import Principal, current_principal, require_tenant
 from tenantry.kernel.tenancy.model import Tenant
 
 Pool = asyncpg.Pool
@@ -59,7 +57,9 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
 
 
 class Database:
-    """Pools and admin connections for every server the platform uses."""
+    """Pools for every server the platform uses and the units of work of the ambient tenant.
+    Admin and owner connections and units of work for an explicitly given tenant are in
+    kernel/db/privileged.py: kernel-only."""
 
     def __init__(self, settings: DatabaseSettings, admin_url: str) -> None:
         self.settings = settings
@@ -85,12 +85,13 @@ class Database:
                 f"database server {server!r} is not configured (database.servers.{server}.url)"
             ) from None
 
-    def admin_dsn(self, server: str = "default", database: str | None = None) -> str:
+    def _admin_dsn(self, server: str = "default", database: str | None = None) -> str:
+        # The admin URL of a server and database: kernel/db/privileged.py hands it out.
         return with_database(self.server_url(server), database or self.main_database)
 
     def app_dsn(self, server: str = "default", database: str | None = None) -> str:
         s = self.settings
-        return with_user(self.admin_dsn(server, database), s.app_user, s.app_password)
+        return with_user(self._admin_dsn(server, database), s.app_user, s.app_password)
 
     @property
     def server_names(self) -> list[str]:
@@ -215,38 +216,54 @@ class Database:
         self, *, readonly: bool = False, isolation: IsolationLevel | None = None
     ) -> AsyncIterator[UnitOfWork]:
         """A transaction in the current tenant's store with the tenant set transaction-locally
-        (BEGIN and the settings in one round trip: ``uow.begin_sql``).
+        (BEGIN and the settings in one round trip: ``uow.begin_sql``). The tenant is the
+        ambient one (a request's, a consumer's, a job's, or ``tenant_scope(tenant)``'s).
 
         ``isolation="repeatable_read"`` gives one consistent snapshot (exports)."""
-        tenant = require_tenant()
+        async with self._unit_of_work_for(
+            require_tenant(), current_principal(), readonly=readonly, isolation=isolation
+        ) as uow:
+            yield uow
+
+    @contextlib.asynccontextmanager
+    async def platform_unit_of_work(
+        self, *, as_current_tenant: bool = False
+    ) -> AsyncIterator[UnitOfWork]:
+        """A transaction on the platform schema (main database).
+
+        By default explicit platform scope (cross-tenant platform tables readable). With
+        ``as_current_tenant``: the platform tables seen as the ambient tenant (RLS limits them
+        to its rows, and the tenant filter adds ``tenant_id = <current>`` to every statement
+        on them). A unit of work for a tenant other than the ambient one is kernel-only
+        (kernel/db/privileged.py)."""
+        tenant = require_tenant() if as_current_tenant else None
+        async with self._platform_unit_of_work_for(tenant) as uow:
+            yield uow
+
+    # The two below are the implementation of the factories above and of kernel/db/privileged
+    # (a tenant given explicitly): private, so a module's code reaches them only by the
+    # ambient tenant. An import-linter contract keeps modules from importing privileged.
+    @contextlib.asynccontextmanager
+    async def _unit_of_work_for(
+        self,
+        tenant: Tenant,
+        principal: Principal | None,
+        *,
+        readonly: bool = False,
+        isolation: IsolationLevel | None = None,
+    ) -> AsyncIterator[UnitOfWork]:
         await self._filter_ready()
         pool = await self.pool(tenant.server, tenant.database)
         begin = begin_sql(tenant.id, tenant.schema, readonly=readonly, isolation=isolation)
         async with pooled_transaction(pool, begin) as conn:
-            uow = UnitOfWork(conn, tenant, current_principal(), db=self)
+            uow = UnitOfWork(conn, tenant, principal, db=self)
             yield uow
             await uow.write_collected()  # before COMMIT, in this transaction
 
     @contextlib.asynccontextmanager
-    async def tenant_unit_of_work(self, tenant: Tenant) -> AsyncIterator[UnitOfWork]:
-        """A unit of work for an explicit tenant (CLI, provisioning); prefer ``tenant_scope``."""
-        await self._filter_ready()
-        pool = await self.pool(tenant.server, tenant.database)
-        async with pooled_transaction(pool, begin_sql(tenant.id, tenant.schema)) as conn:
-            uow = UnitOfWork(conn, tenant, None, db=self)
-            yield uow
-            await uow.write_collected()
-
-    @contextlib.asynccontextmanager
-    async def platform_unit_of_work(
-        self, as_tenant: Tenant | None = None
+    async def _platform_unit_of_work_for(
+        self, as_tenant: Tenant | None
     ) -> AsyncIterator[UnitOfWork]:
-        """A transaction on the platform schema (main database).
-
-        Without ``as_tenant``: explicit platform scope (cross-tenant platform tables readable).
-        With it: the platform tables seen as that tenant (RLS limits them to its rows, and
-        the tenant filter adds ``tenant_id = <as_tenant>`` to every statement on them).
-        """
         if as_tenant is not None:
             await self._filter_ready()
         pool = await self.pool()
@@ -257,51 +274,3 @@ class Database:
             )
             yield uow
             await uow.write_collected()
-
-    @contextlib.asynccontextmanager
-    async def admin_connection(
-        self, server: str = "default", database: str | None = None, *, as_owner: bool = True
-    ) -> AsyncIterator[asyncpg.Connection]:
-        """A short-lived admin connection (migrations, provisioning), as the owner role."""
-        conn: asyncpg.Connection = await asyncpg.connect(
-            self.admin_dsn(server, database),
-            server_settings={"application_name": "tenantry-admin"},
-        )
-        try:
-            await init_connection(conn)
-            if as_owner:
-                await conn.execute(f'SET ROLE "{self.settings.owner_role}"')
-            yield conn
-        finally:
-            await conn.close()
-
-    @contextlib.asynccontextmanager
-    async def owner_connection(self) -> AsyncIterator[Connection]:
-        """An admin connection to the main database as the owner role, from a small pool
-        (at most 2, closed after a minute idle): for short catalog writes on hot paths (the
-        onboarding saga writes the catalog row twice; a fresh connection is a new server
-        process each time). The role is set on every acquire (the pool's reset drops it)."""
-        key = ("owner", self.main_database)
-        pool = self._pools.get(key)
-        if pool is None:
-            async with self._lock:
-                pool = self._pools.get(key)
-                if pool is None:
-                    pool = await asyncpg.create_pool(
-                        self.admin_dsn(),
-                        min_size=0,
-                        max_size=2,
-                        max_inactive_connection_lifetime=60,
-                        init=init_connection,
-                        server_settings={"application_name": "tenantry-admin"},
-                    )
-                    assert pool is not None
-                    self._pools[key] = pool
-        async with pool.acquire() as conn:
-            await conn.execute(f'SET ROLE "{self.settings.owner_role}"')
-            yield conn
-
-    async def fetch_admin(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        async with self.admin_connection(as_owner=False) as conn:
-            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-            return rows

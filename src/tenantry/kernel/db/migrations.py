@@ -27,6 +27,7 @@ import asyncpg
 
 from tenantry.kernel.db import tenant_filter
 from tenantry.kernel.db.database import Database
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.db.rls import ensure_rls
 from tenantry.kernel.db.sql import queries as q
 from tenantry.kernel.db.uow import PLATFORM_SCHEMA
@@ -145,7 +146,7 @@ class Migrator:
     ) -> list[str]:
         """Apply what ``store`` lacks; return the names applied. Raises on failure."""
         if conn is None:
-            async with self.db.admin_connection(store.server, store.database) as own:
+            async with admin_connection(self.db, store.server, store.database) as own:
                 return await self._migrate(store, own)
         return await self._migrate(store, conn)
 
@@ -212,7 +213,7 @@ class Migrator:
                 stores.append(Store.for_tenant(t))
         report.stores = len(stores)
         # Stores in the main database share one admin connection; others get their own.
-        async with self.db.admin_connection() as main:
+        async with admin_connection(self.db) as main:
             for store in stores:
                 try:
                     if store.database is None and store.server == "default":
@@ -239,13 +240,13 @@ class Migrator:
             if t.database is not None or t.schema != SHARED_SCHEMA
         ]
         missing = 0
-        async with self.db.admin_connection(as_owner=False) as main:
+        async with admin_connection(self.db, as_owner=False) as main:
             for store in stores:
                 if store.database is None and store.server == "default":
                     missing += await self._missing(store, main)
                 else:
-                    async with self.db.admin_connection(
-                        store.server, store.database, as_owner=False
+                    async with admin_connection(
+                        self.db, store.server, store.database, as_owner=False
                     ) as conn:
                         missing += await self._missing(store, conn)
         return missing

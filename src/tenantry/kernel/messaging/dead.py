@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from tenantry.kernel.db.database import Database
+from tenantry.kernel.db.privileged import tenant_unit_of_work
 from tenantry.kernel.messaging import queries as q
 from tenantry.kernel.tenancy.catalog import TenantCatalog
 
@@ -16,7 +17,7 @@ from tenantry.kernel.tenancy.catalog import TenantCatalog
 async def list_dead(db: Database, catalog: TenantCatalog) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for t in await catalog.ready():
-        async with db.tenant_unit_of_work(t) as uow:
+        async with tenant_unit_of_work(db, t) as uow:
             for r in await uow.fetch(q.LIST_DEAD):
                 out.append({"tenant": t.slug, **dict(r)})
     return out
@@ -24,7 +25,7 @@ async def list_dead(db: Database, catalog: TenantCatalog) -> list[dict[str, Any]
 
 async def _on_dead(db: Database, catalog: TenantCatalog, dead_id: UUID, sql: str) -> bool:
     for t in await catalog.ready():
-        async with db.tenant_unit_of_work(t) as uow:
+        async with tenant_unit_of_work(db, t) as uow:
             if await uow.fetch(sql, dead_id):
                 return True
     return False

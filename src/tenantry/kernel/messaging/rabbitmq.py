@@ -51,6 +51,7 @@ from aio_pika.abc import (
     AbstractQueue,
 )
 
+from tenantry.kernel.db.privileged import tenant_unit_of_work
 from tenantry.kernel.messaging import queries as q
 from tenantry.kernel.messaging.config import MessagingSettings
 from tenantry.kernel.messaging.dispatcher import Dispatcher
@@ -287,7 +288,7 @@ class RabbitBus:
         for attempt in range(self.settings.consumer_attempts):
             try:
                 with tenant_scope(tenant):
-                    async with db.tenant_unit_of_work(tenant) as uow:
+                    async with tenant_unit_of_work(db, tenant) as uow:
                         await self.dispatcher.deliver(uow, env, consumer)
             except (OSError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as exc:
                 _log.warning("consumer %s: database unavailable (%s); requeued", consumer, exc)
@@ -314,7 +315,7 @@ class RabbitBus:
             await _settle(msg.ack())
             return
         try:
-            async with db.tenant_unit_of_work(tenant) as uow:
+            async with tenant_unit_of_work(db, tenant) as uow:
                 await uow.execute(
                     q.INSERT_DEAD,
                     tenant.id,

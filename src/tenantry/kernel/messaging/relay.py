@@ -48,6 +48,7 @@ import asyncpg
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.errors import DRIVER_ERRORS, database_unavailable
 from tenantry.kernel.db.listener import backoff_delay
+from tenantry.kernel.db.privileged import tenant_unit_of_work
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.messaging import queries as q
 from tenantry.kernel.messaging.config import MessagingSettings
@@ -234,7 +235,7 @@ class Relay:
         """Claim and deliver one batch of ``tenant``'s due messages; return how many."""
         s = self.settings
         with tenant_scope(tenant):
-            async with self.db.tenant_unit_of_work(tenant) as claim:
+            async with tenant_unit_of_work(self.db, tenant) as claim:
                 rows = await claim.fetch(q.CLAIM_OUTBOX, s.batch_size)
                 if not rows:
                     return 0
@@ -320,7 +321,7 @@ class Relay:
         for t in tenants:
             store = f"{t.server}/{t.database or 'main'}"
             try:
-                async with self.db.tenant_unit_of_work(t) as uow:
+                async with tenant_unit_of_work(self.db, t) as uow:
                     row = await uow.fetchrow(q.OUTBOX_PENDING)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 continue  # an unreachable store keeps its last figures
@@ -344,5 +345,5 @@ class Relay:
         self._last_prune = time.monotonic()
         for t in tenants:
             with contextlib.suppress(OSError, asyncpg.PostgresError):
-                async with self.db.tenant_unit_of_work(t) as uow:
+                async with tenant_unit_of_work(self.db, t) as uow:
                     await uow.execute(q.PRUNE_DELIVERED, self.settings.retention_s)

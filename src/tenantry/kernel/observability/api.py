@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict
 
 from tenantry.kernel.auth.actions import PLATFORM_ADMIN
+from tenantry.kernel.db.privileged import platform_unit_of_work_as
 from tenantry.kernel.errors import NotFound
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.http.input_guard import INT64_MAX
@@ -57,7 +58,7 @@ def build_router(hub: Observability, slo_settings: SloSettings) -> APIRouter:
     @router.patch("/errors/{group_id}")
     async def change_error(group_id: GroupId, body: StatusChange) -> dict[str, Any]:
         # ErrorTracker.set_status's update, in a unit of work that also holds its record
-        async with hub.db.platform_unit_of_work(as_tenant=current_tenant()) as uow:
+        async with platform_unit_of_work_as(hub.db, current_tenant()) as uow:
             before = await uow.fetchrow(q.GET_GROUP, group_id)
             if before is None:
                 raise NotFound(f"no error group {group_id}")

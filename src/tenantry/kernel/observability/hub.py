@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.observability import logs, metrics, tracing
 from tenantry.kernel.observability.accounting import RequestAccounting
 from tenantry.kernel.observability.errors import ErrorTracker
@@ -157,7 +158,7 @@ class Observability:
         """Partitions ahead / retention, old request minutes, registered jobs."""
         e, t = self.settings.errors, self.settings.tracing
         out: dict[str, Any] = {}
-        async with self.db.admin_connection() as conn:
+        async with admin_connection(self.db) as conn:
             await conn.execute(q.SET_SEARCH_PATH)
             out["error_partitions_created"] = await conn.fetchval(
                 q.ENSURE_ERROR_PARTITIONS, e.months_ahead

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from tenantry.kernel.db.database import Database
+from tenantry.kernel.db.privileged import platform_unit_of_work_as
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.tenancy.catalog import TenantCatalog, is_ready
 from tenantry.kernel.tenancy.context import current_tenant
@@ -56,7 +57,7 @@ class PlatformAudit:
         still being provisioned: a plain platform unit of work, and ``record`` drops them)."""
         if tenant is not None and not is_ready(tenant):
             tenant = None
-        async with self.db.platform_unit_of_work(as_tenant=tenant) as uow:
+        async with platform_unit_of_work_as(self.db, tenant) as uow:
             yield uow
 
 

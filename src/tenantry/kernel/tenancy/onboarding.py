@@ -35,11 +35,13 @@ to; steps after it carry on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tenantry.kernel.db.privileged import tenant_unit_of_work
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.messaging.dispatcher import Dispatcher
 from tenantry.kernel.messaging.saga import (
@@ -217,7 +219,7 @@ class Onboarding:
             {k: v for k, v in data.items() if not k.startswith("_")},
             resumed,
             self.p.tenant,
-            self.p.db.tenant_unit_of_work,
+            functools.partial(tenant_unit_of_work, self.p.db),
         )
 
     def _saga_step(self, step: OnboardingStep) -> Step:

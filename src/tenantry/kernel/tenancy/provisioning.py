@@ -27,6 +27,7 @@ import asyncpg
 from tenantry.kernel.db.bootstrap import create_tenant_database, drop_tenant_database, ensure_roles
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.migrations import Migrator, Store
+from tenantry.kernel.db.privileged import admin_connection, owner_connection, tenant_unit_of_work
 from tenantry.kernel.db.rls import tenant_tables
 from tenantry.kernel.db.sql import queries as q
 from tenantry.kernel.errors import Conflict, ValidationFailed
@@ -106,7 +107,7 @@ class Provisioner:
         mode = self.validate(req)
         database = database_for(req.slug) if mode is IsolationMode.DATABASE else None
         schema = schema_for(req.slug, mode)
-        async with self.db.owner_connection() as conn:
+        async with owner_connection(self.db) as conn:
             row = await conn.fetchrow(q.SELECT_TENANT_BY_ID, tenant_id)
             if row is None:
                 try:
@@ -141,13 +142,13 @@ class Provisioner:
             await self.migrator.migrate_store(Store.for_tenant(tenant))
         elif tenant.isolation is IsolationMode.DATABASE:
             assert tenant.database is not None
-            async with self.db.admin_connection(tenant.server, "postgres", as_owner=False) as c:
+            async with admin_connection(self.db, tenant.server, "postgres", as_owner=False) as c:
                 await ensure_roles(c, self.db.settings)
                 await create_tenant_database(c, tenant.database, self.db.settings)
             await self.migrator.migrate_store(Store.for_tenant(tenant))
 
     async def activate(self, tenant: Tenant, status: TenantStatus = TenantStatus.ACTIVE) -> None:
-        async with self.db.owner_connection() as conn:
+        async with owner_connection(self.db) as conn:
             await conn.execute(q.SET_TENANT_STATUS, tenant.id, status.value)
             await conn.execute(q.NOTIFY_CATALOG, str(tenant.id))
         self.catalog.invalidate(tenant.id)
@@ -163,23 +164,23 @@ class Provisioner:
         in the shared schema, delete the tenant's rows from every tenant-owned table (in the
         tenant's own unit of work, so RLS confines the delete to it)."""
         if tenant.isolation is IsolationMode.SCHEMA:
-            async with self.db.admin_connection() as conn:
+            async with admin_connection(self.db) as conn:
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{tenant.schema}" CASCADE')
         elif tenant.database:
-            async with self.db.admin_connection(tenant.server, "postgres", as_owner=False) as c:
+            async with admin_connection(self.db, tenant.server, "postgres", as_owner=False) as c:
                 await drop_tenant_database(c, tenant.database)
         else:
             await self.purge_rows(tenant)
 
     async def purge_rows(self, tenant: Tenant) -> None:
-        async with self.db.admin_connection(as_owner=False) as conn:
+        async with admin_connection(self.db, as_owner=False) as conn:
             tables = [t.qualified for t in await tenant_tables(conn, [tenant.schema])]
         remaining = [f'"{t.split(".")[0]}"."{t.split(".")[1]}"' for t in tables]
         for _ in range(len(remaining) + 1):  # foreign keys: retry until children are gone
             if not remaining:
                 return
             failed = []
-            async with self.db.tenant_unit_of_work(tenant) as uow:
+            async with tenant_unit_of_work(self.db, tenant) as uow:
                 for table in remaining:
                     try:
                         async with uow.savepoint():
@@ -190,7 +191,7 @@ class Provisioner:
         raise RuntimeError(f"could not purge {remaining} for tenant {tenant.slug}")
 
     async def delete_record(self, tenant_id: uuid.UUID) -> None:
-        async with self.db.owner_connection() as conn:
+        async with owner_connection(self.db) as conn:
             await conn.execute(q.DELETE_TENANT, tenant_id)
             await conn.execute(q.NOTIFY_CATALOG, str(tenant_id))
         self.catalog.invalidate(tenant_id)
@@ -201,10 +202,10 @@ class Provisioner:
             raise ValidationFailed(f"no tenant with slug {slug!r}")
         # the record's unit of work (a store still being provisioned has no log yet)
         audited = (
-            self.db.tenant_unit_of_work(tenant) if is_ready(tenant) else contextlib.nullcontext()
+            tenant_unit_of_work(self.db, tenant) if is_ready(tenant) else contextlib.nullcontext()
         )
         async with audited as uow:
-            async with self.db.admin_connection() as conn:
+            async with admin_connection(self.db) as conn:
                 await conn.execute(q.SET_TENANT_STATUS, tenant.id, status.value)
                 await conn.execute(q.NOTIFY_CATALOG, str(tenant.id))
             if uow is not None:
