@@ -518,7 +518,7 @@ def profile(pid: int, seconds: int, run_load: Any) -> list[tuple[str, float]] | 
         ("FastAPI/Starlette routing, deps, request parsing", ("fastapi/", "starlette/")),
         ("uvicorn/httptools (HTTP parsing, transport)", ("uvicorn/", "httptools")),
         ("pydantic validation", ("pydantic",)),
-        ("ledger module (domain, service, repository)", ("tenantry/modules/ledger",)),
+        ("ledger module (domain, service, repository)", ("tenantry_ledger/",)),
         ("tenantry kernel (middleware, uow, catalog)", ("tenantry/kernel",)),
     ]
     shares: dict[str, float] = collections.defaultdict(float)
