@@ -18,12 +18,16 @@ concurrency right before this one (old vs new in one run). (a) runs the transfer
 as written before the tenant filter (tenant_id by hand, RLS alone filtering) and as the unit
 of work's tenant filter rewrites it (kernel/db/tenant_filter: ``tenant_id = $N`` on every
 reference, the tenant's id in every INSERT).
+``--peer-pgledger DIR`` adds pgledger (a checkout of github.com/pgr0ss/pgledger, given by path:
+bench/pgledger_peer.py) beside (a) at each client count and its batch of 100 beside (d), and
+prints our figures as ratios of its: the goals of issue 20.
 Every phase is bounded in time (the whole run stays under 4 minutes). Uses its own database,
 dropped at the end.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import collections
 import contextlib
@@ -47,6 +51,7 @@ import asyncpg
 import httpx
 import orjson
 
+from bench import pgledger_peer
 from bench._common import bench_database_url, free_port, table, wrk
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.db.dsn import database_of, with_database, with_user
@@ -570,7 +575,43 @@ async def check_books(url: str) -> tuple[int, bool]:
     return int(row["n"]), bool(row["ok"])
 
 
+def goals(
+    ours_a: dict[str, float],
+    peer: dict[str, float],
+    post: dict[int, float],
+    batch: dict[int, float],
+) -> list[str]:
+    """Issue 20's goals as ratios of pgledger's figures of the same run."""
+    out = ["", "Against pgledger (same run):"]
+    for c in (1, 4, 16):
+        ratio = ours_a[f"c{c}"] / peer[f"c{c}"]
+        out.append(f"  (a) our transfer SQL, {c:>2} clients: {ratio:.0%} of it (goal >= 100 %)")
+    for c in (4, 16):
+        ratio = post[c] / peer[f"c{c}"]
+        out.append(f"  (b) POST /transactions, {c:>2} conns: {ratio:.0%} of it (goal >= 50 %)")
+    if 1000 in batch:
+        ratio = batch[1000] / peer["batch100"]
+        out.append(f"  (d) batch x1000 vs pgledger's x100: {ratio:.1f}x (goal >= 2x)")
+    return out
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--peer-pgledger",
+        type=Path,
+        metavar="DIR",
+        help="a checkout of github.com/pgr0ss/pgledger to run beside ours",
+    )
+    args = parser.parse_args()
+    peer_url = bench_database_url("pgledger") if args.peer_pgledger else None
+    peer_ids: list[str] = []
+    if peer_url:
+        try:
+            peer_ids = asyncio.run(pgledger_peer.install(peer_url, args.peer_pgledger))
+        except pgledger_peer.PeerError as exc:
+            sys.exit(str(exc))
+    peer: dict[str, float] = {}
     started = time.perf_counter()
     url = bench_database_url("ledger")
     info = asyncio.run(setup(url))
@@ -595,6 +636,23 @@ def main() -> None:
                     "-",
                 ]
             )
+            if peer_url:  # the peer in the same minutes, right after ours
+                pr = pgledger_peer.pgbench(
+                    peer_url, pgledger_peer.transfer_script(peer_ids), clients, SECONDS
+                )
+                peer[f"c{clients}"] = pr["tps"]
+                rows.append(
+                    [
+                        "(a) pgledger_create_transfer (peer, pgbench)",
+                        clients,
+                        f"{pr['tps']:.0f}",
+                        f"{pr['lat']:.1f} avg",
+                        "-",
+                        "-",
+                        f"ours {r['tps'] / pr['tps']:.0%} of it",
+                        "-",
+                    ]
+                )
             script = pgbench_script(tid, schema, hot=False, by_filter=True)
             f = pgbench(app_dsn, script, clients, SECONDS)
             rows.append(
@@ -672,9 +730,11 @@ def main() -> None:
                                 f"{w['cpu_ms']:.2f}",
                             ]
                         )
+            post_rps: dict[int, float] = {}
             for conns in (1, 4, 16, 64):
                 w = timed_wrk(srv.pid, base + f"{API}/transactions", lua, conns, SECONDS)
                 best_b = max(best_b, w["rps"])
+                post_rps[conns] = w["rps"]
                 rows.append(
                     [
                         f"(b) POST /transactions ({w['errors']:.0f} errors)",
@@ -766,9 +826,28 @@ def main() -> None:
             )
 
             # (d) batch.
+            batch_tps: dict[int, float] = {}
+            if peer_url:
+                script = pgledger_peer.transfer_script(peer_ids, 100)
+                pb = pgledger_peer.pgbench(peer_url, script, 4, SECONDS)
+                peer["batch100"] = 100 * pb["tps"]
+                rows.append(
+                    [
+                        "(d) pgledger_create_transfers x100 (peer, pgbench, 4 clients)",
+                        4,
+                        f"{peer['batch100']:.0f} transfers/s",
+                        "-",
+                        "-",
+                        "-",
+                        "-",
+                        "-",
+                    ]
+                )
             for size, hot in ((100, False), (1000, False), (100, True)):
                 before = cpu_seconds(srv.pid)
                 d = asyncio.run(batch_run(base, tok, size, hot, SECONDS + 1))
+                if not hot:
+                    batch_tps[size] = d["tps"]
                 cpu = 1000 * (cpu_seconds(srv.pid) - before) / max(d["n"], 1)
                 name = f"(d) POST /transactions/batch x{size}" + (", hot account" if hot else "")
                 rows.append(
@@ -849,8 +928,12 @@ def main() -> None:
             )
         n, ok = asyncio.run(check_books(url))
         notes.append(f"{n} transactions posted in total; books balanced: {ok}")
+        if peer:
+            notes += goals(base_tps, peer, post_rps, batch_tps)
     finally:
         asyncio.run(drop(url))
+        if peer_url:
+            asyncio.run(pgledger_peer.drop(peer_url))
     print(
         table(
             "Ledger (one uvicorn worker; 2-core machine shared with other work)",
