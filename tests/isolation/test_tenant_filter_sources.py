@@ -86,7 +86,7 @@ def sql_texts() -> dict[str, str]:
     from tenantry.capabilities.audit.log import PENDING_PART
     from tenantry.capabilities.audit.log import sql as audit_sql
     from tenantry.kernel.db.commit import _combined
-    from tenantry.kernel.messaging import queries as mq
+    from tenantry.kernel.messaging import sql as mq
     from tenantry.kernel.messaging.outbox import insert_sql
 
     outbox = (insert_sql(None, mq.OUTBOX_ROWS_PART), mq.OUTBOX_WAKE, 7)
@@ -100,7 +100,7 @@ def test_the_collector_finds_the_sql() -> None:
     where = set(texts.values())
     assert len(texts) > 150
     assert "tenantry_ledger.infrastructure.sql.WRITE" in where
-    assert "tenantry.kernel.messaging.queries.INSERT_OUTBOX_ROWS" in where
+    assert "tenantry.kernel.messaging.sql.INSERT_OUTBOX_ROWS" in where
     assert any(w.startswith("tenantry/capabilities/export/service.py:") for w in where)  # inline
     # a module of its own distribution
     assert "tenantry_projects.infrastructure.sql.NEXT_TASK_NUMBER" in where

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncpg
 
 from tenantry.kernel.config import DatabaseSettings
+from tenantry.kernel.db import sql as q
 from tenantry.kernel.db.dsn import database_of, redact, with_database
-from tenantry.kernel.db.sql import queries as q
 from tenantry.kernel.errors import ConfigError
 
 _FMT = "SELECT format($1::text, VARIADIC $2::text[])"
