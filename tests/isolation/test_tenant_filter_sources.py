@@ -83,8 +83,8 @@ def sql_texts() -> dict[str, str]:
                     keep(node.value, f"{package}/{path.relative_to(root)}:{node.lineno}")
     # The commit's one statement (kernel/db/commit.combine): the outbox's and the audit's
     # parts as data-modifying CTEs, as the unit of work sends it when both have rows.
-    from tenantry.capabilities.audit.log import PENDING_PART
     from tenantry.capabilities.audit.log import sql as audit_sql
+    from tenantry.capabilities.audit.sql import PENDING_PART
     from tenantry.kernel.db.commit import _combined
     from tenantry.kernel.messaging import sql as mq
     from tenantry.kernel.messaging.outbox import insert_sql
