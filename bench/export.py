@@ -32,7 +32,7 @@ from tenantry.capabilities.export.sources import Column, Source, export_sources
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.db.dsn import with_database
 from tenantry.kernel.db.privileged import admin_connection
-from tenantry.kernel.db.rls import TENANT_EXPR
+from tenantry.kernel.db.sql import TENANT_EXPR
 from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope

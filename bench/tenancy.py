@@ -21,7 +21,7 @@ import asyncpg
 from bench._common import bench_database_url, table
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.db.dsn import database_of, with_database
-from tenantry.kernel.db.migrations import Migration, Migrator
+from tenantry.kernel.db.migrator import Migration, Migrator
 from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform

@@ -11,7 +11,7 @@ from typing import Any
 
 from tenantry.capabilities.export.sources import Column, Source, export_sources
 from tenantry.kernel.db.privileged import admin_connection
-from tenantry.kernel.db.rls import TENANT_EXPR
+from tenantry.kernel.db.sql import TENANT_EXPR
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import Tenant
 

@@ -13,11 +13,12 @@ import pytest
 
 from tenantry.kernel.config import Settings, load_settings
 from tenantry.kernel.db.dsn import with_database
-from tenantry.kernel.db.migrations import Migration, Migrator, Store
+from tenantry.kernel.db.migrator import Migration, Migrator, Store, load_migrations
 from tenantry.kernel.db.privileged import admin_connection, admin_dsn, tenant_unit_of_work
+from tenantry.kernel.db.uow import PLATFORM_SCHEMA
 from tenantry.kernel.errors import MigrationError, SelfCheckError
-from tenantry.kernel.platform import Platform
-from tenantry.kernel.tenancy.model import IsolationMode
+from tenantry.kernel.platform import KERNEL_SOURCES, Platform
+from tenantry.kernel.tenancy.model import SHARED_SCHEMA, IsolationMode
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 from tests.conftest import prepared_platform
 
@@ -39,8 +40,59 @@ async def scratch(server_url: str) -> AsyncIterator[Platform]:
         yield p
 
 
+#: What a store recorded for the kernel's own migrations before their packages were renamed
+#: (kernel/db/sql, kernel/messaging/sql and kernel/observability/sql became .../migrations):
+#: (module, scope, version, name, checksum) as ``schema_migrations`` held them, read from a
+#: database migrated by the tree of commit ab5a20d.
+RECORDED_BEFORE_THE_RENAME = [
+    ("kernel", "platform", 1, "catalog", "d5c43313c14c6b30"),
+    ("kernel", "platform", 2, "platform_secrets", "cc9f1bc424541741"),
+    ("observability", "platform", 1, "observability", "3a6fc54f7a061b79"),
+    ("messaging", "platform", 1, "sagas", "5205a26a13800744"),
+    ("messaging", "tenant", 1, "outbox_inbox", "17398249228297a1"),
+    ("jobs", "tenant", 1, "jobs", "192ae8bb5644d341"),
+]
+
+
 def probe(version: int, sql: str) -> Migration:
     return Migration("probe", "tenant", version, f"probe_{version}", sql)
+
+
+def test_recorded_identity_is_the_source_name_not_the_package() -> None:
+    """An applied migration is known by (source name, version) and its checksum; the package
+    it is read from appears nowhere, so each one recorded before the rename is found again,
+    unchanged (neither re-run nor refused as edited)."""
+    loaded = {
+        (m.module, m.scope, m.version, m.name, m.checksum)
+        for source, package in KERNEL_SOURCES
+        for m in load_migrations(source, package)
+    }
+    assert set(RECORDED_BEFORE_THE_RENAME) <= loaded
+    assert not [row for row in loaded if any("." in str(part) for part in row)]
+
+
+async def test_store_migrated_before_the_rename_is_not_migrated_again(scratch: Platform) -> None:
+    """The kernel's rows of the platform store and the shared schema, written as the old
+    layout wrote them: a new run applies nothing and counts nothing pending."""
+    sources = [source for source, _ in KERNEL_SOURCES]
+    async with admin_connection(scratch.db) as conn, conn.transaction():
+        for schema, scope in ((PLATFORM_SCHEMA, "platform"), (SHARED_SCHEMA, "tenant")):
+            await conn.execute(
+                f"DELETE FROM {schema}.schema_migrations WHERE module = ANY($1::text[])", sources
+            )
+            await conn.executemany(
+                f"INSERT INTO {schema}.schema_migrations (module, version, name, checksum)"
+                " VALUES ($1, $2, $3, $4)",
+                [
+                    (module, version, name, checksum)
+                    for module, where, version, name, checksum in RECORDED_BEFORE_THE_RENAME
+                    if where == scope
+                ],
+            )
+    report = await scratch.prepare()
+    assert report.ok, report.failed
+    assert report.applied_count == 0, report.applied
+    assert await scratch.migrator.pending_count(await scratch.catalog.all()) == 0
 
 
 async def test_second_run_applies_nothing(scratch: Platform) -> None:

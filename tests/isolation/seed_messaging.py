@@ -11,7 +11,7 @@ from typing import ClassVar
 import httpx
 from pydantic import BaseModel
 
-from tenantry.kernel.messaging import queries as q
+from tenantry.kernel.messaging import sql as q
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tests.conftest import TenantFixture

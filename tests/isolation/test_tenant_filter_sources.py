@@ -83,10 +83,10 @@ def sql_texts() -> dict[str, str]:
                     keep(node.value, f"{package}/{path.relative_to(root)}:{node.lineno}")
     # The commit's one statement (kernel/db/commit.combine): the outbox's and the audit's
     # parts as data-modifying CTEs, as the unit of work sends it when both have rows.
-    from tenantry.capabilities.audit.log import PENDING_PART
     from tenantry.capabilities.audit.log import sql as audit_sql
+    from tenantry.capabilities.audit.sql import PENDING_PART
     from tenantry.kernel.db.commit import _combined
-    from tenantry.kernel.messaging import queries as mq
+    from tenantry.kernel.messaging import sql as mq
     from tenantry.kernel.messaging.outbox import insert_sql
 
     outbox = (insert_sql(None, mq.OUTBOX_ROWS_PART), mq.OUTBOX_WAKE, 7)
@@ -100,7 +100,7 @@ def test_the_collector_finds_the_sql() -> None:
     where = set(texts.values())
     assert len(texts) > 150
     assert "tenantry_ledger.infrastructure.sql.WRITE" in where
-    assert "tenantry.kernel.messaging.queries.INSERT_OUTBOX_ROWS" in where
+    assert "tenantry.kernel.messaging.sql.INSERT_OUTBOX_ROWS" in where
     assert any(w.startswith("tenantry/capabilities/export/service.py:") for w in where)  # inline
     # a module of its own distribution
     assert "tenantry_projects.infrastructure.sql.NEXT_TASK_NUMBER" in where

@@ -336,8 +336,8 @@ async def test_relay_dies_after_handling_before_marking(
     relay delivers the batch once. Then the inbox's own case: messages already handled (as
     by a consumer whose mark was lost) but still pending are redelivered with no effect."""
     from tenantry.kernel.messaging.dispatcher import envelope_from_row
-    from tenantry.kernel.messaging.queries import CLAIM_OUTBOX
     from tenantry.kernel.messaging.relay import Relay
+    from tenantry.kernel.messaging.sql import CLAIM_OUTBOX
 
     platform = relay_paused
     tenant = (await make_tenant("schema")).tenant

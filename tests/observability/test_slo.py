@@ -121,7 +121,7 @@ async def test_recorded_minutes_in_postgresql_give_the_same_report(platform: Pla
         (now - age, method, route, total, s5, s4, 1.0, b)
         for method, route, age, total, s5, s4, b in FIXTURE
     ]
-    from tenantry.kernel.observability.sql import queries as q
+    from tenantry.kernel.observability import sql as q
 
     async with platform.db.platform_unit_of_work() as uow:
         await uow.executemany(q.UPSERT_REQUEST_MINUTE, rows)

@@ -25,7 +25,7 @@ from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import Tenant
 from tenantry.testing import MakeTenant
 from tenantry_ledger.infrastructure import sql
-from tenantry_ledger.infrastructure.lists import LIST_TRANSACTIONS, STATEMENT
+from tenantry_ledger.infrastructure.sql import LIST_TRANSACTIONS, STATEMENT
 
 A, B = uuid.uuid4(), uuid.uuid4()
 NOW = datetime(2026, 12, 1, tzinfo=UTC)

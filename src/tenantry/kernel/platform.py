@@ -28,7 +28,7 @@ from tenantry.kernel.config import Settings
 from tenantry.kernel.db.bootstrap import ensure_database, ensure_roles
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.embedded import start_embedded
-from tenantry.kernel.db.migrations import (
+from tenantry.kernel.db.migrator import (
     Migration,
     MigrationReport,
     Migrator,
@@ -75,8 +75,18 @@ class Authorizer(Protocol):
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
-KERNEL_MIGRATIONS = "tenantry.kernel.db.sql"
+KERNEL_MIGRATIONS = "tenantry.kernel.db.migrations"
 JOBS_MIGRATIONS = "tenantry.kernel.jobs.migrations"
+#: The kernel's own migration sources, in the order they run: (the name every store records
+#: in ``schema_migrations.module``, the package holding ``platform/`` and ``tenant/``). An
+#: applied migration is known by (name, version), never by its package, so a package may move
+#: (``kernel/db/sql`` became ``kernel/db/migrations``) but a name never changes.
+KERNEL_SOURCES: tuple[tuple[str, str], ...] = (
+    ("kernel", KERNEL_MIGRATIONS),
+    ("observability", OBSERVABILITY_MIGRATIONS),
+    ("messaging", MESSAGING_MIGRATIONS),
+    ("jobs", JOBS_MIGRATIONS),
+)
 
 
 class Platform:
@@ -84,16 +94,15 @@ class Platform:
         self.settings = settings
         self.modules = order(modules)
         self.db = Database(settings.database, admin_url)
-        migrations: list[Migration] = load_migrations("kernel", KERNEL_MIGRATIONS)
-        migrations += load_migrations("observability", OBSERVABILITY_MIGRATIONS)
-        migrations += load_migrations("messaging", MESSAGING_MIGRATIONS)
-        migrations += load_migrations("jobs", JOBS_MIGRATIONS)
+        migrations: list[Migration] = []
+        for source, package in KERNEL_SOURCES:
+            migrations += load_migrations(source, package)
         for m in self.modules:
             migrations += load_migrations(m.name, m.migrations)
         self.migrator = Migrator(
             self.db,
             migrations,
-            ["kernel", "observability", "messaging", "jobs", *(m.name for m in self.modules)],
+            [*(source for source, _ in KERNEL_SOURCES), *(m.name for m in self.modules)],
         )
         self.catalog = TenantCatalog(self.db, settings.tenancy.catalog_ttl_s)
         #: Dispatcher (send/publish), outbox relay, broker: see kernel/messaging.

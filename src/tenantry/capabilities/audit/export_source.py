@@ -3,13 +3,8 @@ the tenant's unit of work like every export (RLS applies)."""
 
 from __future__ import annotations
 
+from tenantry.capabilities.audit.sql import EVENTS_SQL
 from tenantry.capabilities.export.sources import Column, Source
-
-EVENTS_SQL = """
-SELECT seq, id, occurred_at, actor, actor_kind, client, ip, action, resource, outcome,
-       request_id, trace_id
-FROM audit_events
-"""
 
 EVENTS = Source(
     "audit.events",

@@ -18,6 +18,14 @@ from tenantry.capabilities.audit.buffer import AuditBuffer
 from tenantry.capabilities.authz.conditions import ConditionError, condition_schemas, validate
 from tenantry.capabilities.authz.engine import Authz, notify_change
 from tenantry.capabilities.authz.policy import Policy, Resource
+from tenantry.capabilities.authz.sql import (
+    DELETE_POLICY,
+    LIST_POLICIES,
+    SELECT_ATTRIBUTES,
+    SELECT_POLICY,
+    UPSERT_ATTRIBUTES,
+    UPSERT_POLICY,
+)
 from tenantry.kernel.auth.actions import (
     refuse_platform_grants,
     refuse_platform_names,
@@ -34,31 +42,6 @@ from tenantry.kernel.tenancy.context import Principal
 
 ADMIN = "authz:admin"
 NAME_RE = r"^[a-z][a-z0-9_.:-]{0,62}$"
-
-UPSERT_POLICY = """
-INSERT INTO authz_policies (name, effect, actions, roles, condition, description)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (tenant_id, name) DO UPDATE SET effect = EXCLUDED.effect,
-    actions = EXCLUDED.actions, roles = EXCLUDED.roles, condition = EXCLUDED.condition,
-    description = EXCLUDED.description, updated_at = now()
-RETURNING (xmax = 0) AS created
-"""
-SELECT_POLICY = """
-SELECT name, effect, actions, roles, condition, description, updated_at
-FROM authz_policies WHERE name = $1
-"""
-LIST_POLICIES = """
-SELECT name, effect, actions, roles, condition, description, updated_at
-FROM authz_policies ORDER BY name
-"""
-DELETE_POLICY = "DELETE FROM authz_policies WHERE name = $1 RETURNING name"
-UPSERT_ATTRIBUTES = """
-INSERT INTO authz_attributes (subject, attributes) VALUES ($1, $2)
-ON CONFLICT (tenant_id, subject) DO UPDATE SET attributes = EXCLUDED.attributes,
-    updated_at = now()
-"""
-SELECT_ATTRIBUTES = "SELECT attributes FROM authz_attributes WHERE subject = $1"
-
 
 AdminDep = Annotated[Principal, Depends(require(ADMIN))]
 

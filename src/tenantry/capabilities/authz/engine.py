@@ -21,6 +21,7 @@ from uuid import UUID
 from tenantry.capabilities.audit.buffer import AuditBuffer
 from tenantry.capabilities.audit.log import event, record_event
 from tenantry.capabilities.authz.policy import Decision, Policy, PolicySet, Resource
+from tenantry.capabilities.authz.sql import LOAD_ATTRIBUTES, LOAD_POLICIES, LOAD_ROLES
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.tenancy.context import Principal, current_tenant, tenant_scope
@@ -28,10 +29,6 @@ from tenantry.kernel.tenancy.model import Tenant
 
 _log = logging.getLogger(__name__)
 CHANNEL = "tenantry_authz"
-
-LOAD_ROLES = "SELECT name, actions FROM roles"
-LOAD_POLICIES = "SELECT name, effect, actions, roles, condition FROM authz_policies"
-LOAD_ATTRIBUTES = "SELECT subject, attributes FROM authz_attributes"
 
 Expand = Callable[[Sequence[str], str | None], list[str]]
 

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictFloat, ValidationError
 
+from tenantry.capabilities.entitlements.sql import SELECT_OVERRIDE, UPSERT_OVERRIDE
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.errors import ConfigError, ValidationFailed
 from tenantry.kernel.http.types import JSON_INT, JsonInt
@@ -27,11 +28,6 @@ from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 
 CHANNEL = "tenantry_plans"
 QUOTAS = ("max_users", "max_accounts", "max_export_rows", "max_concurrent_exports")
-SELECT_OVERRIDE = "SELECT overrides FROM tenantry.plan_overrides WHERE tenant = $1"
-UPSERT_OVERRIDE = """
-INSERT INTO tenantry.plan_overrides (tenant, overrides) VALUES ($1, $2)
-ON CONFLICT (tenant) DO UPDATE SET overrides = EXCLUDED.overrides, updated_at = now()
-"""
 
 
 class RouteLimit(BaseModel):

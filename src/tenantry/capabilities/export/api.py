@@ -29,6 +29,7 @@ from tenantry.capabilities.export.service import (
 )
 from tenantry.capabilities.export.settings import ExportSettings
 from tenantry.capabilities.export.sources import Column, Source, export_sources
+from tenantry.capabilities.export.sql import HISTORY_SQL
 from tenantry.capabilities.export.storage import build_storage
 from tenantry.capabilities.filtering import DEFAULT_LIMITS
 from tenantry.capabilities.filtering.schema import document_schemas, filter_name
@@ -76,7 +77,7 @@ Writer = Annotated[Principal, Depends(require(WRITE))]
 #: The exports themselves are a source: the tenant's export history.
 HISTORY = Source(
     "exports.history",
-    "SELECT id, source, format, status, rows_total, bytes, created_at, finished_at FROM exports",
+    HISTORY_SQL,
     (
         Column("id", "uuid"),
         Column("source"),

@@ -61,3 +61,8 @@ LIMIT 500
 """
 
 FORGET_FILE = "UPDATE exports SET file_key = NULL WHERE id = $1"
+
+#: The export history source (``exports.history``): the tenant's exports themselves.
+HISTORY_SQL = (
+    "SELECT id, source, format, status, rows_total, bytes, created_at, finished_at FROM exports"
+)

@@ -12,15 +12,11 @@ import hashlib
 import hmac
 import secrets
 
+from tenantry.kernel.auth.sql import INSERT_PLATFORM_SECRET, SELECT_PLATFORM_SECRET
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.privileged import admin_connection
 
 SECRET_NAME = "secret_key"  # noqa: S105 - the row name, not a secret
-_SELECT = "SELECT value FROM tenantry.platform_secrets WHERE name = $1"
-_INSERT = """
-INSERT INTO tenantry.platform_secrets (name, value) VALUES ($1, $2)
-ON CONFLICT (name) DO NOTHING
-"""
 
 
 class PlatformSecrets:
@@ -34,13 +30,15 @@ class PlatformSecrets:
         if self._secret is not None:
             return False
         async with admin_connection(self.db) as conn:
-            status: str = await conn.execute(_INSERT, SECRET_NAME, secrets.token_bytes(32))
+            status: str = await conn.execute(
+                INSERT_PLATFORM_SECRET, SECRET_NAME, secrets.token_bytes(32)
+            )
         return status.endswith(" 1")
 
     async def secret(self) -> bytes:
         if self._secret is None:
             async with self.db.platform_unit_of_work() as uow:
-                value = await uow.fetchval(_SELECT, SECRET_NAME)
+                value = await uow.fetchval(SELECT_PLATFORM_SECRET, SECRET_NAME)
             if not isinstance(value, bytes):
                 raise RuntimeError("no platform secret: run `tenantry migrate` (it creates one)")
             self._secret = value

@@ -11,15 +11,13 @@ from __future__ import annotations
 import asyncpg
 
 from tenantry.kernel.config import DatabaseSettings
+from tenantry.kernel.db import sql as q
 from tenantry.kernel.db.dsn import database_of, redact, with_database
-from tenantry.kernel.db.sql import queries as q
 from tenantry.kernel.errors import ConfigError
-
-_FMT = "SELECT format($1::text, VARIADIC $2::text[])"
 
 
 async def _run_formatted(conn: asyncpg.Connection, template: str, *args: str) -> None:
-    stmt = await conn.fetchval(_FMT, template, list(args))
+    stmt = await conn.fetchval(q.FORMAT_VARIADIC_STMT, template, list(args))
     await conn.execute(stmt)
 
 

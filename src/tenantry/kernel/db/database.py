@@ -20,7 +20,7 @@ from tenantry.kernel.db import tenant_filter
 from tenantry.kernel.db.commit import CommitWriters
 from tenantry.kernel.db.dsn import database_of, with_database, with_user
 from tenantry.kernel.db.listener import Callback, NotifyListener
-from tenantry.kernel.db.rls import TENANT_TABLES_SQL
+from tenantry.kernel.db.sql import TENANT_TABLES_SQL
 from tenantry.kernel.db.uow import (
     PLATFORM_SCHEMA,
     IsolationLevel,
@@ -201,7 +201,7 @@ class Database:
     # -- units of work ----------------------------------------------------------------------
     async def load_tenant_filter(self) -> tenant_filter.TenantFilter:
         """The tenant filter's table set from the main database's catalog: every table with a
-        tenant_id in a managed schema (rls.TENANT_TABLES_SQL, the definition RLS uses). Run
+        tenant_id in a managed schema (sql.TENANT_TABLES_SQL, the definition RLS uses). Run
         once per process, by the first tenant unit of work, and again after migrations."""
         pool = await self.pool()
         rows = await pool.fetch(TENANT_TABLES_SQL, None)

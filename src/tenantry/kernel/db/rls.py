@@ -20,46 +20,15 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from tenantry.kernel.db.sql import (
+    OWNED_BY_APP_SQL,
+    PLATFORM_EXPR,
+    ROLE_SQL,
+    TENANT_EXPR,
+    TENANT_TABLES_SQL,
+)
 from tenantry.kernel.db.uow import PLATFORM_SCHEMA
 from tenantry.kernel.errors import SelfCheckError
-
-TENANT_EXPR = "(SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)"
-PLATFORM_EXPR = "(SELECT current_setting('app.scope', true) = 'platform')"
-
-# Tenant-owned tables of the managed schemas present in one database, with their RLS state.
-TENANT_TABLES_SQL = """
-SELECT n.nspname AS schema, c.relname AS table,
-       c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
-       pg_get_userbyid(c.relowner) AS owner,
-       EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid
-               AND p.polname = 'tenant_isolation' AND NOT p.polpermissive) AS has_policy,
-       EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid
-               AND p.polname = 'app_access' AND p.polpermissive) AS has_grant_policy,
-       c.relispartition AS partition
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p')
-  AND (n.nspname = 'tenantry' OR n.nspname = 'tenant_shared' OR n.nspname LIKE 'tenant\\_%')
-  AND (n.nspname = ANY($1::text[]) OR $1 IS NULL)
-  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
-              AND a.attname = 'tenant_id' AND NOT a.attisdropped)
-ORDER BY 1, 2
-"""
-
-ROLE_SQL = """
-SELECT r.rolsuper, r.rolbypassrls,
-       pg_has_role(r.oid, o.oid, 'MEMBER') AS member_of_owner
-FROM pg_roles r, pg_roles o
-WHERE r.rolname = $1 AND o.rolname = $2
-"""
-
-OWNED_BY_APP_SQL = """
-SELECT n.nspname || '.' || c.relname
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relowner = (SELECT oid FROM pg_roles WHERE rolname = $1)
-  AND c.relkind IN ('r', 'p', 'v', 'm')
-  AND (n.nspname = 'tenantry' OR n.nspname LIKE 'tenant\\_%')
-"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ naming the statement, at its first use; ``tests/isolation/test_tenant_filter_sou
 every SQL text of ``src/`` through the filter so none of them fails first in production.
 
 **Which tables are tenant-owned**: the tables with a ``tenant_id`` column in the managed
-schemas, as ``kernel/db/rls.TENANT_TABLES_SQL`` finds them (the same definition RLS uses).
+schemas, as ``kernel/db/sql.TENANT_TABLES_SQL`` finds them (the same definition RLS uses).
 The set is loaded once per process from the main database's catalog, on the first tenant
 unit of work (``Database``), and reloaded after migrations run in the process; matching is
 by table name, whatever schema qualifies it (a tenant store's tables have the same names in

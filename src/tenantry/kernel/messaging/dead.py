@@ -10,7 +10,7 @@ from uuid import UUID
 
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.privileged import tenant_unit_of_work
-from tenantry.kernel.messaging import queries as q
+from tenantry.kernel.messaging import sql as q
 from tenantry.kernel.tenancy.catalog import TenantCatalog
 
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from tenantry.kernel.errors import ConfigError
 from tenantry.kernel.hooks import ErrorHook, call_hooks
-from tenantry.kernel.messaging import queries as q
+from tenantry.kernel.messaging import sql as q
 from tenantry.kernel.messaging.config import MessagingSettings
 from tenantry.kernel.messaging.envelope import (
     Envelope,

@@ -19,7 +19,7 @@ import orjson
 
 from tenantry.kernel.db.commit import Part, PendingMessage, joins, tenant_store
 from tenantry.kernel.db.uow import quote_ident
-from tenantry.kernel.messaging import queries as q
+from tenantry.kernel.messaging import sql as q
 from tenantry.kernel.messaging.envelope import child_headers, encode, fast_uuid4, name_of
 from tenantry.kernel.observability import tracing
 

@@ -52,7 +52,7 @@ from aio_pika.abc import (
 )
 
 from tenantry.kernel.db.privileged import tenant_unit_of_work
-from tenantry.kernel.messaging import queries as q
+from tenantry.kernel.messaging import sql as q
 from tenantry.kernel.messaging.config import MessagingSettings
 from tenantry.kernel.messaging.dispatcher import Dispatcher
 from tenantry.kernel.messaging.envelope import Envelope, Headers, owner_of

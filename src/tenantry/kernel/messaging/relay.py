@@ -50,7 +50,7 @@ from tenantry.kernel.db.errors import DRIVER_ERRORS, database_unavailable
 from tenantry.kernel.db.listener import backoff_delay
 from tenantry.kernel.db.privileged import tenant_unit_of_work
 from tenantry.kernel.db.uow import UnitOfWork
-from tenantry.kernel.messaging import queries as q
+from tenantry.kernel.messaging import sql as q
 from tenantry.kernel.messaging.config import MessagingSettings
 from tenantry.kernel.messaging.dispatcher import Dispatcher, envelope_from_row
 from tenantry.kernel.messaging.envelope import Envelope

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from tenantry.kernel.tenancy.catalog import TenantCatalog
 
 _log = logging.getLogger(__name__)
-MIGRATIONS = "tenantry.kernel.messaging.sql"
+MIGRATIONS = "tenantry.kernel.messaging.migrations"
 
 
 class Messaging:

@@ -36,7 +36,7 @@ from uuid import UUID
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.errors import database_unavailable
 from tenantry.kernel.db.listener import backoff_delay
-from tenantry.kernel.messaging import queries as q
+from tenantry.kernel.messaging import sql as q
 
 _log = logging.getLogger(__name__)
 PAUSE_AT_ENV = "TENANTRY_TEST_PAUSE_AT"

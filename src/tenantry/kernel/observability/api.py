@@ -18,7 +18,7 @@ from tenantry.kernel.errors import NotFound
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.http.input_guard import INT64_MAX
 from tenantry.kernel.observability import slo
-from tenantry.kernel.observability.sql import queries as q
+from tenantry.kernel.observability import sql as q
 from tenantry.kernel.tenancy.audit import record
 from tenantry.kernel.tenancy.context import current_tenant
 

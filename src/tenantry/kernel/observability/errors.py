@@ -29,7 +29,7 @@ from uuid import UUID
 import orjson
 
 from tenantry.kernel.observability import metrics
-from tenantry.kernel.observability.sql import queries as q
+from tenantry.kernel.observability import sql as q
 
 if TYPE_CHECKING:
     from tenantry.kernel.db.database import Database

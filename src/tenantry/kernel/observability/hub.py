@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.observability import logs, metrics, tracing
+from tenantry.kernel.observability import sql as q
 from tenantry.kernel.observability.accounting import RequestAccounting
 from tenantry.kernel.observability.errors import ErrorTracker
 from tenantry.kernel.observability.middleware import route_template
 from tenantry.kernel.observability.slo import RequestRecorder
-from tenantry.kernel.observability.sql import queries as q
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from tenantry.kernel.db.database import Database
     from tenantry.kernel.observability.settings import ObservabilitySettings
 
-OBSERVABILITY_MIGRATIONS = "tenantry.kernel.observability.sql"
+OBSERVABILITY_MIGRATIONS = "tenantry.kernel.observability.migrations"
 _log = logging.getLogger("tenantry.observability")
 Job = Callable[[], Awaitable[Any]]
 

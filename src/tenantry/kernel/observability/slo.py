@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from tenantry.kernel.observability import sql as q
 from tenantry.kernel.observability.settings import LATENCY_BOUNDS_MS, Objective, SloSettings
-from tenantry.kernel.observability.sql import queries as q
 
 if TYPE_CHECKING:
     from tenantry.kernel.db.database import Database

@@ -40,7 +40,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from tenantry.kernel.db.database import CONNECTION_HOOKS
-from tenantry.kernel.observability.sql import queries as q
+from tenantry.kernel.observability import sql as q
 
 if TYPE_CHECKING:
     from tenantry.kernel.db.database import Database

@@ -20,8 +20,8 @@ from uuid import UUID
 
 import asyncpg
 
+from tenantry.kernel.db import sql as q
 from tenantry.kernel.db.database import Database
-from tenantry.kernel.db.sql import queries as q
 from tenantry.kernel.tenancy.model import IsolationMode, Tenant, TenantStatus
 
 _log = logging.getLogger(__name__)

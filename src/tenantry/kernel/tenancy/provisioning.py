@@ -24,12 +24,12 @@ from typing import Any
 
 import asyncpg
 
+from tenantry.kernel.db import sql as q
 from tenantry.kernel.db.bootstrap import create_tenant_database, drop_tenant_database, ensure_roles
 from tenantry.kernel.db.database import Database
-from tenantry.kernel.db.migrations import Migrator, Store
+from tenantry.kernel.db.migrator import Migrator, Store
 from tenantry.kernel.db.privileged import admin_connection, owner_connection, tenant_unit_of_work
 from tenantry.kernel.db.rls import tenant_tables
-from tenantry.kernel.db.sql import queries as q
 from tenantry.kernel.errors import Conflict, ValidationFailed
 from tenantry.kernel.tenancy.catalog import TenantCatalog, is_ready, tenant_from_row
 from tenantry.kernel.tenancy.model import (

@@ -6,28 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tenantry.capabilities.export.sources import Column, Source, export_sources
+from tenantry_ledger.infrastructure.sql import ACCOUNTS_SQL, ENTRIES_SQL, TRANSACTIONS_SQL
 
 if TYPE_CHECKING:
     from tenantry.kernel.registrar import Registrar
 
 READ = "ledger:read"
-
-ACCOUNTS_SQL = """
-SELECT id, code, name, type, currency, status, balance, debits, credits, entry_count, created_at
-FROM ledger_accounts
-"""
-
-TRANSACTIONS_SQL = """
-SELECT id, posted_at, description, amount, reverses FROM ledger_transactions
-"""
-
-ENTRIES_SQL = """
-SELECT a.code AS account_code, e.entry_no, e.account_id, e.transaction_id, e.seq, e.posted_at,
-       e.direction, e.amount, e.balance_after, t.description
-FROM ledger_entries e
-JOIN ledger_accounts a ON a.id = e.account_id
-JOIN ledger_transactions t ON t.id = e.transaction_id
-"""
 
 SOURCES = (
     Source(

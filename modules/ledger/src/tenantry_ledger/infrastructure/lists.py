@@ -18,7 +18,6 @@ from uuid import UUID
 
 from tenantry.capabilities.filtering import FieldSet, fields
 from tenantry.kernel.errors import ValidationFailed
-from tenantry_ledger.infrastructure.sql import ACCOUNT_COLUMNS, transaction_columns
 
 ACCOUNT_FIELDS = FieldSet(
     "ledger.accounts",
@@ -34,11 +33,6 @@ ACCOUNT_FIELDS = FieldSet(
     ],
     default_sort="created_at",
 )
-LIST_ACCOUNTS = f"""
-SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts x
-WHERE x.metadata @> $1::jsonb AND {{where}}
-ORDER BY {{order_by}} LIMIT {{limit}}
-"""
 
 TRANSACTION_FIELDS = FieldSet(
     "ledger.transactions",
@@ -51,13 +45,6 @@ TRANSACTION_FIELDS = FieldSet(
     ],
     default_sort="-posted_at",
 )
-LIST_TRANSACTIONS = f"""
-SELECT {transaction_columns("x")} FROM ledger_transactions x
-WHERE ($1::uuid IS NULL OR EXISTS (
-        SELECT 1 FROM ledger_entries f WHERE f.account_id = $1 AND f.transaction_id = x.id))
-  AND x.metadata @> $2::jsonb AND {{where}}
-ORDER BY {{order_by}} LIMIT {{limit}}
-"""
 
 ENTRY_FIELDS = FieldSet(
     "ledger.entries",
@@ -69,13 +56,6 @@ ENTRY_FIELDS = FieldSet(
     ],
     default_sort="entry_no",
 )
-STATEMENT = """
-SELECT e.entry_no, e.transaction_id, t.description, e.posted_at, e.direction, e.amount,
-       e.balance_after
-FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
-WHERE e.account_id = $1 AND {where}
-ORDER BY {order_by} LIMIT {limit}
-"""
 
 
 @dataclass(slots=True)

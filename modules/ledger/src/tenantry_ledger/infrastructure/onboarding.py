@@ -24,21 +24,7 @@ from tenantry_ledger.application.onboarding import (
     template_of,
 )
 from tenantry_ledger.domain.model import check_currency
-
-SEED_ACCOUNTS = """
-INSERT INTO ledger_accounts (id, code, name, type, currency, allow_negative, metadata)
-SELECT a.id, a.code, a.name, a.type, $1, a.allow_negative, $2::jsonb
-FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::boolean[])
-     AS a (id, code, name, type, allow_negative)
-ON CONFLICT (tenant_id, code) DO NOTHING
-RETURNING code
-"""
-
-REMOVE_SEEDED = """
-DELETE FROM ledger_accounts
-WHERE metadata->>'seeded' = $1 AND entry_count = 0
-RETURNING code
-"""
+from tenantry_ledger.infrastructure.sql import REMOVE_SEEDED, SEED_ACCOUNTS
 
 
 async def seed_chart(uow: UnitOfWork, template: str, currency: str = CHART_CURRENCY) -> list[str]:

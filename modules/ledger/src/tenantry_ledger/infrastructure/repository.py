@@ -23,12 +23,7 @@ from tenantry_ledger.domain.model import (
     Posted,
 )
 from tenantry_ledger.infrastructure import sql
-from tenantry_ledger.infrastructure.lists import (
-    LIST_ACCOUNTS,
-    LIST_TRANSACTIONS,
-    STATEMENT,
-    Extras,
-)
+from tenantry_ledger.infrastructure.lists import Extras
 
 
 def account_view(r: asyncpg.Record) -> dict[str, Any]:
@@ -219,14 +214,14 @@ class SqlLedgerRepository:
     async def list_accounts(
         self, uow: UnitOfWork, query: ListQuery, extras: Extras
     ) -> tuple[list[dict[str, Any]], str | None]:
-        text, args = query.render(LIST_ACCOUNTS, extras.metadata)
+        text, args = query.render(sql.LIST_ACCOUNTS, extras.metadata)
         rows = await uow.fetch(text, *args)
         return [account_view(r) for r in rows[: query.limit]], query.next_cursor(rows)
 
     async def list_transactions(
         self, uow: UnitOfWork, query: ListQuery, extras: Extras
     ) -> tuple[list[dict[str, Any]], str | None]:
-        text, args = query.render(LIST_TRANSACTIONS, extras.account_id, extras.metadata)
+        text, args = query.render(sql.LIST_TRANSACTIONS, extras.account_id, extras.metadata)
         rows = await uow.fetch(text, *args)
         return [transaction_view(r) for r in rows[: query.limit]], query.next_cursor(rows)
 
@@ -234,7 +229,7 @@ class SqlLedgerRepository:
         self, uow: UnitOfWork, account_id: UUID, query: ListQuery
     ) -> tuple[list[dict[str, Any]], str | None] | None:
         """An account's entries with the running balance (keyset on entry_no)."""
-        text, args = query.render(STATEMENT, account_id)
+        text, args = query.render(sql.STATEMENT, account_id)
         if await uow.fetchval(sql.ACCOUNT_EXISTS, account_id) is None:
             return None
         rows = await uow.fetch(text, *args)

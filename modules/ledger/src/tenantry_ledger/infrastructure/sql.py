@@ -144,3 +144,57 @@ FROM ledger_entries e WHERE e.transaction_id = $1 ORDER BY e.seq
 """
 
 ACCOUNT_EXISTS = "SELECT 1 FROM ledger_accounts WHERE id = $1"
+
+ACCOUNTS_SQL = """
+SELECT id, code, name, type, currency, status, balance, debits, credits, entry_count, created_at
+FROM ledger_accounts
+"""
+
+TRANSACTIONS_SQL = """
+SELECT id, posted_at, description, amount, reverses FROM ledger_transactions
+"""
+
+ENTRIES_SQL = """
+SELECT a.code AS account_code, e.entry_no, e.account_id, e.transaction_id, e.seq, e.posted_at,
+       e.direction, e.amount, e.balance_after, t.description
+FROM ledger_entries e
+JOIN ledger_accounts a ON a.id = e.account_id
+JOIN ledger_transactions t ON t.id = e.transaction_id
+"""
+
+LIST_ACCOUNTS = f"""
+SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts x
+WHERE x.metadata @> $1::jsonb AND {{where}}
+ORDER BY {{order_by}} LIMIT {{limit}}
+"""
+
+LIST_TRANSACTIONS = f"""
+SELECT {transaction_columns("x")} FROM ledger_transactions x
+WHERE ($1::uuid IS NULL OR EXISTS (
+        SELECT 1 FROM ledger_entries f WHERE f.account_id = $1 AND f.transaction_id = x.id))
+  AND x.metadata @> $2::jsonb AND {{where}}
+ORDER BY {{order_by}} LIMIT {{limit}}
+"""
+
+STATEMENT = """
+SELECT e.entry_no, e.transaction_id, t.description, e.posted_at, e.direction, e.amount,
+       e.balance_after
+FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
+WHERE e.account_id = $1 AND {where}
+ORDER BY {order_by} LIMIT {limit}
+"""
+
+SEED_ACCOUNTS = """
+INSERT INTO ledger_accounts (id, code, name, type, currency, allow_negative, metadata)
+SELECT a.id, a.code, a.name, a.type, $1, a.allow_negative, $2::jsonb
+FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::boolean[])
+     AS a (id, code, name, type, allow_negative)
+ON CONFLICT (tenant_id, code) DO NOTHING
+RETURNING code
+"""
+
+REMOVE_SEEDED = """
+DELETE FROM ledger_accounts
+WHERE metadata->>'seeded' = $1 AND entry_count = 0
+RETURNING code
+"""

@@ -5,7 +5,6 @@ and keyset pagination do the rest). Each sortable field has an index that leads 
 from __future__ import annotations
 
 from tenantry.capabilities.filtering import FieldSet, fields
-from tenantry_projects.infrastructure.sql import PROJECT_COLUMNS, TASK_COLUMNS
 
 PROJECT_FIELDS = FieldSet(
     "projects.projects",
@@ -18,7 +17,6 @@ PROJECT_FIELDS = FieldSet(
     ],
     default_sort="created_at",
 )
-LIST_PROJECTS = f"SELECT {PROJECT_COLUMNS} FROM projects p"
 
 TASK_FIELDS = FieldSet(
     "projects.tasks",
@@ -35,4 +33,3 @@ TASK_FIELDS = FieldSet(
     ],
     default_sort="created_at",
 )
-LIST_TASKS = f"SELECT {TASK_COLUMNS} FROM project_tasks t JOIN projects p ON p.id = t.project_id"

@@ -9,7 +9,6 @@ from tenantry.capabilities.pagination import ListQuery
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry_projects.application.ports import Page, Row
 from tenantry_projects.infrastructure import sql
-from tenantry_projects.infrastructure.lists import LIST_PROJECTS, LIST_TASKS
 
 
 def _row(record: Any) -> Row:
@@ -79,11 +78,11 @@ class SqlProjectsRepository:
         await uow.execute(sql.DELETE_TASK, task_id)
 
     async def list_projects(self, uow: UnitOfWork, query: ListQuery) -> Page:
-        text, args = query.render(LIST_PROJECTS)
+        text, args = query.render(sql.LIST_PROJECTS)
         rows = await uow.fetch(text, *args)
         return [_row(r) for r in rows[: query.limit]], query.next_cursor(rows)
 
     async def list_tasks(self, uow: UnitOfWork, query: ListQuery) -> Page:
-        text, args = query.render(LIST_TASKS)
+        text, args = query.render(sql.LIST_TASKS)
         rows = await uow.fetch(text, *args)
         return [_row(r) for r in rows[: query.limit]], query.next_cursor(rows)

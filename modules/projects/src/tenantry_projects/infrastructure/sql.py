@@ -73,3 +73,7 @@ WHERE t.id = $1
 """
 
 DELETE_TASK = "DELETE FROM project_tasks AS t WHERE t.id = $1"
+
+LIST_PROJECTS = f"SELECT {PROJECT_COLUMNS} FROM projects p"
+
+LIST_TASKS = f"SELECT {TASK_COLUMNS} FROM project_tasks t JOIN projects p ON p.id = t.project_id"

@@ -6,15 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tenantry.capabilities.export.sources import Column, Source, export_sources
+from tenantry_reporting.infrastructure.sql import DAILY_SQL
 
 if TYPE_CHECKING:
     from tenantry.kernel.registrar import Registrar
-
-DAILY_SQL = """
-SELECT day, account_id, account_code, currency, debit, credit, debit + credit AS volume,
-       entries AS count
-FROM reporting_daily
-"""
 
 DAILY = Source(
     "reporting.daily",

@@ -7,24 +7,7 @@ from typing import Any
 
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry_reporting.domain.summary import Delta
-
-UPSERT = """
-INSERT INTO reporting_daily (day, account_id, account_code, currency, debit, credit, entries)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (tenant_id, day, account_id, currency) DO UPDATE
-SET debit = reporting_daily.debit + EXCLUDED.debit,
-    credit = reporting_daily.credit + EXCLUDED.credit,
-    entries = reporting_daily.entries + EXCLUDED.entries,
-    account_code = EXCLUDED.account_code
-"""
-
-DAILY = """
-SELECT day, account_id, account_code, currency, debit, credit, entries
-FROM reporting_daily
-WHERE day BETWEEN $1 AND $2
-ORDER BY day, account_code, currency
-LIMIT 10000
-"""
+from tenantry_reporting.infrastructure.sql import DAILY, UPSERT
 
 
 class SqlSummaryRepository:

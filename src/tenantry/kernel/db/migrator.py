@@ -5,8 +5,10 @@ database) and ``migrations/tenant/NNNN_name.sql`` (every tenant store: the share
 each schema-mode tenant's schema, each database-mode tenant's database). Tenant migrations
 use unqualified names; the runner sets the search_path to the store's schema.
 
-Each store records what it applied (``schema_migrations`` in that schema), so a run with
-nothing to do costs one small query per store. A store is migrated in one transaction that
+Each store records what it applied (``schema_migrations`` in that schema: the source's name,
+e.g. ``kernel`` or ``ledger``, the version, the file's name and a checksum of its text; never
+the package the file was read from, so moving a ``migrations`` package re-runs nothing), so a
+run with nothing to do costs one small query per store. A store is migrated in one transaction that
 first takes an advisory lock on the store (so concurrent runs serialize and the second finds
 nothing to do), with a ``lock_timeout`` on the DDL so a migration never hangs production
 behind a long transaction. A failed store is reported by name; the others go on, and a new
@@ -25,11 +27,11 @@ from typing import Literal
 
 import asyncpg
 
+from tenantry.kernel.db import sql as q
 from tenantry.kernel.db import tenant_filter
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.db.rls import ensure_rls
-from tenantry.kernel.db.sql import queries as q
 from tenantry.kernel.db.uow import PLATFORM_SCHEMA
 from tenantry.kernel.errors import MigrationError
 from tenantry.kernel.tenancy.model import SHARED_SCHEMA, Tenant
@@ -52,7 +54,8 @@ class Migration:
 
 
 def load_migrations(module: str, package: str | None) -> list[Migration]:
-    """Read ``<package>/platform/*.sql`` and ``<package>/tenant/*.sql``."""
+    """Read ``<package>/platform/*.sql`` and ``<package>/tenant/*.sql`` as ``module``'s
+    migrations (``module`` is what the stores record; ``package`` is only where to read)."""
     if package is None:
         return []
     found: list[Migration] = []
