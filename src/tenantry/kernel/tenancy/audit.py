@@ -27,7 +27,7 @@ from typing import Any
 
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.privileged import platform_unit_of_work_as
-from tenantry.kernel.db.uow import UnitOfWork
+from tenantry.kernel.db.uow import PLATFORM_SCHEMA, UnitOfWork
 from tenantry.kernel.tenancy.catalog import TenantCatalog, is_ready
 from tenantry.kernel.tenancy.context import current_tenant
 from tenantry.kernel.tenancy.model import Tenant
@@ -59,6 +59,31 @@ class PlatformAudit:
             tenant = None
         async with platform_unit_of_work_as(self.db, tenant) as uow:
             yield uow
+
+    @contextlib.asynccontextmanager
+    async def platform_wide(self) -> AsyncIterator[UnitOfWork]:
+        """``unit_of_work`` of the operator tenant: for a platform-wide change (error
+        triage, a key rotation)."""
+        async with self.unit_of_work(await self.operator_tenant()) as uow:
+            yield uow
+
+    @contextlib.asynccontextmanager
+    async def platform_scope(self) -> AsyncIterator[tuple[UnitOfWork, UnitOfWork]]:
+        """A change in explicit platform scope (statements across tenants: the cache sweep)
+        recorded in the operator tenant's log, in one transaction: yields the platform unit
+        of work to make the change in and the operator's log (``uow.log_of``) to ``record``
+        in. When the block ends, if anything was recorded, the transaction is switched to
+        the operator tenant (its settings; RLS admits its log) and the records are written,
+        then COMMIT. No ready operator tenant: nothing is recorded (``record`` warns)."""
+        operator = await self.operator_tenant()
+        if operator is not None and not is_ready(operator):
+            operator = None
+        async with self.db.platform_unit_of_work() as uow:
+            log = uow.log_of(operator)
+            yield uow, log
+            if operator is not None and log.collected[1]:
+                await uow.execute(UnitOfWork.SET_TENANT, str(operator.id), PLATFORM_SCHEMA)
+                await log.write_collected()
 
 
 def record(
