@@ -37,7 +37,9 @@ END $$;
 CREATE TRIGGER test_refuse BEFORE {event} ON {table} FOR EACH ROW
 WHEN ({when}) EXECUTE FUNCTION {schema}.test_refuse();
 """
-DROP = "DROP TRIGGER IF EXISTS test_refuse ON {table}; DROP FUNCTION IF EXISTS {schema}.test_refuse()"
+DROP = (
+    "DROP TRIGGER IF EXISTS test_refuse ON {table}; DROP FUNCTION IF EXISTS {schema}.test_refuse()"
+)
 
 
 @contextlib.asynccontextmanager
@@ -92,7 +94,8 @@ async def test_a_failed_record_leaves_the_status_unchanged(
             await platform.provisioner.set_status(t.slug, TenantStatus.SUSPENDED)
     platform.catalog.invalidate(t.id)
     now = await platform.catalog.get(t.id)
-    assert now is not None and now.status is TenantStatus.ACTIVE
+    assert now is not None
+    assert now.status is TenantStatus.ACTIVE
     assert not await records(platform, t, "tenant.suspended")
     # and without the trigger the same call is made and recorded
     await platform.provisioner.set_status(t.slug, TenantStatus.SUSPENDED)
@@ -110,7 +113,8 @@ async def test_a_failed_status_change_leaves_no_record(
             await platform.provisioner.set_status(t.slug, TenantStatus.SUSPENDED)
     platform.catalog.invalidate(t.id)
     now = await platform.catalog.get(t.id)
-    assert now is not None and now.status is TenantStatus.ACTIVE
+    assert now is not None
+    assert now.status is TenantStatus.ACTIVE
     assert not await records(platform, t, "tenant.suspended")
 
 
