@@ -7,7 +7,14 @@ the command line) is recorded, with ``uow.audit`` in the transaction of the chan
 - in the **affected tenant's** log when it concerns one tenant: its plan override, a flag's
   target for it, its lifecycle (created, suspended, resumed);
 - in the **operator tenant's** log (``tenancy.operator_tenant``) when it is platform-wide: a
-  flag's rules or its deletion, an error group's triage.
+  flag's rules or its deletion, an error group's triage, a signing-key rotation, a cache
+  sweep (``platform_wide``; ``platform_scope`` for a change whose statements must run in
+  explicit platform scope, across tenants).
+
+Changes to tables the app role may only read (the tenant catalog, the signing keys) are made
+through owner functions it may call (``tenantry.set_tenant_status``,
+``tenantry.rotate_signing_key``) inside these units of work, never on an owner connection
+committing on its own: an owner cannot write a tenant's audit rows (RLS admits the app role).
 
 ``unit_of_work(tenant)`` is a platform unit of work (main database, platform tables) seen as
 that tenant, so its ``uow.audit`` records go to the tenant's store: in the same transaction
