@@ -21,6 +21,7 @@ import pytest
 
 from tenantry.capabilities.audit.log import AuditLog
 from tenantry.capabilities.cache.cache import Cache
+from tenantry.kernel.db.privileged import admin_connection, fetch_admin, tenant_unit_of_work
 from tenantry.kernel.db.uow import quote_ident
 from tenantry.kernel.messaging import dead
 from tenantry.kernel.messaging import queries as mq
@@ -58,12 +59,12 @@ async def refused(
     database = tenant.database if tenant else None
     server = tenant.server if tenant else "default"
     names = {"schema": schema, "table": f"{schema}.{table}", "event": event, "when": when}
-    async with platform.db.admin_connection(server, database) as conn:
+    async with admin_connection(platform.db, server, database) as conn:
         await conn.execute(REFUSE.format(**names))
     try:
         yield
     finally:
-        async with platform.db.admin_connection(server, database) as conn:
+        async with admin_connection(platform.db, server, database) as conn:
             await conn.execute(DROP.format(**names))
 
 
@@ -189,7 +190,7 @@ async def test_a_key_rotation_and_its_record_are_one_transaction(
 # -- dead letters -------------------------------------------------------------------------------
 async def dead_letter(platform: Platform, tenant: Tenant) -> uuid.UUID:
     message_id = uuid.uuid4()
-    async with platform.db.tenant_unit_of_work(tenant) as uow:
+    async with tenant_unit_of_work(platform.db, tenant) as uow:
         await uow.execute(
             mq.INSERT_DEAD,
             tenant.id,
@@ -209,7 +210,7 @@ async def dead_letter(platform: Platform, tenant: Tenant) -> uuid.UUID:
 
 
 async def dead_ids(platform: Platform, tenant: Tenant) -> set[uuid.UUID]:
-    async with platform.db.tenant_unit_of_work(tenant) as uow:
+    async with tenant_unit_of_work(platform.db, tenant) as uow:
         return {r["id"] for r in await uow.fetch("SELECT id FROM outbox_dead")}
 
 
@@ -253,7 +254,7 @@ async def test_a_cache_sweep_and_its_record_are_one_transaction(
     await asyncio.sleep(0.05)
 
     async def expired() -> int:
-        rows = await platform.db.fetch_admin(EXPIRED, t.id)  # as the admin: no RLS
+        rows = await fetch_admin(platform.db, EXPIRED, t.id)  # as the admin: no RLS
         return int(rows[0]["n"])
 
     async with refused(platform, "audit_pending", records_of(operator), tenant=operator):
