@@ -24,7 +24,7 @@ from tenantry.capabilities.cache.cache import Cache
 from tenantry.kernel.db.privileged import admin_connection, fetch_admin, tenant_unit_of_work
 from tenantry.kernel.db.uow import quote_ident
 from tenantry.kernel.messaging import dead
-from tenantry.kernel.messaging import queries as mq
+from tenantry.kernel.messaging import sql as mq
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import Tenant, TenantStatus
 from tests.capabilities.test_authz_platform_actions import operator_tenant

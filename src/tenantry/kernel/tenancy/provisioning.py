@@ -12,16 +12,17 @@ Status changes (``set_status``: suspend, resume) are audited in the tenant's own
 step), **in the transaction of the change**. The catalog is the owner role's (the app role
 may only read it) and the owner cannot write a tenant's audit rows (RLS admits the app role
 only), so the change is not made on an owner connection: the app role calls
-``tenantry.set_tenant_status`` (an owner function, SECURITY DEFINER, platform migration 0003)
-in ``PlatformAudit.unit_of_work(tenant)``, the platform unit of work seen as the tenant that
-also writes the record at commit. For a shared or schema tenant (its log is a schema of the
-main database) that is one transaction: both commit or neither. A database-mode tenant's log
-is in its own database, which no transaction of the main database can join: the kernel writes
-the record there in a transaction of its own just before the catalog's COMMIT
-(kernel/db/commit.tenant_store, ``details.atomic = false``), so a change never commits
-without its record (a failed record write fails the change), and the one window left is a
-record of a change whose own COMMIT then failed. (An owner connection committing the change
-first, as before, had the opposite window: a change without its record.)
+``tenantry.set_tenant_status`` (an owner function, SECURITY DEFINER: kernel/db/migrations/
+platform/0003) in ``PlatformAudit.unit_of_work(tenant)``, the platform unit of work seen as
+the tenant that also writes the record at commit. For a shared or schema tenant (its log is
+a schema of the main database) that is one transaction: both commit or neither. A
+database-mode tenant's log is in its own database, which no transaction of the main database
+can join: the kernel writes the record there in a transaction of its own just before the
+catalog's COMMIT (kernel/db/commit.tenant_store, ``details.atomic = false``), so a change
+never commits without its record (a failed record write fails the change), and the one
+window left is a record of a change whose own COMMIT then failed. (An owner connection
+committing the change first, as before, had the opposite window: a change without its
+record.)
 """
 
 from __future__ import annotations
