@@ -3,11 +3,17 @@ client, or the ``tenantry`` command), which then finds the record with its actor
 target and values; and a meta test: every mutating route of the app (POST/PUT/PATCH/DELETE in
 ``/openapi.json``) is audited, proven by a test here (``@audits``) or named in
 ``AUDITED_ELSEWHERE``, or listed, with the reason, in ``NOT_AUDITED``. A new route that is in
-none of them fails ``test_every_mutating_route_is_audited_or_allowlisted``.
+none of them fails ``test_every_mutating_route_is_audited_or_allowlisted``. The command line
+has its counterpart: every ``tenantry`` command is proven audited here (``@audits("tenantry
+keys rotate")``) or listed in ``CLI_NOT_AUDITED`` with the reason (reads included: a command
+cannot be told a read from its signature), so a new command fails
+``test_every_cli_command_is_audited_or_allowlisted`` until it is one or the other.
 
 Where the records go (kernel/tenancy/audit): a tenant's own changes in its log; an operator's
-change to one tenant (plan override, flag target, lifecycle) in that tenant's log; an
-operator's platform-wide change (flag rules, error triage) in the operator tenant's log.
+change to one tenant (plan override, flag target, lifecycle, a dead letter of its store) in
+that tenant's log; an operator's platform-wide change (flag rules, error triage, a key
+rotation, a cache sweep) in the operator tenant's log. That each is one transaction with its
+change is tests/integration/test_audit_atomic.py.
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+import typer
 
+from tenantry import cli as tenantry_cli
 from tenantry.capabilities.audit.log import AuditLog
+from tenantry.capabilities.cache.cache import Cache
 from tenantry.kernel.config import Settings
 from tenantry.kernel.http.app import create_app
 from tenantry.kernel.platform import Platform
@@ -28,6 +37,7 @@ from tenantry.kernel.tenancy.model import Tenant
 from tests.capabilities.test_authz_platform_actions import client_token, operator_tenant
 from tests.cli import cli
 from tests.conftest import PASSWORD, RUN, MakeTenant, TenantFixture
+from tests.integration.test_audit_atomic import dead_letter
 
 F = TypeVar("F", bound=Callable[..., Any])
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
@@ -77,6 +87,39 @@ NOT_AUDITED: dict[str, str] = {
     "POST /api/v1/projects/tasks/search": "a read",
     # explains a decision; the decision itself is recorded (authz.decision), nothing changes
     "POST /api/v1/authz/check": "a read",
+}
+
+
+#: Commands of ``tenantry`` that are not audited, each with why (``@audits("tenantry ...")``
+#: marks the tests of those that are).
+CLI_NOT_AUDITED: dict[str, str] = {
+    # reads
+    "tenantry tenants list": "a read",
+    "tenantry modules": "a read",
+    "tenantry config check": "a read",
+    "tenantry config reference": "a read",
+    "tenantry cache stats": "a read",
+    "tenantry errors list": "a read",
+    "tenantry errors show": "a read",
+    "tenantry exports list": "a read",
+    "tenantry exports show": "a read",
+    "tenantry flags list": "a read",
+    "tenantry messages dead list": "a read",
+    "tenantry sagas list": "a read",
+    "tenantry sagas show": "a read",
+    "tenantry slo report": "a read",
+    # chains pending records before verifying: the log's own upkeep, no change it records
+    "tenantry audit verify": "a read",
+    # the platform's own setup and upkeep, not an operator's change to its data
+    "tenantry migrate": "schema migrations (recorded in the migrations table) and the first key",
+    "tenantry audit partitions": "DDL: the audit log's own future partitions",
+    "tenantry db stop": "stops the local embedded PostgreSQL; no platform state",
+    "tenantry slo export": "writes files from the config; no platform state",
+    # run the platform: every change they serve is audited where it is made
+    "tenantry serve": "runs the server",
+    "tenantry worker": "runs the relay and the consumers",
+    "tenantry jobs worker": "runs the job worker",
+    "tenantry demo": "runs a local demo; its tenants are onboarded (audited tenant.created)",
 }
 
 
@@ -138,6 +181,7 @@ async def test_tenant_creation_is_audited_in_the_new_tenant(
     assert "admin_password" not in str(rec)  # generated, shown once, never recorded
 
 
+@audits("tenantry tenants create")
 async def test_tenant_created_on_the_command_line_has_no_actor(
     platform: Platform, settings: Settings
 ) -> None:
@@ -154,6 +198,7 @@ async def test_tenant_created_on_the_command_line_has_no_actor(
     assert password not in str(rec)
 
 
+@audits("tenantry tenants suspend", "tenantry tenants activate")
 async def test_suspend_and_resume_from_the_command_line_are_audited(
     platform: Platform, settings: Settings, make_tenant: MakeTenant
 ) -> None:
@@ -266,6 +311,7 @@ async def test_a_flag_target_is_audited_in_the_tenant(
     assert (cleared["before"], cleared["after"]) == ({"enabled": True}, {"enabled": None})
 
 
+@audits("tenantry flags set", "tenantry flags rule")
 async def test_flags_from_the_command_line_are_audited(
     platform: Platform, settings: Settings, make_tenant: MakeTenant, operator: Operator
 ) -> None:
@@ -479,14 +525,154 @@ async def test_error_triage_is_audited_in_the_operator_tenant(
     ]
 
 
+@audits("tenantry errors resolve")
+async def test_error_triage_on_the_command_line_takes_the_same_audited_path(
+    platform: Platform, settings: Settings, operator: Operator
+) -> None:
+    """``tenantry errors resolve`` goes through ``ErrorTracker.set_status`` as the route does.
+    Failed before: the command line's triage was not audited."""
+    try:
+        raise AuditProbeError(f"probe {uuid.uuid4()}")
+    except AuditProbeError as exc:
+        gid = (await platform.observability.errors.capture(exc)).group_id
+    r = cli(settings, "errors", "resolve", str(gid))
+    assert r.returncode == 0, r.stderr
+    r = cli(settings, "errors", "resolve", str(gid), "--ignore")
+    assert r.returncode == 0, r.stderr
+    r = cli(settings, "errors", "resolve", "999999999")
+    assert r.returncode == 1, r.stderr
+    ignored, resolved = [
+        e
+        for e in await records(platform, operator.tenant, "error.status_set")
+        if e["resource"] == f"error_group:{gid}"
+    ]
+    for rec in (ignored, resolved):
+        by(rec, None)
+    assert (resolved["before"], resolved["after"]) == (
+        {"status": "unresolved"},
+        {"status": "resolved"},
+    )
+    assert (ignored["before"], ignored["after"]) == ({"status": "resolved"}, {"status": "ignored"})
+
+
+# -- signing keys -------------------------------------------------------------------------------
+@audits("tenantry keys rotate")
+async def test_key_rotation_is_audited_in_the_operator_tenant(
+    platform: Platform, settings: Settings, operator: Operator
+) -> None:
+    """Failed before: a rotation left no record."""
+    await platform.keyring.load()
+    old = (await platform.keyring.signing_key()).kid
+    r = cli(settings, "keys", "rotate")
+    assert r.returncode == 0, r.stderr
+    kid = r.stdout.split("new signing key ", 1)[1].split()[0]
+    [rec] = await records(platform, operator.tenant, "keys.rotated")
+    by(rec, None)
+    assert rec["resource"] == f"signing_key:{kid}"
+    assert rec["before"] == {"signing": [old]}
+    assert rec["after"] == {"signing": [kid], "alg": settings.auth.algorithm}
+    async with platform.db.platform_unit_of_work() as uow:
+        pem = await uow.fetchval("SELECT private_pem FROM signing_keys WHERE kid = $1", kid)
+    assert "PRIVATE KEY" not in str(rec)  # never key material
+    assert pem not in str(rec)
+
+
+# -- dead letters -------------------------------------------------------------------------------
+@audits("tenantry messages dead replay", "tenantry messages dead discard")
+async def test_dead_letter_replay_and_discard_are_audited_in_the_tenant(
+    platform: Platform, settings: Settings, make_tenant: MakeTenant
+) -> None:
+    """Failed before: neither left a record."""
+    t = await make_tenant()
+    replayed, discarded = (
+        await dead_letter(platform, t.tenant),
+        await dead_letter(platform, t.tenant),
+    )
+    r = cli(settings, "messages", "dead", "replay", str(replayed))
+    assert r.returncode == 0, r.stderr
+    r = cli(settings, "messages", "dead", "discard", str(discarded))
+    assert r.returncode == 0, r.stderr
+    r = cli(settings, "messages", "dead", "discard", str(discarded))
+    assert r.returncode == 1  # gone: nothing changes, no record
+    [rep] = await records(platform, t.tenant, "messaging.dead.replayed")
+    by(rep, None)
+    assert rep["resource"] == f"dead_letter:{replayed}"
+    assert rep["before"]["name"] == "probe.Happened"
+    assert rep["before"]["attempts"] == 3
+    assert rep["after"] == {"outbox": rep["before"]["message_id"]}
+    assert '"n"' not in str(rep["before"])  # the payload is tenant data: not recorded
+    [dis] = await records(platform, t.tenant, "messaging.dead.discarded")
+    by(dis, None)
+    assert dis["resource"] == f"dead_letter:{discarded}"
+    assert dis["before"]["last_error"] == "boom"
+    assert dis["after"] is None
+
+
+# -- the cache ----------------------------------------------------------------------------------
+@audits("tenantry cache sweep")
+async def test_a_cache_sweep_is_audited_in_the_operator_tenant(
+    platform: Platform, settings: Settings, make_tenant: MakeTenant, operator: Operator
+) -> None:
+    """Failed before: the sweep left no record."""
+    t = await make_tenant()
+    for i in range(3):
+        await platform.use(Cache).backend.set(t.tenant.id, f"sweep:{i}", b"1", 0.001, ())
+    r = cli(settings, "cache", "sweep")
+    assert r.returncode == 0, r.stderr
+    removed = int(r.stdout.split()[0])
+    assert removed >= 3
+    [rec] = await records(platform, operator.tenant, "cache.swept")
+    by(rec, None)
+    assert rec["resource"] == "cache:postgres"
+    assert rec["after"] == {"removed": removed}
+
+
+# -- API clients ----------------------------------------------------------------------------------
+@audits("tenantry clients create")
+async def test_a_client_created_on_the_command_line_is_audited(
+    platform: Platform, settings: Settings, make_tenant: MakeTenant
+) -> None:
+    t = await make_tenant()
+    r = cli(settings, "clients", "create", "--tenant", t.tenant.slug, "--name", "etl", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    [rec] = await records(platform, t.tenant, "identity.client.create")
+    by(rec, None)
+    assert rec["resource"] == f"client:{out['client_id']}"
+    assert out["client_secret"] not in str(rec)
+
+
 # -- the meta test ------------------------------------------------------------------------------
-def proven_here() -> dict[str, str]:
+CLI = "tenantry "
+
+
+def proven_here(cli_commands: bool = False) -> dict[str, str]:
+    """What the tests here prove audited: the routes, or (``cli_commands``) the commands."""
     return {
         route: name
         for name, fn in globals().items()
         if name.startswith("test_")
         for route in getattr(fn, "__audits__", ())
+        if route.startswith(CLI) is cli_commands
     }
+
+
+def cli_commands() -> set[str]:
+    """Every runnable ``tenantry`` command, plugins included (as the bad-values test walks
+    them)."""
+    tenantry_cli._plugins()
+    found: set[str] = set()
+
+    def walk(cmd: object, path: tuple[str, ...]) -> None:
+        commands = getattr(cmd, "commands", None)
+        if commands is None or getattr(cmd, "invoke_without_command", False):
+            found.add(CLI + " ".join(path))
+        for name, sub in (commands or {}).items():
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(tenantry_cli.app), ())
+    found.discard(CLI)
+    return found
 
 
 def test_every_mutating_route_is_audited_or_allowlisted(platform: Platform) -> None:
@@ -507,3 +693,16 @@ def test_every_mutating_route_is_audited_or_allowlisted(platform: Platform) -> N
     )
     stale = sorted(set(known) - routes)
     assert not stale, f"entries for routes that no longer exist: {stale}"
+
+
+def test_every_cli_command_is_audited_or_allowlisted() -> None:
+    commands = cli_commands()
+    here = proven_here(cli_commands=True)
+    assert not set(here) & set(CLI_NOT_AUDITED), "audited and allowlisted at once"
+    unaccounted = sorted(commands - set(here) - set(CLI_NOT_AUDITED))
+    assert not unaccounted, (
+        "commands with neither an audit test here (@audits) nor an entry in "
+        f"CLI_NOT_AUDITED: {unaccounted}"
+    )
+    stale = sorted((set(here) | set(CLI_NOT_AUDITED)) - commands)
+    assert not stale, f"entries for commands that no longer exist: {stale}"

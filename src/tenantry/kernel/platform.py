@@ -52,6 +52,7 @@ from tenantry.kernel.registrar import (
     Middleware,
     Registrar,
 )
+from tenantry.kernel.tenancy.audit import PlatformAudit
 from tenantry.kernel.tenancy.catalog import STORE_MISSING, TenantCatalog
 from tenantry.kernel.tenancy.onboarding import OnboardingStep
 from tenantry.kernel.tenancy.onboarding import attach as attach_onboarding
@@ -105,13 +106,16 @@ class Platform:
             [*(source for source, _ in KERNEL_SOURCES), *(m.name for m in self.modules)],
         )
         self.catalog = TenantCatalog(self.db, settings.tenancy.catalog_ttl_s)
+        #: Opens the unit of work of a platform-scope change and says whose log records it
+        #: (kernel/tenancy/audit): status changes, key rotations, error triage, cache sweeps.
+        self.platform_audit = PlatformAudit(self.db, self.catalog, settings.tenancy.operator_tenant)
         #: Dispatcher (send/publish), outbox relay, broker: see kernel/messaging.
         self.messaging = Messaging(self.db, self.catalog, settings.messaging)
         self.dispatcher = self.messaging.dispatcher
         #: Background jobs and schedules; modules register handlers in ``setup``.
         self.jobs = JobRunner(self.db, self.catalog, settings.jobs)
         grace = settings.auth.access_token_ttl_s + settings.auth.leeway_s
-        self.keyring = Keyring(self.db, grace)
+        self.keyring = Keyring(self.db, grace, self.platform_audit)
         self.tokens = TokenService(self.keyring, settings.auth)
         #: Per-request "is the token's principal still active?" (the identity module sets
         #: its ``source``); see kernel/auth/status.
@@ -140,7 +144,9 @@ class Platform:
         self.unhandled_hooks: list[Any] = []
         #: Logs, metrics, traces, error tracking, SLOs (kernel/observability): given the
         #: parts it reads, never the platform; its hooks are wired here.
-        self.observability = Observability(settings.observability, settings.environment, self.db)
+        self.observability = Observability(
+            settings.observability, settings.environment, self.db, self.platform_audit
+        )
         self.add_middleware(
             ObservabilityMiddleware,
             order=MIDDLEWARE_OBSERVABILITY,
@@ -155,7 +161,7 @@ class Platform:
         self.jobs.error_hooks.append(self.observability.background_job_error)
         #: Tenant creation: the provisioner's steps, run as the onboarding saga, to which
         #: modules contribute options (declared on their class) and steps (in setup).
-        self.provisioner = Provisioner(self.db, self.migrator, self.catalog)
+        self.provisioner = Provisioner(self.db, self.migrator, self.catalog, self.platform_audit)
         self.provisioner.option_checks = self.provision_checks
         self.sagas = SagaRunner(self.db, self.messaging.settings.saga_stale_s)
         self.onboarding = attach_onboarding(self.provisioner, self.dispatcher, self.sagas)

@@ -5,8 +5,11 @@ without its tenant."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
+
+if TYPE_CHECKING:
+    from tenantry.kernel.tenancy.audit import PlatformAudit
 
 
 class CacheBackend(Protocol):
@@ -22,6 +25,9 @@ class CacheBackend(Protocol):
 
     async def invalidate_tags(self, tenant: UUID, tags: Sequence[str]) -> int: ...
 
-    async def sweep(self) -> int: ...
+    async def sweep(self, batch: int = 10_000, audit: PlatformAudit | None = None) -> int:
+        """Remove expired entries; with ``audit`` (an operator's command) record the count
+        removed in the operator tenant's log, in the removal's transaction."""
+        ...
 
     async def close(self) -> None: ...

@@ -41,6 +41,7 @@ def cache_stats(
 
 @cache_app.command("sweep")
 def cache_sweep() -> None:
-    """Delete expired entries now (the maintenance job does it periodically)."""
-    n = run(lambda p: p.use(Cache).backend.sweep())
+    """Delete expired entries now (the maintenance job does it periodically); audited in the
+    operator tenant's log (``cache.swept``, the count removed)."""
+    n = run(lambda p: p.use(Cache).backend.sweep(audit=p.platform_audit))
     console.print(f"{n} expired entries deleted")

@@ -23,6 +23,7 @@ from uuid import UUID
 import asyncpg
 
 from tenantry.capabilities.cache import sql
+from tenantry.kernel.tenancy.audit import PlatformAudit, record
 
 if TYPE_CHECKING:
     from tenantry.kernel.db.database import Database
@@ -144,6 +145,11 @@ class Connections:
 _GONE = (asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CrashShutdownError)
 
 
+def _deleted(status: str) -> int:
+    """The row count of a ``DELETE n`` command status."""
+    return int(status.split()[-1])
+
+
 class _Retry(Exception):
     """A waiter is woken because a connection was discarded: try to open one."""
 
@@ -187,13 +193,30 @@ class PgBackend:
             )
         )
 
-    async def sweep(self, batch: int = 10_000) -> int:
-        """Delete expired rows of every tenant (platform scope), in batches."""
+    async def sweep(self, batch: int = 10_000, audit: PlatformAudit | None = None) -> int:
+        """Delete expired rows of every tenant (platform scope), in batches of ``batch``.
+
+        With ``audit`` (``tenantry cache sweep``, an operator's command) every batch that
+        removed rows is recorded as ``cache.swept`` (``after.removed``: how many) in the
+        operator tenant's log, in the batch's own transaction (``PlatformAudit.
+        platform_scope``). The maintenance job's periodic sweep passes none: the platform's
+        own housekeeping, like the chainer, is not an operator's change."""
         total = 0
         while True:
-            async with self.db.platform_unit_of_work() as uow:
-                status = await uow.execute(sql.SWEEP, batch)
-            n = int(status.split()[-1])
+            if audit is None:
+                async with self.db.platform_unit_of_work() as uow:
+                    n = _deleted(await uow.execute(sql.SWEEP, batch))
+            else:
+                async with audit.platform_scope() as (uow, log):
+                    n = _deleted(await uow.execute(sql.SWEEP, batch))
+                    if n:
+                        record(
+                            log,
+                            "cache.swept",
+                            f"cache:{self.name}",
+                            after={"removed": n},
+                            details={"batch": batch},
+                        )
             total += n
             if n < batch:
                 return total

@@ -6,10 +6,13 @@ tag sets are dropped when the tag is invalidated)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import redis.asyncio as aioredis
+
+if TYPE_CHECKING:
+    from tenantry.kernel.tenancy.audit import PlatformAudit
 
 
 class RedisBackend:
@@ -54,7 +57,8 @@ class RedisBackend:
         await self.client.delete(*(self._t(tenant, t) for t in tags))
         return n
 
-    async def sweep(self) -> int:
+    async def sweep(self, batch: int = 10_000, audit: PlatformAudit | None = None) -> int:
+        """Nothing to remove (Redis expires keys itself), so nothing to record."""
         return 0
 
     async def close(self) -> None:

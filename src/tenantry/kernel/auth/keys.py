@@ -21,23 +21,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
+from tenantry.kernel.auth import sql as q
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.privileged import admin_connection
-
-_SELECT_KEYS = """
-SELECT kid, alg, private_pem, public_jwk, created_at, retired_at
-FROM tenantry.signing_keys
-WHERE retired_at IS NULL OR retired_at > now() - make_interval(secs => $1)
-ORDER BY created_at DESC
-"""
-_INSERT_KEY = """
-INSERT INTO tenantry.signing_keys (kid, alg, private_pem, public_jwk) VALUES ($1, $2, $3, $4)
-"""
-_RETIRE_OTHERS = """
-UPDATE tenantry.signing_keys SET retired_at = now() WHERE retired_at IS NULL AND kid <> $1
-"""
-_LOCK = "SELECT pg_advisory_xact_lock(hashtext('tenantry.keys'))"
-_HAS_ACTIVE = "SELECT EXISTS (SELECT 1 FROM tenantry.signing_keys WHERE retired_at IS NULL)"
+from tenantry.kernel.tenancy.audit import PlatformAudit, record
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +57,11 @@ def generate(alg: str) -> tuple[str, str, dict[str, Any]]:
 
 
 class Keyring:
-    def __init__(self, db: Database, grace_s: int) -> None:
+    def __init__(self, db: Database, grace_s: int, audit: PlatformAudit) -> None:
         self.db = db
         self.grace_s = grace_s
+        #: Opens the rotation's unit of work, recorded in the operator tenant's log.
+        self.audit = audit
         self._keys: dict[str, SigningKey] = {}
         self._signing: SigningKey | None = None
         self._loaded_at = 0.0
@@ -80,7 +69,7 @@ class Keyring:
 
     async def load(self) -> None:
         async with self.db.platform_unit_of_work() as uow:
-            rows = await uow.fetch(_SELECT_KEYS, float(self.grace_s))
+            rows = await uow.fetch(q.SELECT_KEYS, float(self.grace_s))
         keys: dict[str, SigningKey] = {}
         signing = None
         for r in rows:
@@ -124,20 +113,31 @@ class Keyring:
     async def ensure_key(self, alg: str) -> bool:
         """Create the first signing key if none is active; True if one was made."""
         async with admin_connection(self.db) as conn, conn.transaction():
-            await conn.execute(_LOCK)
-            if await conn.fetchval(_HAS_ACTIVE):
+            await conn.execute(q.LOCK)
+            if await conn.fetchval(q.HAS_ACTIVE):
                 return False
             kid, pem, jwk = generate(alg)
-            await conn.execute(_INSERT_KEY, kid, alg, pem, jwk)
+            await conn.execute(q.INSERT_KEY, kid, alg, pem, jwk)
         return True
 
     async def rotate(self, alg: str) -> str:
-        """Add a new signing key; the previous one keeps verifying until its tokens expire."""
+        """Add a new signing key; the previous one keeps verifying until its tokens expire.
+
+        Audited as ``keys.rotated`` in the operator tenant's log (a platform-wide change,
+        kernel/tenancy/audit), in the transaction of the rotation: the application role runs
+        ``tenantry.rotate_signing_key`` (an owner function: the app role may only read the
+        keys) in the unit of work that holds the record. The record names the new kid, its
+        algorithm and the kids retired, never key material."""
         kid, pem, jwk = generate(alg)
-        async with admin_connection(self.db) as conn, conn.transaction():
-            await conn.execute(_LOCK)
-            await conn.execute(_INSERT_KEY, kid, alg, pem, jwk)
-            await conn.execute(_RETIRE_OTHERS, kid)
+        async with self.audit.platform_wide() as uow:
+            retired = list(await uow.fetchval(q.ROTATE, kid, alg, pem, jwk))
+            record(
+                uow,
+                "keys.rotated",
+                f"signing_key:{kid}",
+                before={"signing": retired},
+                after={"signing": [kid], "alg": alg},
+            )
         await self.load()
         return kid
 

@@ -46,6 +46,10 @@ SET_TENANT_STATUS = """
 UPDATE tenantry.tenants SET status = $2, updated_at = now() WHERE id = $1
 RETURNING id
 """
+# Suspend / resume, by the app role in the unit of work that audits it (the owner function
+# of kernel/db/migrations/platform/0003; it also sends the catalog NOTIFY): returns the
+# status it had.
+SET_STATUS_AUDITED = "SELECT tenantry.set_tenant_status($1, $2)"
 DELETE_TENANT = "DELETE FROM tenantry.tenants WHERE id = $1"
 NOTIFY_CATALOG = "SELECT pg_notify('tenantry_catalog', $1)"
 

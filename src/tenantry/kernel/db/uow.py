@@ -30,7 +30,7 @@ from asyncpg.pool import PoolConnectionProxy
 from tenantry.kernel.db import tenant_filter
 from tenantry.kernel.db.commit import CommitWriters, OutboxSink, Part, PendingMessage, combine
 from tenantry.kernel.db.errors import database_unavailable
-from tenantry.kernel.tenancy.context import Principal
+from tenantry.kernel.tenancy.context import Principal, current_principal
 from tenantry.kernel.tenancy.model import Tenant
 
 PLATFORM_SCHEMA = "tenantry"
@@ -268,6 +268,16 @@ class UnitOfWork:
                     await self._conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
             raise
         await self._conn.execute(f"RELEASE SAVEPOINT {name}")
+
+    def log_of(self, tenant: Tenant | None) -> UnitOfWork:
+        """A view of this transaction seen as ``tenant``, to collect audit records on (not
+        to run statements: the transaction's settings stay this unit's). For a change made
+        in explicit platform scope (across tenants) but recorded in one tenant's log: its
+        owner switches the settings to ``tenant`` and writes the view's records before COMMIT
+        (kernel/tenancy/audit.PlatformAudit.platform_scope)."""
+        return UnitOfWork(
+            self._conn, tenant, self.principal or current_principal(), platform=True, db=self.db
+        )
 
     async def notify(self, channel: str, payload: str) -> None:
         """NOTIFY, delivered on commit."""

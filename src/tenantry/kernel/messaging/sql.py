@@ -52,17 +52,23 @@ SELECT id, message_id, name, kind, target, attempts, last_error, created_at, die
 FROM outbox_dead ORDER BY id
 """
 
+# Replay and discard return what the audit record names (never the payload: tenant data).
 REPLAY_DEAD = """
 WITH gone AS (DELETE FROM outbox_dead WHERE id = $1 RETURNING *),
 ins AS (
     INSERT INTO outbox (tenant_id, message_id, name, kind, target, payload, headers)
     SELECT tenant_id, message_id, name, kind, target, payload, headers FROM gone
-    RETURNING tenant_id
+    RETURNING tenant_id, message_id
 )
-SELECT pg_notify('tenantry_outbox', tenant_id::text) FROM ins
+SELECT g.message_id, g.name, g.kind, g.target, g.attempts, g.last_error,
+       pg_notify('tenantry_outbox', i.tenant_id::text)
+FROM gone g JOIN ins i ON i.message_id = g.message_id
 """
 
-DISCARD_DEAD = "DELETE FROM outbox_dead WHERE id = $1 RETURNING id"
+DISCARD_DEAD = """
+DELETE FROM outbox_dead WHERE id = $1
+RETURNING message_id, name, kind, target, attempts, last_error
+"""
 
 INSERT_DEAD = """
 INSERT INTO outbox_dead (tenant_id, message_id, name, kind, target, payload, headers, attempts,

@@ -1,8 +1,9 @@
 """``/api/v1/platform/errors`` and ``/api/v1/platform/slo``: platform admins only.
 
-A triage (``PATCH /errors/{id}``) is audited as ``error.status_set`` in the caller's tenant's
-log (the operator tenant: only its members hold ``platform:admin``), in the transaction of the
-change (kernel/tenancy/audit).
+A triage (``PATCH /errors/{id}``) goes through ``ErrorTracker.set_status``, the path of
+``tenantry errors resolve`` too: audited as ``error.status_set`` in the operator tenant's log
+(only its members hold ``platform:admin``), in the transaction of the change, with the token's
+subject as the actor (kernel/tenancy/audit).
 """
 
 from __future__ import annotations
@@ -13,14 +14,10 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict
 
 from tenantry.kernel.auth.actions import PLATFORM_ADMIN
-from tenantry.kernel.db.privileged import platform_unit_of_work_as
 from tenantry.kernel.errors import NotFound
 from tenantry.kernel.http.deps import require
 from tenantry.kernel.http.input_guard import INT64_MAX
 from tenantry.kernel.observability import slo
-from tenantry.kernel.observability import sql as q
-from tenantry.kernel.tenancy.audit import record
-from tenantry.kernel.tenancy.context import current_tenant
 
 if TYPE_CHECKING:
     from tenantry.kernel.observability.hub import Observability
@@ -57,19 +54,8 @@ def build_router(hub: Observability, slo_settings: SloSettings) -> APIRouter:
 
     @router.patch("/errors/{group_id}")
     async def change_error(group_id: GroupId, body: StatusChange) -> dict[str, Any]:
-        # ErrorTracker.set_status's update, in a unit of work that also holds its record
-        async with platform_unit_of_work_as(hub.db, current_tenant()) as uow:
-            before = await uow.fetchrow(q.GET_GROUP, group_id)
-            if before is None:
-                raise NotFound(f"no error group {group_id}")
-            await uow.execute(q.SET_STATUS, group_id, body.status)
-            record(
-                uow,
-                "error.status_set",
-                f"error_group:{group_id}",
-                before={"status": before["status"]},
-                after={"status": body.status},
-            )
+        if not await hub.errors.set_status(group_id, body.status):
+            raise NotFound(f"no error group {group_id}")
         group = await hub.errors.show(group_id, occurrences=0)
         assert group is not None
         return group

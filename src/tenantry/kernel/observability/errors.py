@@ -30,10 +30,12 @@ import orjson
 
 from tenantry.kernel.observability import metrics
 from tenantry.kernel.observability import sql as q
+from tenantry.kernel.tenancy.audit import record
 
 if TYPE_CHECKING:
     from tenantry.kernel.db.database import Database
     from tenantry.kernel.observability.settings import ErrorTrackingSettings
+    from tenantry.kernel.tenancy.audit import PlatformAudit
 
 _log = logging.getLogger("tenantry.errors")
 STATUSES = ("unresolved", "resolved", "ignored")
@@ -174,8 +176,12 @@ class ErrorTracker:
         settings: ErrorTrackingSettings,
         environment: str,
         release: str | None = None,
+        *,
+        audit: PlatformAudit,
     ) -> None:
         self.db = db
+        #: Opens the unit of work of a triage, recorded in the operator tenant's log.
+        self.audit = audit
         self.settings = settings
         self.environment = environment
         self.release = release or settings.release
@@ -313,11 +319,26 @@ class ErrorTracker:
         return out
 
     async def set_status(self, group_id: int, status: str) -> bool:
+        """Triage a group (False: no such group): the one path of ``PATCH
+        /platform/errors/{id}`` and ``tenantry errors resolve``. Audited as
+        ``error.status_set`` in the operator tenant's log, in the transaction of the change
+        (kernel/tenancy/audit), by the caller in context: the token's subject over HTTP, none
+        on the command line. The group's row is locked while its old status is read."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}")
-        async with self.db.platform_unit_of_work() as uow:
-            done = await uow.execute(q.SET_STATUS, group_id, status)
-        return done.endswith(" 1")
+        async with self.audit.platform_wide() as uow:
+            before = await uow.fetchval(q.LOCK_GROUP_STATUS, group_id)
+            if before is None:
+                return False
+            await uow.execute(q.SET_STATUS, group_id, status)
+            record(
+                uow,
+                "error.status_set",
+                f"error_group:{group_id}",
+                before={"status": before},
+                after={"status": status},
+            )
+        return True
 
 
 def _group(r: Any) -> dict[str, Any]:

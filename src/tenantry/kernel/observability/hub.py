@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from tenantry.kernel.db.database import Database
     from tenantry.kernel.observability.settings import ObservabilitySettings
+    from tenantry.kernel.tenancy.audit import PlatformAudit
 
 OBSERVABILITY_MIGRATIONS = "tenantry.kernel.observability.migrations"
 _log = logging.getLogger("tenantry.observability")
@@ -42,10 +43,16 @@ class Observability:
     """Given what it reads (its settings, the environment's name, the database), never the
     platform: the platform wires its middleware, router and error hooks (kernel/platform)."""
 
-    def __init__(self, settings: ObservabilitySettings, environment: str, db: Database) -> None:
+    def __init__(
+        self,
+        settings: ObservabilitySettings,
+        environment: str,
+        db: Database,
+        audit: PlatformAudit,
+    ) -> None:
         self.db = db
         self.settings = settings
-        self.errors = ErrorTracker(db, settings.errors, environment)
+        self.errors = ErrorTracker(db, settings.errors, environment, audit=audit)
         self.recorder = RequestRecorder()
         self.accounting = RequestAccounting(self.recorder)
         self.spans: tracing.PgSpanBuffer | None = None

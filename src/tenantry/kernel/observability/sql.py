@@ -48,6 +48,9 @@ FROM tenantry.error_occurrences WHERE group_id = $1
 ORDER BY occurred_at DESC LIMIT $2
 """
 
+# A triage: the group's status, its row locked until the change commits.
+LOCK_GROUP_STATUS = "SELECT status FROM tenantry.error_groups WHERE id = $1 FOR UPDATE"
+
 SET_STATUS = """
 UPDATE tenantry.error_groups
 SET status = $2, resolved_at = CASE WHEN $2 = 'resolved' THEN now() END

@@ -7,7 +7,14 @@ the command line) is recorded, with ``uow.audit`` in the transaction of the chan
 - in the **affected tenant's** log when it concerns one tenant: its plan override, a flag's
   target for it, its lifecycle (created, suspended, resumed);
 - in the **operator tenant's** log (``tenancy.operator_tenant``) when it is platform-wide: a
-  flag's rules or its deletion, an error group's triage.
+  flag's rules or its deletion, an error group's triage, a signing-key rotation, a cache
+  sweep (``platform_wide``; ``platform_scope`` for a change whose statements must run in
+  explicit platform scope, across tenants).
+
+Changes to tables the app role may only read (the tenant catalog, the signing keys) are made
+through owner functions it may call (``tenantry.set_tenant_status``,
+``tenantry.rotate_signing_key``) inside these units of work, never on an owner connection
+committing on its own: an owner cannot write a tenant's audit rows (RLS admits the app role).
 
 ``unit_of_work(tenant)`` is a platform unit of work (main database, platform tables) seen as
 that tenant, so its ``uow.audit`` records go to the tenant's store: in the same transaction
@@ -25,9 +32,10 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from tenantry.kernel.db import tenant_filter
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.privileged import platform_unit_of_work_as
-from tenantry.kernel.db.uow import UnitOfWork
+from tenantry.kernel.db.uow import PLATFORM_SCHEMA, UnitOfWork
 from tenantry.kernel.tenancy.catalog import TenantCatalog, is_ready
 from tenantry.kernel.tenancy.context import current_tenant
 from tenantry.kernel.tenancy.model import Tenant
@@ -59,6 +67,33 @@ class PlatformAudit:
             tenant = None
         async with platform_unit_of_work_as(self.db, tenant) as uow:
             yield uow
+
+    @contextlib.asynccontextmanager
+    async def platform_wide(self) -> AsyncIterator[UnitOfWork]:
+        """``unit_of_work`` of the operator tenant: for a platform-wide change (error
+        triage, a key rotation)."""
+        async with self.unit_of_work(await self.operator_tenant()) as uow:
+            yield uow
+
+    @contextlib.asynccontextmanager
+    async def platform_scope(self) -> AsyncIterator[tuple[UnitOfWork, UnitOfWork]]:
+        """A change in explicit platform scope (statements across tenants: the cache sweep)
+        recorded in the operator tenant's log, in one transaction: yields the platform unit
+        of work to make the change in and the operator's log (``uow.log_of``) to ``record``
+        in. When the block ends, if anything was recorded, the transaction is switched to
+        the operator tenant (its settings; RLS admits its log) and the records are written,
+        then COMMIT. No ready operator tenant: nothing is recorded (``record`` warns)."""
+        operator = await self.operator_tenant()
+        if operator is not None and not is_ready(operator):
+            operator = None
+        if operator is not None and tenant_filter.current() is None:
+            await self.db.load_tenant_filter()  # the log's INSERT goes through it
+        async with self.db.platform_unit_of_work() as uow:
+            log = uow.log_of(operator)
+            yield uow, log
+            if operator is not None and log.collected[1]:
+                await uow.execute(UnitOfWork.SET_TENANT, str(operator.id), PLATFORM_SCHEMA)
+                await log.write_collected()
 
 
 def record(

@@ -7,16 +7,26 @@ tenant's data, and only then is the tenant ``active``. A failure at any step und
 earlier ones (the modules' compensations, then the schema or database, then the row). The
 methods below are the saga's kernel steps.
 
-Status changes are audited in the tenant's own log (``tenant.suspended``, ``tenant.resumed``;
-``tenant.created`` is the onboarding's welcome step). The catalog is written by the owner
-role, which cannot write a tenant's audit rows (RLS), so the record is committed just after
-the change, in a unit of work of the tenant opened before it: a failure of that one COMMIT
-after the change's leaves the change without its record (kernel/tenancy/audit).
+Status changes (``set_status``: suspend, resume) are audited in the tenant's own log
+(``tenant.suspended``, ``tenant.resumed``; ``tenant.created`` is the onboarding's welcome
+step), **in the transaction of the change**. The catalog is the owner role's (the app role
+may only read it) and the owner cannot write a tenant's audit rows (RLS admits the app role
+only), so the change is not made on an owner connection: the app role calls
+``tenantry.set_tenant_status`` (an owner function, SECURITY DEFINER: kernel/db/migrations/
+platform/0003) in ``PlatformAudit.unit_of_work(tenant)``, the platform unit of work seen as
+the tenant that also writes the record at commit. For a shared or schema tenant (its log is
+a schema of the main database) that is one transaction: both commit or neither. A
+database-mode tenant's log is in its own database, which no transaction of the main database
+can join: the kernel writes the record there in a transaction of its own just before the
+catalog's COMMIT (kernel/db/commit.tenant_store, ``details.atomic = false``), so a change
+never commits without its record (a failed record write fails the change), and the one
+window left is a record of a change whose own COMMIT then failed. (An owner connection
+committing the change first, as before, had the opposite window: a change without its
+record.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,7 +41,8 @@ from tenantry.kernel.db.migrator import Migrator, Store
 from tenantry.kernel.db.privileged import admin_connection, owner_connection, tenant_unit_of_work
 from tenantry.kernel.db.rls import tenant_tables
 from tenantry.kernel.errors import Conflict, ValidationFailed
-from tenantry.kernel.tenancy.catalog import TenantCatalog, is_ready, tenant_from_row
+from tenantry.kernel.tenancy.audit import PlatformAudit, record
+from tenantry.kernel.tenancy.catalog import TenantCatalog, tenant_from_row
 from tenantry.kernel.tenancy.model import (
     IsolationMode,
     Tenant,
@@ -66,8 +77,11 @@ class ProvisionResult:
 
 
 class Provisioner:
-    def __init__(self, db: Database, migrator: Migrator, catalog: TenantCatalog) -> None:
+    def __init__(
+        self, db: Database, migrator: Migrator, catalog: TenantCatalog, audit: PlatformAudit
+    ) -> None:
         self.db = db
+        self.audit = audit
         self.migrator = migrator
         self.catalog = catalog
         #: Checks of the request by the modules that own its parts (the options they
@@ -197,24 +211,23 @@ class Provisioner:
         self.catalog.invalidate(tenant_id)
 
     async def set_status(self, slug: str, status: TenantStatus) -> Tenant:
+        """Suspend or resume a tenant, audited in its log in the same transaction (module
+        doc), by whoever is in context (a request's principal; none on the command line). A
+        tenant still being provisioned has no log yet: changed unaudited, with a warning."""
         tenant = await self.catalog.by_slug(slug)
         if tenant is None:
             raise ValidationFailed(f"no tenant with slug {slug!r}")
-        # the record's unit of work (a store still being provisioned has no log yet)
-        audited = (
-            tenant_unit_of_work(self.db, tenant) if is_ready(tenant) else contextlib.nullcontext()
-        )
-        async with audited as uow:
-            async with admin_connection(self.db) as conn:
-                await conn.execute(q.SET_TENANT_STATUS, tenant.id, status.value)
-                await conn.execute(q.NOTIFY_CATALOG, str(tenant.id))
-            if uow is not None:
-                uow.audit(
-                    STATUS_ACTIONS.get(status, "tenant.status_set"),
-                    f"tenant:{tenant.slug}",
-                    before={"status": tenant.status.value},
-                    after={"status": status.value},
-                )
+        async with self.audit.unit_of_work(tenant) as uow:
+            before = await uow.fetchval(q.SET_STATUS_AUDITED, tenant.id, status.value)
+            if before is None:
+                raise ValidationFailed(f"no tenant with slug {slug!r}")
+            record(
+                uow,
+                STATUS_ACTIONS.get(status, "tenant.status_set"),
+                f"tenant:{tenant.slug}",
+                before={"status": before},
+                after={"status": status.value},
+            )
         self.catalog.invalidate(tenant.id)
         updated = await self.catalog.get(tenant.id)
         assert updated is not None
