@@ -74,11 +74,15 @@ def test_recorded_identity_is_the_source_name_not_the_package() -> None:
 async def test_store_migrated_before_the_rename_is_not_migrated_again(scratch: Platform) -> None:
     """The kernel's rows of the platform store and the shared schema, written as the old
     layout wrote them: a new run applies nothing and counts nothing pending."""
-    sources = [source for source, _ in KERNEL_SOURCES]
     async with admin_connection(scratch.db) as conn, conn.transaction():
         for schema, scope in ((PLATFORM_SCHEMA, "platform"), (SHARED_SCHEMA, "tenant")):
+            # the rows of those migrations only: migrations added since stay recorded
+            mine = [(m, v) for m, where, v, _, _ in RECORDED_BEFORE_THE_RENAME if where == scope]
             await conn.execute(
-                f"DELETE FROM {schema}.schema_migrations WHERE module = ANY($1::text[])", sources
+                f"DELETE FROM {schema}.schema_migrations WHERE (module, version) IN"
+                " (SELECT * FROM unnest($1::text[], $2::int[]))",
+                [m for m, _ in mine],
+                [v for _, v in mine],
             )
             await conn.executemany(
                 f"INSERT INTO {schema}.schema_migrations (module, version, name, checksum)"
