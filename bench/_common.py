@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -171,3 +172,45 @@ async def bench_platform(settings: Settings) -> tuple[Platform, Tenant]:
         )
         tenant = res.tenant
     return platform, tenant
+
+
+def pgbench(app_dsn: str, script: str, clients: int, seconds: int) -> dict[str, float]:
+    """pgbench -M prepared of ``script``: tps, average latency (ms), failed transactions."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(script)
+    try:
+        out = subprocess.run(
+            [
+                "pgbench",
+                "-n",
+                "-M",
+                "prepared",
+                "-f",
+                f.name,
+                "-c",
+                str(clients),
+                "-j",
+                str(min(clients, 2)),
+                "-T",
+                str(seconds),
+                "-d",
+                app_dsn,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+            check=False,
+        )
+    finally:
+        os.unlink(f.name)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    tps = re.search(r"tps = ([\d.]+) \(without initial", out.stdout)
+    lat = re.search(r"latency average = ([\d.]+) ms", out.stdout)
+    failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
+    assert tps is not None, out.stdout
+    return {
+        "tps": float(tps.group(1)),
+        "lat": float(lat.group(1)) if lat else 0.0,
+        "failed": float(failed.group(1)) if failed else 0.0,
+    }

@@ -52,7 +52,7 @@ import httpx
 import orjson
 
 from bench import pgledger_peer
-from bench._common import bench_database_url, free_port, table, wrk
+from bench._common import bench_database_url, free_port, pgbench, table, wrk
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.db.dsn import database_of, with_database, with_user
 from tenantry.kernel.db.privileged import tenant_unit_of_work
@@ -280,47 +280,6 @@ SELECT 1;
             "COMMIT;",
         ]
     )
-
-
-def pgbench(app_dsn: str, script: str, clients: int, seconds: int) -> dict[str, float]:
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
-        f.write(script)
-    try:
-        out = subprocess.run(
-            [
-                "pgbench",
-                "-n",
-                "-M",
-                "prepared",
-                "-f",
-                f.name,
-                "-c",
-                str(clients),
-                "-j",
-                str(min(clients, 2)),
-                "-T",
-                str(seconds),
-                "-d",
-                app_dsn,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 30,
-            check=False,
-        )
-    finally:
-        os.unlink(f.name)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-2000:])
-    tps = re.search(r"tps = ([\d.]+) \(without initial", out.stdout)
-    lat = re.search(r"latency average = ([\d.]+) ms", out.stdout)
-    failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
-    assert tps is not None, out.stdout
-    return {
-        "tps": float(tps.group(1)),
-        "lat": float(lat.group(1)) if lat else 0.0,
-        "failed": float(failed.group(1)) if failed else 0.0,
-    }
 
 
 # -- servers -----------------------------------------------------------------------------------

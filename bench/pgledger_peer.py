@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import asyncpg
 
+from bench import _common
 from bench._common import bench_database_url, table
 from tenantry.kernel.db.dsn import database_of, with_database
 
@@ -93,42 +92,11 @@ def transfer_script(ids: list[str], per_transaction: int = 1) -> str:
 
 
 def pgbench(url: str, script: str, clients: int, seconds: int = SECONDS) -> dict[str, float]:
-    """pgbench -M prepared with ``clients`` clients for ``seconds``: tps and average latency."""
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
-        f.write(script)
+    """bench/_common.pgbench, its failure as a PeerError."""
     try:
-        out = subprocess.run(
-            [
-                "pgbench",
-                "-n",
-                "-M",
-                "prepared",
-                "-c",
-                str(clients),
-                "-j",
-                str(min(clients, 2)),
-                "-T",
-                str(seconds),
-                "-f",
-                f.name,
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 60,
-            check=False,
-        )
-    finally:
-        os.unlink(f.name)
-    if out.returncode != 0:
-        raise PeerError(f"pgbench failed: {out.stderr[-800:]}")
-    tps = lat = 0.0
-    for line in out.stdout.splitlines():
-        if line.startswith("tps = "):
-            tps = float(line.split()[2])
-        elif line.startswith("latency average = "):
-            lat = float(line.split()[3])
-    return {"tps": tps, "lat": lat}
+        return _common.pgbench(url, script, clients, seconds)
+    except RuntimeError as exc:
+        raise PeerError(f"pgbench failed: {str(exc)[-800:]}") from exc
 
 
 async def drop(url: str) -> None:
