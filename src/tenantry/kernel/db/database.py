@@ -207,9 +207,33 @@ class Database:
         rows = await pool.fetch(TENANT_TABLES_SQL, None)
         return tenant_filter.install({r["table"] for r in rows})
 
-    async def _filter_ready(self) -> None:
+    async def ensure_tenant_filter(self) -> None:
+        """Load the tenant filter's table set unless this process has it (every unit of work
+        seen as a tenant needs it; a platform-scope one that switches to a tenant too)."""
         if tenant_filter.current() is None:
             await self.load_tenant_filter()
+
+    async def _owner_pool(self) -> Pool:
+        """The small pool of admin connections to the main database behind
+        ``privileged.owner_connection`` (at most 2, closed after a minute idle; closed with the
+        other pools). Private, as the admin DSN is: only kernel/db/privileged hands it out."""
+        key = ("owner", self.main_database)
+        pool = self._pools.get(key)
+        if pool is None:
+            async with self._lock:
+                pool = self._pools.get(key)
+                if pool is None:
+                    pool = await asyncpg.create_pool(
+                        self._admin_dsn(),
+                        min_size=0,
+                        max_size=2,
+                        max_inactive_connection_lifetime=60,
+                        init=init_connection,
+                        server_settings={"application_name": "tenantry-admin"},
+                    )
+                    assert pool is not None
+                    self._pools[key] = pool
+        return pool
 
     @contextlib.asynccontextmanager
     async def unit_of_work(
@@ -252,7 +276,7 @@ class Database:
         readonly: bool = False,
         isolation: IsolationLevel | None = None,
     ) -> AsyncIterator[UnitOfWork]:
-        await self._filter_ready()
+        await self.ensure_tenant_filter()
         pool = await self.pool(tenant.server, tenant.database)
         begin = begin_sql(tenant.id, tenant.schema, readonly=readonly, isolation=isolation)
         async with pooled_transaction(pool, begin) as conn:
@@ -265,7 +289,7 @@ class Database:
         self, as_tenant: Tenant | None
     ) -> AsyncIterator[UnitOfWork]:
         if as_tenant is not None:
-            await self._filter_ready()
+            await self.ensure_tenant_filter()
         pool = await self.pool()
         begin = begin_sql(as_tenant.id if as_tenant else None, PLATFORM_SCHEMA)
         async with pooled_transaction(pool, begin) as conn:

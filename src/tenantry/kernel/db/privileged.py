@@ -55,22 +55,7 @@ async def owner_connection(db: Database) -> AsyncIterator[Connection]:
     2, closed after a minute idle): for short catalog writes on hot paths (the onboarding saga
     writes the catalog row twice; a fresh connection is a new server process each time). The
     role is set on every acquire (the pool's reset drops it)."""
-    key = ("owner", db.main_database)
-    pool = db._pools.get(key)
-    if pool is None:
-        async with db._lock:
-            pool = db._pools.get(key)
-            if pool is None:
-                pool = await asyncpg.create_pool(
-                    db._admin_dsn(),
-                    min_size=0,
-                    max_size=2,
-                    max_inactive_connection_lifetime=60,
-                    init=init_connection,
-                    server_settings={"application_name": "tenantry-admin"},
-                )
-                assert pool is not None
-                db._pools[key] = pool
+    pool = await db._owner_pool()
     async with pool.acquire() as conn:
         await conn.execute(f'SET ROLE "{db.settings.owner_role}"')
         yield conn

@@ -32,7 +32,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from tenantry.kernel.db import tenant_filter
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.privileged import platform_unit_of_work_as
 from tenantry.kernel.db.uow import PLATFORM_SCHEMA, UnitOfWork
@@ -86,8 +85,8 @@ class PlatformAudit:
         operator = await self.operator_tenant()
         if operator is not None and not is_ready(operator):
             operator = None
-        if operator is not None and tenant_filter.current() is None:
-            await self.db.load_tenant_filter()  # the log's INSERT goes through it
+        if operator is not None:
+            await self.db.ensure_tenant_filter()  # the log's INSERT goes through it
         async with self.db.platform_unit_of_work() as uow:
             log = uow.log_of(operator)
             yield uow, log
