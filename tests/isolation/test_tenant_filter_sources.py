@@ -85,13 +85,17 @@ def sql_texts() -> dict[str, str]:
     # parts as data-modifying CTEs, as the unit of work sends it when both have rows.
     from tenantry.capabilities.audit.log import sql as audit_sql
     from tenantry.capabilities.audit.sql import PENDING_PART
-    from tenantry.kernel.db.commit import _combined
-    from tenantry.kernel.messaging import sql as mq
+    from tenantry.kernel.db.commit import _combined, _joined
     from tenantry.kernel.messaging.outbox import insert_sql
+    from tenantry_ledger.infrastructure import sql as ledger_sql
 
-    outbox = (insert_sql(None, mq.OUTBOX_ROWS_PART), mq.OUTBOX_WAKE, 7)
+    outbox = (insert_sql(None), None, 7)
     audit = (audit_sql(PENDING_PART, SHARED_SCHEMA), None, 2)
     found.setdefault(_combined((outbox, audit)), "kernel/db/commit.combine(outbox, audit)")
+    # A posting: the ledger's write carrying them (kernel/db/commit.join).
+    found.setdefault(
+        _joined(ledger_sql.WRITE, 21, (outbox, audit)), "kernel/db/commit.join(WRITE, ...)"
+    )
     return found
 
 
@@ -100,7 +104,8 @@ def test_the_collector_finds_the_sql() -> None:
     where = set(texts.values())
     assert len(texts) > 150
     assert "tenantry_ledger.infrastructure.sql.WRITE" in where
-    assert "tenantry.kernel.messaging.sql.INSERT_OUTBOX_ROWS" in where
+    assert "tenantry.kernel.messaging.sql.OUTBOX_ROWS_PART" in where
+    assert "kernel/db/commit.join(WRITE, ...)" in where
     assert any(w.startswith("tenantry/capabilities/export/service.py:") for w in where)  # inline
     # a module of its own distribution
     assert "tenantry_projects.infrastructure.sql.NEXT_TASK_NUMBER" in where

@@ -224,6 +224,10 @@ class MessagingSettings(BaseModel):
     relay_in_process: bool = True
     #: Idle poll of the outboxes (NOTIFY wakes the relay early).
     poll_interval_s: float = Field(default=2.0, gt=0, le=600)
+    #: The relays of other processes are woken by one NOTIFY per database per this
+    #: interval at most, for every tenant that committed outbox rows meanwhile (this
+    #: process's relay is woken at once, without SQL).
+    notify_interval_s: float = Field(default=0.005, ge=0, le=5)
     #: Messages one relay pass takes from a tenant's outbox.
     batch_size: int = Field(default=200, ge=1, le=10_000)
     #: Tenants delivered at once by one relay (each uses up to two pooled connections).

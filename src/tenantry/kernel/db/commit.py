@@ -20,9 +20,18 @@ the transaction: the rows are written in a transaction of their own there, commi
 (``atomic`` False: a failure of the caller's COMMIT after that leaves them without their
 change).
 
-When both outbox rows and audit records are waiting and both can join the transaction, each
-writer gives its INSERT as a ``Part`` and the kernel sends them as **one statement**
-(``combine``): the commit costs one round trip more than the change, not two.
+When the rows can join the transaction, each writer gives its INSERT as a ``Part`` and the
+kernel sends them all as **one statement** (``combine``): the commit costs one round trip
+more than the change, not two. A service's last write can carry them instead
+(``uow.execute_with_collected``, ``join``): the change, its outbox rows and its audit
+records in one statement, so the commit costs no round trip more than the change.
+
+**Waking the relay is not part of the transaction.** A ``pg_notify`` in the commit's
+statement takes PostgreSQL's one notification-queue lock at every COMMIT, which serializes
+the commits of every writer. The outbox is told instead after the COMMIT (``OutboxSink.
+committed``): it wakes this process's relay at once and the other processes' relays by one
+coalesced NOTIFY per database per interval (kernel/messaging/outbox). A crash between the
+COMMIT and that NOTIFY only delays a message to the relay's next poll.
 """
 
 from __future__ import annotations
@@ -36,8 +45,11 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
+from tenantry.kernel.db import sql as q
+
 if TYPE_CHECKING:
     from tenantry.kernel.db.uow import UnitOfWork
+    from tenantry.kernel.tenancy.model import Tenant
 
 _log = logging.getLogger(__name__)
 
@@ -67,19 +79,20 @@ class Part:
 
 
 _PARAM = re.compile(r"\$(\d+)")
+_CARRIER = re.compile(q.CARRIER_STATEMENT, re.S | re.I)
 
 
 @cache
-def _combined(parts: tuple[tuple[str, str | None, int], ...]) -> str:
+def _combined(parts: tuple[tuple[str, str | None, int], ...], base: int = 0) -> str:
     ctes: list[str] = []
     selects: list[str] = []
-    offset = 0
+    offset = base
     for i, (sql, select, nargs) in enumerate(parts):
 
         def shift(m: re.Match[str], off: int = offset) -> str:
             return f"${int(m.group(1)) + off}"
 
-        ctes.append(f"w{i} AS ({_PARAM.sub(shift, sql)})")
+        ctes.append(f"collected_{i} AS ({_PARAM.sub(shift, sql)})")
         if select:
             selects.append(_PARAM.sub(shift, select))
         offset += nargs
@@ -97,6 +110,30 @@ def combine(parts: Sequence[Part]) -> tuple[str, list[Any]]:
     return text, args
 
 
+@cache
+def _joined(statement: str, nargs: int, parts: tuple[tuple[str, str | None, int], ...]) -> str:
+    m = _CARRIER.fullmatch(statement)
+    if m is None:
+        raise ValueError(
+            "a statement carrying the collected rows must read `WITH ... SELECT 1`: "
+            + " ".join(statement.split())[:80]
+        )
+    rest = _combined(parts, nargs).removeprefix("WITH ")
+    return f"WITH {m.group('ctes')}, {rest}"
+
+
+def join(statement: str, args: Sequence[Any], parts: Sequence[Part]) -> tuple[str, list[Any]]:
+    """``statement`` (``WITH <ctes> SELECT 1``, parameters ``$1..$len(args)``) with the
+    writers' parts appended to its CTEs: a change and the rows it collected (outbox, audit)
+    in one statement, so one round trip (``UnitOfWork.execute_with_collected``). The parts'
+    CTEs are named ``collected_<n>``; the statement's own CTEs must not be."""
+    text = _joined(statement, len(args), tuple((p.sql, p.select, len(p.args)) for p in parts))
+    out = list(args)
+    for p in parts:
+        out.extend(p.args)
+    return text, out
+
+
 class OutboxSink(Protocol):
     """Builds outbox rows when a message is published and writes them at commit (``part``:
     as a share of the commit's one statement; ``write``: alone)."""
@@ -110,6 +147,10 @@ class OutboxSink(Protocol):
     def part(self, uow: UnitOfWork, rows: Sequence[PendingMessage]) -> Part | None: ...
 
     async def write(self, uow: UnitOfWork, rows: Sequence[PendingMessage]) -> None: ...
+
+    def committed(self, tenant: Tenant) -> None:
+        """Rows of ``tenant`` were committed (after the COMMIT; never raises)."""
+        ...
 
 
 class AuditSink(Protocol):

@@ -283,6 +283,7 @@ class Database:
             uow = UnitOfWork(conn, tenant, principal, db=self)
             yield uow
             await uow.write_collected()  # before COMMIT, in this transaction
+        uow.committed()  # after it: wake the relays (kernel/db/commit)
 
     @contextlib.asynccontextmanager
     async def _platform_unit_of_work_for(
@@ -298,3 +299,4 @@ class Database:
             )
             yield uow
             await uow.write_collected()
+        uow.committed()

@@ -95,3 +95,7 @@ WHERE c.relowner = (SELECT oid FROM pg_roles WHERE rolname = $1)
 """
 
 FORMAT_VARIADIC_STMT = "SELECT format($1::text, VARIADIC $2::text[])"
+
+#: The shape of a statement that can carry a unit of work's collected rows (kernel/db/commit.
+#: join): ``WITH <ctes> SELECT 1``, as a regular expression.
+CARRIER_STATEMENT = r"\s*WITH\s+(?P<ctes>.*\S)\s+SELECT\s+1\s*"

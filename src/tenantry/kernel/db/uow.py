@@ -28,7 +28,14 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from tenantry.kernel.db import tenant_filter
-from tenantry.kernel.db.commit import CommitWriters, OutboxSink, Part, PendingMessage, combine
+from tenantry.kernel.db.commit import (
+    CommitWriters,
+    OutboxSink,
+    Part,
+    PendingMessage,
+    combine,
+    join,
+)
 from tenantry.kernel.db.errors import database_unavailable
 from tenantry.kernel.tenancy.context import Principal, current_principal
 from tenantry.kernel.tenancy.model import Tenant
@@ -161,6 +168,7 @@ class UnitOfWork:
         "_conn",
         "_outbox",
         "_savepoints",
+        "_woken",
         "db",
         "platform",
         "principal",
@@ -181,6 +189,8 @@ class UnitOfWork:
         #: Collected for the commit (kernel/db/commit): outbox rows, audit records.
         self._outbox: list[PendingMessage] = []
         self._audit: list[Any] = []
+        #: Outbox rows were written: wake the relays after the COMMIT (``committed``).
+        self._woken = False
         #: The Database that opened this unit of work (to open another in the same platform).
         self.db = db
         self.tenant = tenant
@@ -353,28 +363,70 @@ class UnitOfWork:
         """(outbox rows, audit records) waiting for the commit."""
         return len(self._outbox), len(self._audit)
 
+    def _take_parts(self) -> list[Part] | None:
+        """What was collected, as parts of one statement, taken off this unit of work; None
+        (nothing taken) when some rows cannot join this transaction (a database-mode
+        tenant's store seen from a platform unit of work: each writer's ``write`` then)."""
+        writers = self._writers()
+        parts: list[Part] = []
+        if self._outbox:
+            op = writers.outbox.part(self, self._outbox) if writers.outbox else None
+            if op is None:
+                return None
+            parts.append(op)
+        if self._audit and writers.audit is not None:
+            ap = writers.audit.part(self, self._audit)
+            if ap is None:
+                return None
+            parts.append(ap)
+        if self._outbox:
+            self._woken = True
+        self._outbox, self._audit = [], []
+        return parts
+
+    async def execute_with_collected(self, sql: str, *args: Any) -> str:
+        """Run ``sql``, a ``WITH <ctes> SELECT 1`` statement, with what was collected so far
+        (outbox rows, audit records) joined to it as further data-modifying CTEs
+        (kernel/db/commit.join): a change and its messages and records in one round trip,
+        so the commit that follows has nothing left to write. What is collected after it is
+        written at commit as usual; so is what cannot join this transaction."""
+        parts = self._take_parts() if (self._outbox or self._audit) else None
+        if not parts:
+            return await self.execute(sql, *args)
+        text, all_args = join(sql, args, parts)
+        return await self.execute(text, *all_args)
+
     async def write_collected(self) -> None:
         """Write what was collected, in this transaction: the kernel calls it just before
         COMMIT (``Database``'s units of work). Also callable earlier by code that must see
         its own rows before the end of the transaction."""
         if not (self._outbox or self._audit):
             return
+        parts = self._take_parts()
+        if parts:
+            await self.execute(*_combine_parts(parts))  # one round trip for all
+            return
         writers = self._writers()
         rows, self._outbox = self._outbox, []
         records, self._audit = self._audit, []
-        outbox, audit = writers.outbox, writers.audit
-        if rows and records and outbox is not None and audit is not None:
-            parts = [outbox.part(self, rows), audit.part(self, records)]
-            if parts[0] is not None and parts[1] is not None:
-                await self.execute(*_combine_parts(parts))  # one round trip for both
-                return
         if rows:
-            assert outbox is not None
-            await outbox.write(self, rows)
-        if records and audit is not None:
-            await audit.write(self, records)
+            assert writers.outbox is not None
+            await writers.outbox.write(self, rows)
+            self._woken = True
+        if records and writers.audit is not None:
+            await writers.audit.write(self, records)
+
+    def committed(self) -> None:
+        """After this unit of work's COMMIT (``Database``): tell the outbox that the tenant
+        has new rows (wakes the relays: kernel/messaging/outbox). Never raises."""
+        if not self._woken or self.tenant is None:
+            return
+        self._woken = False
+        outbox = self._writers().outbox
+        if outbox is not None:
+            outbox.committed(self.tenant)
 
 
-def _combine_parts(parts: list[Part | None]) -> tuple[Any, ...]:
-    text, args = combine([p for p in parts if p is not None])
+def _combine_parts(parts: list[Part]) -> tuple[Any, ...]:
+    text, args = combine(parts)
     return (text, *args)

@@ -46,7 +46,7 @@ from tenantry.kernel.messaging.envelope import (
     roundtrip_for,
     trace_id_of,
 )
-from tenantry.kernel.messaging.outbox import Outbox
+from tenantry.kernel.messaging.outbox import Outbox, OutboxWake
 from tenantry.kernel.messaging.routing import Routes, Transport
 from tenantry.kernel.observability import metrics, tracing
 
@@ -78,7 +78,7 @@ class Dispatcher:
     def __init__(self, db: Database, settings: MessagingSettings, routes: Routes | None = None):
         self.db = db
         # The kernel's one path to the outbox: what units of work publish, at their commit.
-        db.commit_writers.outbox = Outbox()
+        db.commit_writers.outbox = Outbox(OutboxWake(db, settings.notify_interval_s))
         self.settings = settings
         self.routes = routes or Routes()
         self.types: dict[str, type[Any]] = {}

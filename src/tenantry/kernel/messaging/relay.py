@@ -1,8 +1,10 @@
 """The outbox relay: delivers what units of work wrote to the outbox.
 
-Wake-up: ``LISTEN tenantry_outbox`` on the main database and on every database-mode tenant's
-database (each publish notifies with its tenant id, on commit), plus a polling fallback every
-``poll_interval_s`` over every tenant, so a lost notification only delays a message.
+Wake-up: a unit of work that committed outbox rows wakes this process's relay at once (a
+callback, kernel/messaging/outbox.OutboxWake) and other processes' relays by a coalesced
+NOTIFY after its COMMIT: ``LISTEN tenantry_outbox`` on the main database and on every
+database-mode tenant's database (payload: the tenant id). A polling fallback every
+``poll_interval_s`` over every tenant means a lost wake-up only delays a message.
 
 **Role and scope.** The relay runs as the ordinary application role (no BYPASSRLS) and claims
 rows *per tenant*, inside that tenant's unit of work (``app.tenant_id`` set, the tenant's
@@ -54,13 +56,15 @@ from tenantry.kernel.messaging import sql as q
 from tenantry.kernel.messaging.config import MessagingSettings
 from tenantry.kernel.messaging.dispatcher import Dispatcher, envelope_from_row
 from tenantry.kernel.messaging.envelope import Envelope
+from tenantry.kernel.messaging.outbox import CHANNEL as OUTBOX_CHANNEL
+from tenantry.kernel.messaging.outbox import Outbox
 from tenantry.kernel.observability import metrics
 from tenantry.kernel.tenancy.catalog import TenantCatalog, is_ready
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import Tenant
 
 _log = logging.getLogger(__name__)
-CHANNEL = "tenantry_outbox"
+CHANNEL = OUTBOX_CHANNEL
 TRANSIENT = "bus unavailable: "
 
 
@@ -119,12 +123,18 @@ class Relay:
         if self._task is not None:
             return
         self._stopping = False
+        outbox = self.db.commit_writers.outbox
+        if isinstance(outbox, Outbox):
+            outbox.wake.local.append(self._on_local)
         await self._listen(None)
         self._task = asyncio.create_task(self._run(), name="tenantry-outbox-relay")
 
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
+        outbox = self.db.commit_writers.outbox
+        if isinstance(outbox, Outbox) and self._on_local in outbox.wake.local:
+            outbox.wake.local.remove(self._on_local)
         if self._task is not None:
             task, self._task = self._task, None
             task.cancel()
@@ -137,6 +147,11 @@ class Relay:
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    def _on_local(self, tenant_id: UUID) -> None:
+        """A commit of this process wrote outbox rows of ``tenant_id``."""
+        self._woken.add(tenant_id)
+        self._wake.set()
 
     def _on_notify(self, _c: Any, _pid: int, _ch: str, payload: object) -> None:
         try:

@@ -118,11 +118,12 @@ SAGA_TAKE = "UPDATE tenantry.sagas SET owner = $2, heartbeat = now() WHERE id = 
 SAGA_BEAT = "UPDATE tenantry.sagas SET heartbeat = now() WHERE id = $1"
 
 # Everything a unit of work published, at its commit (kernel/messaging/outbox): events and bus
-# commands in one multi-row INSERT in publishing order, and one wake-up. ``{schema}`` is empty
+# commands in one multi-row INSERT in publishing order (the wake-up follows the COMMIT:
+# NOTIFY_OUTBOX). ``{schema}`` is empty
 # for a unit of work in the tenant's store (its search_path names the store), or the store's
 # quoted schema and a dot from a platform unit of work (kernel/db/commit.tenant_store). The
-# INSERT and the wake-up are also the outbox's share of the commit's one statement
-# (kernel/db/commit.combine) when audit records are written with them.
+# INSERT is also the outbox's share of the commit's one statement (kernel/db/commit.combine)
+# or of a service's last write (kernel/db/commit.join).
 OUTBOX_ROWS_PART = """
 INSERT INTO {schema}outbox (tenant_id, message_id, name, kind, target, payload, headers)
 SELECT $1, m.message_id, m.name, m.kind, m.target, m.payload::jsonb, m.headers::jsonb
@@ -130,5 +131,7 @@ FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text
      WITH ORDINALITY AS m(message_id, name, kind, target, payload, headers, n)
 ORDER BY m.n
 """
-OUTBOX_WAKE = "pg_notify('tenantry_outbox', $1::text)"
-INSERT_OUTBOX_ROWS = f"WITH ins AS ({OUTBOX_ROWS_PART}) SELECT {OUTBOX_WAKE}"
+
+#: The coalesced wake-up after commits (kernel/messaging/outbox.OutboxWake): one statement
+#: for every tenant of a database that committed outbox rows during the interval.
+NOTIFY_OUTBOX = "SELECT pg_notify($1, t) FROM unnest($2::text[]) AS t"
