@@ -3,7 +3,9 @@
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench.ledger
 
 (a) pgbench running the SQL transaction one transfer performs (BEGIN + set tenant in one round
-    trip, claim+lock, write, outbox, COMMIT) as the app role under RLS: the physical baseline;
+    trip, claim+lock, the write carrying its outbox row and audit record, COMMIT: four round
+    trips, as the app sends them) as the app role under RLS, in a shared schema that also holds
+    other tenants' accounts;
 (b) POST /transactions through a real `tenantry serve` process (token, tenant, RLS,
     idempotency, balances) at rising concurrency, wrk + Lua (a unique Idempotency-Key per
     request); the hot-account case (every transfer out of one account), also for pgbench;
@@ -53,9 +55,11 @@ import orjson
 
 from bench import pgledger_peer
 from bench._common import bench_database_url, free_port, pgbench, table, wrk
+from tenantry.capabilities.audit.log import sql as audit_sql
+from tenantry.capabilities.audit.sql import PENDING_PART
 from tenantry.kernel.config import load_settings
 from tenantry.kernel.db.dsn import database_of, with_database, with_user
-from tenantry.kernel.db.privileged import tenant_unit_of_work
+from tenantry.kernel.db.privileged import admin_connection, tenant_unit_of_work
 from tenantry.kernel.db.tenant_filter import TenantFilter
 from tenantry.kernel.messaging.outbox import insert_sql as outbox_insert_sql
 from tenantry.kernel.modules import discover
@@ -67,6 +71,7 @@ from tenantry_ledger.infrastructure import sql
 PASSWORD = "bench-password-123"
 SECONDS = 5
 N = 100  # source accounts 1..N, target accounts N+1..2N
+OTHER_ACCOUNTS, OTHER_TENANTS = 10_000, 20  # other tenants' rows in the shared schema
 API = "/api/v1/ledger"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,6 +100,21 @@ async def setup(url: str) -> dict[str, str]:
             " allow_negative) VALUES ($1, $2, $3, $3, 'asset', 'EUR', true)",
             [(tenant.id, account_id(n), f"bench-{n}") for n in range(1, 2 * N + 1)],
         )
+    # A shared schema holds every tenant's rows: other tenants' accounts beside the bench's
+    # (OTHER_ACCOUNTS, of OTHER_TENANTS tenants that exist only as ids), then ANALYZE. With
+    # the bench's 200 rows alone, PostgreSQL's generic plan for the account lock scanned the
+    # whole table instead of its primary key (docs/performance.md, "Where the transfer's
+    # time went"): ~1 ms per statement that a deployment's table never costs.
+    async with admin_connection(platform.db, as_owner=False) as conn:  # beside RLS
+        await conn.execute(
+            "INSERT INTO tenant_shared.ledger_accounts (tenant_id, id, code, name, type,"
+            " currency, allow_negative) SELECT t, gen_random_uuid(), 'other-' || i, 'other',"
+            " 'asset', 'EUR', true FROM generate_series(1, $1) AS i,"
+            " LATERAL (SELECT md5('tenant-' || (i % $2))::uuid AS t) AS o",
+            OTHER_ACCOUNTS,
+            OTHER_TENANTS,
+        )
+        await conn.execute("ANALYZE tenant_shared.ledger_accounts")
     s = platform.settings.database
     app_dsn = with_user(url, s.app_user, s.app_password)
     await platform.close()
@@ -150,6 +170,7 @@ LEDGER_TABLES = [
     "ledger_transactions",
     "ledger_idempotency_keys",
     "outbox",
+    "audit_pending",
 ]
 
 
@@ -243,11 +264,41 @@ SELECT 1;
             "tenant_id": tenant_id,
         }
     ).decode()
-    if by_filter:  # as the repository writes it now: no tenant_id of its own
-        write = filtered(
-            write.replace("(tenant_id, ", "(").replace(f"'{tenant_id}', ", ""), tenant_id
+    # The transfer's audit record (audit_pending, as capabilities/audit/log writes it), of
+    # the size a two-entry posting produces.
+    record = orjson.dumps(
+        {
+            "occurred_at": "2026-01-01T00:00:00.000000+00:00",
+            "actor": "user:" + str(uuid.UUID(int=3)),
+            "actor_kind": "user",
+            "client": None,
+            "ip": "127.0.0.1",
+            "action": "ledger.transaction.post",
+            "resource": "transaction:" + str(uuid.UUID(int=1)),
+            "outcome": "success",
+            "request_id": "0" * 32,
+            "trace_id": "1" * 32,
+            "before": None,
+            "after": {
+                "amount": 1,
+                "reverses": None,
+                "entries": [
+                    [str(account_id(N + 1)), "debit", 1],
+                    [str(account_id(1)), "credit", 1],
+                ],
+            },
+            "details": {"idempotency_key": "pgb-1-1"},
+        }
+    ).decode()
+    audit = (
+        audit_sql(PENDING_PART, schema)
+        .replace("$1", f"'{tenant_id}'::uuid")
+        .replace(
+            "$2::jsonb",
+            "jsonb_build_array(jsonb_build_object('id', md5((:client_id)::text || '-a-' ||"
+            f" (:r)::text)::uuid) || {_text(record)}::jsonb)",
         )
-        write += ";"
+    )
     outbox = (
         outbox_insert_sql(None)
         .replace("$1", f"'{tenant_id}'::uuid")
@@ -258,8 +309,21 @@ SELECT 1;
         .replace("$6::text[]", f"ARRAY[{_text(payload)}]")
         .replace("$7::text[]", f"ARRAY[{_text(headers)}]")
     )
-    if by_filter:
-        outbox = filtered(outbox, tenant_id)
+    # The write carries the outbox row and the audit record as the unit of work joins them
+    # (kernel/db/commit.join: uow.execute_with_collected), so the COMMIT follows at once.
+    write = (
+        write.rstrip().removesuffix(";").removesuffix("SELECT 1").rstrip()
+        + f", collected_0 AS ({outbox}), collected_1 AS ({audit}) SELECT 1"
+    )
+    if by_filter:  # as the repository writes it now: no tenant_id of its own
+        write = filtered(
+            write.replace("(tenant_id, transaction_id", "(transaction_id")
+            .replace("(tenant_id, id, description", "(id, description")
+            .replace(f"VALUES ('{tenant_id}', ", "VALUES (")
+            .replace(f"SELECT '{tenant_id}', ", "SELECT "),
+            tenant_id,
+        )
+    write += ";"
     one_line = lambda s: " ".join(s.split())  # noqa: E731 - pgbench wants one line per command
     return "\n".join(
         [
@@ -276,7 +340,6 @@ SELECT 1;
             "\\endpipeline",
             one_line(claim) + ";",
             one_line(write),
-            one_line(outbox) + ";",
             "COMMIT;",
         ]
     )

@@ -9,7 +9,8 @@ errors (``LedgerError`` kinds, application/errors.py); HTTP is the routes' busin
 
 Posting is one unit of work whatever the number of transactions: claim the idempotency keys
 and lock the accounts (one statement), decide every item on the locked rows in request order
-(``domain.model.post``), write everything that was accepted (one statement), commit. A refused
+(``domain.model.post``), write everything that was accepted with its events and audit
+records (one statement: ``uow.execute_with_collected``), commit. A refused
 item leaves nothing behind: its key claim is deleted in the same statement (or, for a single
 transaction or an atomic batch, the whole unit of work rolls back).
 """
@@ -255,11 +256,11 @@ class LedgerService(Generic[W]):
                 )
             if atomic and any(o is not None and o.exc is not None for o in outcomes):
                 raise _rejected(outcomes)  # rolls the unit of work back
+            if posted:  # collected first: the write carries them (one round trip)
+                uow.publish_many([transaction_posted(p) for p in posted])
             if posted or release:
                 touched = [a for a in locked.accounts.values() if a.touched]
                 await repo.write(uow, posted, touched, release)
-            if posted:
-                uow.publish_many([transaction_posted(p) for p in posted])
             if replays:
                 views = await repo.transactions(uow, list(replays.values()))
                 for i, txn_id in replays.items():

@@ -130,7 +130,9 @@ class SqlLedgerRepository:
                 e_dr.append(str(e.debits_after))
                 e_cr.append(str(e.credits_after))
                 e_bal.append(str(e.balance_after))
-        await uow.execute(
+        # The events and audit records collected on the unit of work join this statement
+        # (kernel/db/commit.join): the commit that follows writes nothing more.
+        await uow.execute_with_collected(
             sql.WRITE,
             posted_at,
             [p.id for p in posted],

@@ -12,7 +12,9 @@ A posting is two statements inside one unit of work (BEGIN + set tenant + these 
    accounts by id, so concurrent postings never deadlock) and returns their state and a
    timestamp taken after the locks (so ``posted_at`` never goes backwards on an account).
 2. ``WRITE`` inserts the transactions and entries (multi-row, ``unnest``), sets the accounts'
-   new totals and drops the keys of refused items, in one statement. Exact amounts and totals
+   new totals and drops the keys of refused items, in one statement, which also carries the
+   unit of work's outbox rows and audit records (``uow.execute_with_collected`` appends them
+   as CTEs: it must stay a ``WITH ... SELECT 1`` statement). Exact amounts and totals
    travel as text and are cast to numeric in SQL: asyncpg's binary numeric encoder was ~4x
    slower than text for the ~7,600 values of a 1,000-item batch.
 
