@@ -6,14 +6,18 @@ Effects go to ``public.msg_probe_effects`` with the tenant the handler's transac
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from tenantry.kernel.db.privileged import tenant_unit_of_work
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.messaging.dispatcher import Dispatcher
 from tenantry.kernel.messaging.envelope import MessageContext
 from tenantry.kernel.observability import tracing
+from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.model import Tenant
 
 EFFECTS_DDL = """
 CREATE TABLE IF NOT EXISTS public.msg_probe_effects (
@@ -116,3 +120,12 @@ def register(dispatcher: Dispatcher) -> None:
 
     dispatcher.handle("sink", Add, on_add)
     dispatcher.handle("sink", Sum, on_sum, replies=True)
+
+
+async def outbox_ids(platform: Platform, tenant: Tenant, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``ids`` are in the outbox of ``tenant``'s store."""
+    async with tenant_unit_of_work(platform.db, tenant) as uow:
+        rows = await uow.fetch(
+            "SELECT message_id FROM outbox WHERE message_id = ANY($1::uuid[])", ids
+        )
+    return {r["message_id"] for r in rows}

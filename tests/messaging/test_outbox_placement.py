@@ -19,19 +19,10 @@ import pytest
 from tenantry.kernel.db.privileged import platform_unit_of_work_as, tenant_unit_of_work
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.platform import Platform
-from tenantry.kernel.tenancy.model import Tenant
 from tests.conftest import MakeTenant
-from tests.messaging.probe import Bumped
+from tests.messaging.probe import Bumped, outbox_ids
 
 MODES = ["shared", "schema", "database"]
-
-
-async def outbox_ids(platform: Platform, tenant: Tenant, ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    async with tenant_unit_of_work(platform.db, tenant) as uow:
-        rows = await uow.fetch(
-            "SELECT message_id FROM outbox WHERE message_id = ANY($1::uuid[])", ids
-        )
-    return {r["message_id"] for r in rows}
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -78,7 +78,8 @@ class Dispatcher:
     def __init__(self, db: Database, settings: MessagingSettings, routes: Routes | None = None):
         self.db = db
         # The kernel's one path to the outbox: what units of work publish, at their commit.
-        db.commit_writers.outbox = Outbox(OutboxWake(db, settings.notify_interval_s))
+        self.outbox = Outbox(OutboxWake(db, settings.notify_interval_s))
+        db.commit_writers.outbox = self.outbox
         self.settings = settings
         self.routes = routes or Routes()
         self.types: dict[str, type[Any]] = {}

@@ -45,9 +45,9 @@ CHANNEL = "tenantry_outbox"
 
 
 @cache
-def insert_sql(schema: str | None, template: str = q.OUTBOX_ROWS_PART) -> str:
+def insert_sql(schema: str | None) -> str:
     """The INSERT for a store named by schema (None: the unit of work's own search_path)."""
-    return template.format(schema=quote_ident(schema) + "." if schema else "")
+    return q.OUTBOX_ROWS_PART.format(schema=quote_ident(schema) + "." if schema else "")
 
 
 def _args(tenant_id: Any, rows: Sequence[PendingMessage]) -> tuple[Any, ...]:
@@ -72,8 +72,6 @@ class OutboxWake:
         self.local: list[Callable[[UUID], None]] = []
         self._pending: dict[tuple[str, str | None], set[str]] = {}
         self._flushing: dict[tuple[str, str | None], asyncio.Task[None]] = {}
-        #: NOTIFY statements sent (tests and docs: far fewer than commits under load).
-        self.sent = 0
 
     def committed(self, tenant: Tenant) -> None:
         for wake in list(self.local):
@@ -97,7 +95,6 @@ class OutboxWake:
                     pool = await self.db.pool(*key)
                     async with pool.acquire() as conn:
                         await conn.execute(q.NOTIFY_OUTBOX, CHANNEL, sorted(payloads))
-                    self.sent += 1
                 except Exception as exc:  # the relays poll: a lost wake-up only delays
                     _log.debug("outbox NOTIFY on %s failed: %s", key, exc)
                 await asyncio.sleep(self.interval_s)

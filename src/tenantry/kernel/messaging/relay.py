@@ -56,15 +56,13 @@ from tenantry.kernel.messaging import sql as q
 from tenantry.kernel.messaging.config import MessagingSettings
 from tenantry.kernel.messaging.dispatcher import Dispatcher, envelope_from_row
 from tenantry.kernel.messaging.envelope import Envelope
-from tenantry.kernel.messaging.outbox import CHANNEL as OUTBOX_CHANNEL
-from tenantry.kernel.messaging.outbox import Outbox
+from tenantry.kernel.messaging.outbox import CHANNEL
 from tenantry.kernel.observability import metrics
 from tenantry.kernel.tenancy.catalog import TenantCatalog, is_ready
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import Tenant
 
 _log = logging.getLogger(__name__)
-CHANNEL = OUTBOX_CHANNEL
 TRANSIENT = "bus unavailable: "
 
 
@@ -123,18 +121,16 @@ class Relay:
         if self._task is not None:
             return
         self._stopping = False
-        outbox = self.db.commit_writers.outbox
-        if isinstance(outbox, Outbox):
-            outbox.wake.local.append(self._on_local)
+        self.dispatcher.outbox.wake.local.append(self._on_local)
         await self._listen(None)
         self._task = asyncio.create_task(self._run(), name="tenantry-outbox-relay")
 
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        outbox = self.db.commit_writers.outbox
-        if isinstance(outbox, Outbox) and self._on_local in outbox.wake.local:
-            outbox.wake.local.remove(self._on_local)
+        local = self.dispatcher.outbox.wake.local
+        if self._on_local in local:
+            local.remove(self._on_local)
         if self._task is not None:
             task, self._task = self._task, None
             task.cancel()

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from tenantry.kernel.messaging.config import MessagingSettings
 from tenantry.kernel.messaging.dispatcher import Dispatcher
 from tenantry.kernel.messaging.envelope import owner_of
-from tenantry.kernel.messaging.outbox import Outbox
 from tenantry.kernel.messaging.relay import Relay
 from tenantry.kernel.messaging.routing import Routes
 
@@ -58,9 +57,7 @@ class Messaging:
 
     async def close(self) -> None:
         await self.relay.stop()
-        outbox = self.relay.db.commit_writers.outbox
-        if isinstance(outbox, Outbox):
-            await outbox.wake.close()
+        await self.dispatcher.outbox.wake.close()
         if self.bus is not None:
             bus, self.bus = self.bus, None
             self.relay.bus = None
