@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from tenantry.kernel.http.input_guard import BadValue, check_json_body, check_query, check_value
+from tenantry.kernel.http.input_guard import (
+    BadValue,
+    _json_hinted,
+    check_json_body,
+    check_query,
+    check_value,
+)
 
 
 @pytest.mark.parametrize(
@@ -48,6 +54,10 @@ def test_values_in_range_pass(value: Any) -> None:
         b'{"n": NaN}',
         b"[Infinity]",
         b'{"n": 2.5e19}',
+        b'{"n": 100000000000e9}',  # 1e20 with a one-digit exponent
+        b'{"n": [1, -9.3E+18]}',
+        b"1e19",  # the body's end ends the number
+        b'{"n":\t9223372036854775808\n}',
     ],
 )
 def test_json_bodies(body: bytes) -> None:
@@ -58,6 +68,27 @@ def test_json_bodies(body: bytes) -> None:
 def test_json_without_hints_is_not_parsed_and_malformed_json_is_left_to_the_route() -> None:
     check_json_body(b'{"amount": 100, "name": "plain"}')
     check_json_body(b'{"broken": "\\u0000')  # not JSON: the route answers 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # hex digits around an "e" look like an exponent to a byte-level test: never parsed
+        b'{"account_id": "5b3e4567-8f3c-4c41-a1f4-4c4f8b9b1a01", "amount": 12500}',
+        b'{"ids": ["0c7d1b9e-2d6b-4a3e-9b8e-6c2a5f0e9d02", "a1e99"], "key": "k-3e45"}',
+        b'{"n": 1.5, "m": -42, "s": "12345678"}',
+    ],
+)
+def test_bodies_of_ids_and_small_numbers_are_not_parsed(body: bytes) -> None:
+    assert not _json_hinted(body)
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"n": 1e3}', b'{"n": 1.0E-5}', b"[0.5e+1]", b'{"big": 1234567890123456789}']
+)
+def test_numbers_with_an_exponent_or_19_digits_are_parsed(body: bytes) -> None:
+    assert _json_hinted(body)
+    check_json_body(body)  # parsed, and in range
 
 
 def test_query_strings_and_forms() -> None:
