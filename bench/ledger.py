@@ -23,7 +23,10 @@ reference, the tenant's id in every INSERT: what the app sends, so the goal's ra
 that one), in ``ROUNDS`` alternating rounds with the peer, each figure their mean.
 ``--peer-pgledger DIR`` adds pgledger (a checkout of github.com/pgr0ss/pgledger, given by path:
 bench/pgledger_peer.py) beside (a) at each client count and its batch of 100 beside (d), and
-prints our figures as ratios of its: the goals of issue 20.
+prints our figures as ratios of its: the goals of issue 20. ``--workers N`` serves (b)-(d)
+and (f) with ``tenantry serve --workers N`` (the Redis rate-limit backend, which N > 1 needs)
+and runs the bare handler of (c) with ``uvicorn --workers N``: the same number of processes
+on both sides; CPU per request is then the whole process tree's.
 Every phase is bounded in time (the whole run stays under 5 minutes). Uses its own database,
 dropped at the end.
 """
@@ -354,6 +357,8 @@ def server_env(url: str, *, relay: bool = False) -> dict[str, str]:
     and notifications handlers), and the GET figures most of all. ``BENCH_SERVER_SRC``: run
     the server from another checkout's ``src`` (before/after comparisons in one run)."""
     env = {"DATABASE_URL": url}
+    if WORKERS > 1:  # per-process buckets are refused with several processes
+        env["TENANTRY_RATELIMIT__BACKEND"] = "redis"
     if not relay:
         env["TENANTRY_MESSAGING__RELAY_IN_PROCESS"] = "false"
     src = os.environ.get("BENCH_SERVER_SRC")
@@ -394,10 +399,35 @@ def process(cmd: list[str], env: dict[str, str], health: str) -> Iterator[subpro
             proc.wait(5)
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux /proc: a supervisor's worker processes)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo += [int(c) for c in task.read_text().split()]
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process and its descendants (Linux /proc)."""
+    total = 0
+    for p in _tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+#: Server processes of (b)-(d) and (f), and of the bare handler (``--workers``).
+WORKERS = 1
+
+
+def serve_cmd(exe: str, port: int) -> list[str]:
+    cmd = [exe, "serve", "--port", str(port)]
+    return [*cmd, "--workers", str(WORKERS)] if WORKERS > 1 else cmd
 
 
 def timed_wrk(pid: int, url: str, lua: str, conns: int, seconds: int) -> dict[str, float]:
@@ -519,6 +549,7 @@ def profile(pid: int, seconds: int, run_load: Any) -> list[tuple[str, float]] | 
             "-o",
             out,
             "--nonblocking",
+            "--subprocesses",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -633,7 +664,18 @@ def main() -> None:
         metavar="DIR",
         help="a checkout of github.com/pgr0ss/pgledger to run beside ours",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="server processes on both sides of (b)-(d) and (f) (default 1)",
+    )
     args = parser.parse_args()
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    global WORKERS
+    WORKERS = args.workers
     peer_url = bench_database_url("pgledger") if args.peer_pgledger else None
     peer_ids: list[str] = []
     if peer_url:
@@ -729,7 +771,7 @@ def main() -> None:
         port = free_port()
         exe = str(Path(sys.executable).with_name("tenantry"))
         with process(
-            [exe, "serve", "--port", str(port)],
+            serve_cmd(exe, port),
             server_env(url),
             f"http://127.0.0.1:{port}/healthz",
         ) as srv:
@@ -819,6 +861,8 @@ def main() -> None:
                     "-m",
                     "uvicorn",
                     "bench.bare_balance:app",
+                    "--workers",
+                    str(WORKERS),
                     "--port",
                     str(bport),
                     "--log-level",
@@ -947,7 +991,7 @@ def main() -> None:
         # TransactionPosted.v1 to reporting and notifications while the server takes posts.
         port3 = free_port()
         with process(
-            [exe, "serve", "--port", str(port3)],
+            serve_cmd(exe, port3),
             server_env(url, relay=True),
             f"http://127.0.0.1:{port3}/healthz",
         ) as srv3:
@@ -978,7 +1022,7 @@ def main() -> None:
             asyncio.run(pgledger_peer.drop(peer_url))
     print(
         table(
-            "Ledger (one uvicorn worker; 2-core machine shared with other work)",
+            f"Ledger ({WORKERS} server process(es) a side; 2-core machine shared with other work)",
             ["case", "conns", "per s", "p50 ms", "p95 ms", "p99 ms", "ratio", "srv CPU ms"],
             rows,
         )
