@@ -180,7 +180,8 @@ async def test_sweep_runs_every_5_minutes_with_the_configured_batch(
         before = cache.sweeps
         await asyncio.sleep(0.7)
         assert cache.sweeps - before >= 2
-        assert batches and set(batches) == {1}
+        assert batches
+        assert set(batches) == {1}
         async with admin_connection(p.db, as_owner=False) as conn:
             left = await conn.fetchval(
                 "SELECT count(*) FROM tenantry.cache_entries WHERE tenant_id = $1", t.tenant.id
