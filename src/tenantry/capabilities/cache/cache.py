@@ -319,5 +319,11 @@ class ReadPath:
             return 0
         return await self.cache.invalidate_tags(self.tag)
 
+    async def drop(self, suffix: str) -> bool:
+        """Drop the ambient tenant's entry of ``suffix`` (call after the write commits)."""
+        if not self.cache.enabled:
+            return False
+        return await self.cache.delete(self.key(suffix))
+
     def refresh(self, tenant_id: UUID, suffix: str) -> None:
         self._refresh.add((tenant_id, self.key(suffix)))
