@@ -78,7 +78,7 @@ class ObservabilitySettings(BaseModel):
     metrics_path: str = "/metrics"
     #: Seconds between flushes of the per-minute request metrics (SLO store) and span batches.
     flush_interval_s: float = Field(default=10.0, gt=0, le=3600)
-    #: Seconds between runs of the maintenance job (partitions, retention, cache sweep).
+    #: Seconds between runs of the maintenance job (partitions, retention, cache warming).
     maintenance_interval_s: float = Field(default=3600.0, gt=0)
     #: Days of per-minute request metrics kept (SLO history).
     request_metrics_retention_days: int = Field(default=35, ge=31, le=400)
