@@ -46,6 +46,8 @@ _log = logging.getLogger("tenantry.cache")
 T = TypeVar("T")
 MAX_KEY = 1000
 MAX_PREFIXES = 200
+#: Pending refresh marks per read path (``ReadPath.refresh``) before they are dropped.
+MAX_REFRESH = 100_000
 Warmer = Callable[[], Awaitable[int]]
 
 
@@ -326,4 +328,8 @@ class ReadPath:
         return await self.cache.delete(self.key(suffix))
 
     def refresh(self, tenant_id: UUID, suffix: str) -> None:
+        if len(self._refresh) >= MAX_REFRESH:
+            # bounded memory: marks of keys nobody read since are forgotten, and those keys
+            # may serve their old shared entry until their TTL (docs/operations.md, "Cache")
+            self._refresh.clear()
         self._refresh.add((tenant_id, self.key(suffix)))

@@ -34,7 +34,8 @@ class CachedDashboards:
         return found
 
     async def changed(self, uow: UnitOfWork) -> None:
-        await uow.notify(DASHBOARD_CHANNEL, str(uow.tenant_id))
+        if self.cache.enabled:  # nothing is cached when the cache is off: nobody to tell
+            await uow.notify(DASHBOARD_CHANNEL, str(uow.tenant_id))
 
     def on_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
         try:
