@@ -300,9 +300,15 @@ class ReadPath:
     def key(self, suffix: str) -> str:
         return f"{self.prefix}:{suffix}"
 
-    async def get(self, suffix: str, load: Callable[[], Awaitable[T]]) -> T:
-        """The cached value of ``suffix``, else ``await load()`` stored (JSON-decoded, as a
-        hit returns it). With the cache disabled, ``load()`` every time (decoded alike)."""
+    async def get(
+        self, suffix: str, load: Callable[[], Awaitable[T]], tenant: Tenant | None = None
+    ) -> T:
+        """The cached value of ``suffix`` of ``tenant`` (default: the ambient one), else
+        ``await load()`` stored (JSON-decoded, as a hit returns it). With the cache disabled,
+        ``load()`` every time (decoded alike)."""
+        if tenant is not None:
+            with tenant_scope(tenant):
+                return await self.get(suffix, load)
         cache = self.cache
         key = self.key(suffix)
         if not cache.enabled:
@@ -321,11 +327,15 @@ class ReadPath:
             return 0
         return await self.cache.invalidate_tags(self.tag)
 
-    async def drop(self, suffix: str) -> bool:
-        """Drop the ambient tenant's entry of ``suffix`` (call after the write commits)."""
+    async def drop(self, suffix: str, tenant: Tenant | None = None) -> bool:
+        """Drop the entry of ``suffix`` of ``tenant`` (default: the ambient one); call after
+        the write commits."""
         if not self.cache.enabled:
             return False
-        return await self.cache.delete(self.key(suffix))
+        if tenant is None:
+            return await self.cache.delete(self.key(suffix))
+        with tenant_scope(tenant):
+            return await self.cache.delete(self.key(suffix))
 
     def refresh(self, tenant_id: UUID, suffix: str) -> None:
         if len(self._refresh) >= MAX_REFRESH:

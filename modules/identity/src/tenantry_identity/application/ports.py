@@ -220,7 +220,7 @@ class ProfileCache(Protocol):
     user: ``get`` reads through, ``drop`` after a change's commit (every process)."""
 
     async def get(
-        self, user_id: UUID, load: Callable[[], Awaitable[dict[str, Any] | None]]
+        self, tenant: Tenant, user_id: UUID, load: Callable[[], Awaitable[dict[str, Any] | None]]
     ) -> dict[str, Any] | None: ...
 
-    async def drop(self, user_id: UUID) -> None: ...
+    async def drop(self, tenant: Tenant, user_id: UUID) -> None: ...

@@ -29,7 +29,7 @@ from uuid import UUID
 
 from tenantry.kernel.auth.actions import platform_grants
 from tenantry.kernel.db.ports import W
-from tenantry.kernel.tenancy.context import Principal, tenant_scope
+from tenantry.kernel.tenancy.context import Principal
 from tenantry.kernel.tenancy.model import Tenant, TenantStatus
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 from tenantry_identity.application.errors import (
@@ -291,7 +291,7 @@ class IdentityService(Generic[W]):
                 m = await self.repository.member(uow, user_id)
             return None if m is None else profile_of(m)
 
-        found = await (self.profiles.get(user_id, load) if self.profiles else load())
+        found = await (self.profiles.get(tenant, user_id, load) if self.profiles else load())
         if found is None:
             raise NotFound("no such user in this tenant")
         return found
@@ -299,8 +299,7 @@ class IdentityService(Generic[W]):
     async def _profile_changed(self, tenant: Tenant, user_id: UUID) -> None:
         """After the change's commit: the cached profile goes, in every process."""
         if self.profiles is not None:
-            with tenant_scope(tenant):
-                await self.profiles.drop(user_id)
+            await self.profiles.drop(tenant, user_id)
 
     async def members(self, tenant: Tenant, query: Any) -> Page:
         """One page of the tenant's members (the filter engine's ``ListQuery``)."""

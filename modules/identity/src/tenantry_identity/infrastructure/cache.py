@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from tenantry.capabilities.cache import Cache
+from tenantry.kernel.tenancy.model import Tenant
 
 PREFIX = "identity:profile"
 TTL_S = 300.0
@@ -19,10 +20,10 @@ class CachedProfiles:
         self.path = cache.path(PREFIX, TTL_S)
 
     async def get(
-        self, user_id: UUID, load: Callable[[], Awaitable[dict[str, Any] | None]]
+        self, tenant: Tenant, user_id: UUID, load: Callable[[], Awaitable[dict[str, Any] | None]]
     ) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = await self.path.get(str(user_id), load)
+        found: dict[str, Any] | None = await self.path.get(str(user_id), load, tenant)
         return found
 
-    async def drop(self, user_id: UUID) -> None:
-        await self.path.drop(str(user_id))
+    async def drop(self, tenant: Tenant, user_id: UUID) -> None:
+        await self.path.drop(str(user_id), tenant)
