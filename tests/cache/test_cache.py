@@ -13,10 +13,12 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tenantry.capabilities.cache.api import CacheSettings, sweep
 from tenantry.capabilities.cache.cache import Cache
 from tenantry.kernel.config import Settings
 from tenantry.kernel.db.privileged import admin_connection, platform_unit_of_work_as
 from tenantry.kernel.errors import NoTenantContext
+from tenantry.kernel.modules import discover
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tests.cli import cli as run
@@ -24,6 +26,7 @@ from tests.cli import process_env
 from tests.conftest import MakeTenant
 
 BACKENDS = ["pg_cache", "redis_cache"]
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -138,14 +141,54 @@ async def test_sweep_removes_expired_rows_of_every_tenant(
             await pg_cache.set("sweep:1", 1, ttl_s=0.01)
             await pg_cache.set("sweep:keep", 1, ttl_s=3600)
     await asyncio.sleep(0.05)
-    out = await platform.observability.maintenance()
-    assert out["cache-sweep"] >= 2
+    assert await sweep(pg_cache, platform.settings.section("cache", CacheSettings)) >= 2
     async with admin_connection(platform.db, as_owner=False) as conn:
         left = await conn.fetch(
             "SELECT key FROM tenantry.cache_entries WHERE tenant_id = ANY($1)",
             [a.tenant.id, b.tenant.id],
         )
     assert sorted(r["key"] for r in left) == ["sweep:keep", "sweep:keep"]
+
+
+async def test_sweep_runs_every_5_minutes_with_the_configured_batch(
+    settings: Settings, make_tenant: MakeTenant
+) -> None:
+    """The default interval is 300 s; a started platform's loop sweeps on that interval and
+    passes ``sweep_batch`` (never the backend's default): here 0.2 s and a batch of 1, so
+    three expired rows take four statements and are all gone within a few intervals."""
+    assert CacheSettings().sweep_interval_s == 300
+    fast = Settings.model_validate(
+        {**settings.model_dump(), "cache": {"sweep_interval_s": 0.2, "sweep_batch": 1}}
+    )
+    p = Platform.build(fast, discover())
+    await p.start()
+    try:
+        assert p.settings.section("cache", CacheSettings).sweep_batch == 1
+        cache = p.use(Cache)
+        t = await make_tenant()
+        batches: list[int] = []
+        backend_sweep = cache.backend.sweep
+
+        async def spy(batch: int = 10_000, audit: Any = None) -> int:
+            batches.append(batch)
+            return await backend_sweep(batch, audit)
+
+        cache.backend.sweep = spy  # type: ignore[method-assign]
+        with tenant_scope(t.tenant):
+            for i in range(3):
+                await cache.set(f"loop:{i}", i, ttl_s=0.01)
+        before = cache.sweeps
+        await asyncio.sleep(0.7)
+        assert cache.sweeps - before >= 2
+        assert batches
+        assert set(batches) == {1}
+        async with admin_connection(p.db, as_owner=False) as conn:
+            left = await conn.fetchval(
+                "SELECT count(*) FROM tenantry.cache_entries WHERE tenant_id = $1", t.tenant.id
+            )
+        assert left == 0
+    finally:
+        await p.close()
 
 
 async def test_stats_per_prefix(

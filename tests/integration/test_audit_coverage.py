@@ -115,6 +115,7 @@ CLI_NOT_AUDITED: dict[str, str] = {
     "tenantry audit partitions": "DDL: the audit log's own future partitions",
     "tenantry db stop": "stops the local embedded PostgreSQL; no platform state",
     "tenantry slo export": "writes files from the config; no platform state",
+    "tenantry cache warm": "fills cache entries from the stores (what any read does); no change",
     # run the platform: every change they serve is audited where it is made
     "tenantry serve": "runs the server",
     "tenantry worker": "runs the relay and the consumers",

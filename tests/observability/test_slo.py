@@ -10,10 +10,18 @@ import httpx
 import pytest
 import yaml
 
+from tenantry.capabilities.cache import Cache
 from tenantry.kernel.observability import slo, slo_export
-from tenantry.kernel.observability.settings import LATENCY_BOUNDS_MS, Objective, SloSettings
+from tenantry.kernel.observability.settings import (
+    LATENCY_BOUNDS_MS,
+    CacheObjective,
+    Objective,
+    SloSettings,
+)
 from tenantry.kernel.observability.slo import NBUCKETS, Counts, evaluate
 from tenantry.kernel.platform import Platform
+from tenantry.kernel.tenancy.context import tenant_scope
+from tests.conftest import MakeTenant
 
 SETTINGS = SloSettings(
     objectives=[
@@ -181,3 +189,63 @@ def test_generated_alert_rules_and_dashboard_are_valid() -> None:
     assert dash["uid"] == "tenantry-slo"
     assert len(dash["panels"]) == kinds
     assert all(p["targets"] and p["targets"][0]["expr"] for p in dash["panels"])
+
+
+def test_cache_hit_rate_verdicts_on_hand_figures() -> None:
+    plain = CacheObjective(prefix="projects:list")
+    assert (plain.target, plain.alert_below) == (0.7, 0.6)
+    assert slo.cache_verdict(plain, 80, 20)["state"] == "ok"
+    assert slo.cache_verdict(plain, 70, 30)["state"] == "ok"  # at the target
+    below = slo.cache_verdict(plain, 65, 35)
+    assert (below["state"], below["sli"], below["alert"]) == ("below-target", 0.65, False)
+    alert = slo.cache_verdict(plain, 59, 41)
+    assert (alert["state"], alert["alert"], alert["lookups"]) == ("alert", True, 100)
+    assert slo.cache_verdict(plain, 10, 80)["state"] == "no-data"  # 90 < min_lookups
+    assert slo.cache_verdict(plain, 0, 0)["sli"] is None
+    perms = next(o for o in SloSettings().cache if o.prefix == "authz:permissions")
+    assert (perms.target, perms.alert_below) == (0.8, 0.8)
+    assert slo.cache_verdict(perms, 79, 21)["state"] == "alert"
+    assert slo.cache_verdict(perms, 81, 19)["state"] == "ok"
+    with pytest.raises(ValueError, match="prefix"):
+        CacheObjective(prefix="no-colon")
+
+
+async def test_cache_report_computes_from_the_flushed_counters(
+    platform: Platform, make_tenant: MakeTenant
+) -> None:
+    """Real lookups through the cache, flushed as every process flushes them: the report's
+    hit rate is theirs (3 hits of 4 lookups: 75 %, below the 80 % asked here, above 60 %)."""
+    cache = platform.use(Cache)
+    t = await make_tenant()
+    await cache.flush_stats()
+    with tenant_scope(t.tenant):
+        assert await cache.get("slotest:probe:1") is None
+        await cache.set("slotest:probe:1", 1)
+        for _ in range(3):
+            assert await cache.get("slotest:probe:1") == 1
+    await cache.flush_stats()
+    s = SloSettings(
+        cache=[
+            CacheObjective(prefix="slotest:probe", target=0.8, alert_below=0.6, min_lookups=4),
+            CacheObjective(prefix="slotest:none"),
+        ]
+    )
+    probe, none = await slo.cache_report(platform.db, s)
+    assert (probe["hits"], probe["misses"], probe["sli"]) == (3, 1, 0.75)
+    assert probe["state"] == "below-target"
+    assert none["state"] == "no-data"
+
+
+def test_cache_alert_rules_follow_the_cache_objectives() -> None:
+    s = SloSettings()
+    groups = {g["name"]: g["rules"] for g in slo_export.alert_rules(s)["groups"]}
+    rules = {r["labels"]["slo"]: r for r in groups["tenantry-cache"]}
+    assert set(rules) == {f"cache-{o.prefix}:hit_rate" for o in s.cache}
+    perms = rules["cache-authz:permissions:hit_rate"]
+    assert perms["alert"] == "CacheAuthzPermissionsHitRateLow"
+    assert (
+        'tenantry_cache_requests_total{prefix="authz:permissions", result=~"hit|l1_hit"}'
+        in (perms["expr"])
+    )
+    assert ") < 0.8\nand\n" in perms["expr"]
+    assert ") < 0.6\nand\n" in rules["cache-projects:list:hit_rate"]["expr"]

@@ -99,7 +99,8 @@ def test_promtool_accepts_the_generated_rules(tmp_path: Path, promtool_path: Pat
     rules.write_text(slo_export.rules_yaml(SloSettings()))
     r = run_promtool(promtool_path, "check", "rules", str(rules))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "SUCCESS: 8 rules found" in r.stdout, r.stdout
+    n = 8 + len(SloSettings().cache)  # burn-rate rules + one hit-rate rule per cache prefix
+    assert f"SUCCESS: {n} rules found" in r.stdout, r.stdout
 
 
 def test_burn_rate_alerts_fire_on_synthetic_series(tmp_path: Path, promtool_path: Path) -> None:
@@ -203,4 +204,75 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path, promtool_path: Path)
     f = tmp_path / "dashboard-queries.yaml"
     f.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     r = run_promtool(promtool_path, "check", "rules", str(f))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_cache_hit_rate_alerts_fire_on_synthetic_counters(
+    tmp_path: Path, promtool_path: Path
+) -> None:
+    """The cache rules on ``tenantry_cache_requests_total`` as /metrics exposes it: 50 %
+    hits on ``projects:list`` (alert below 60 %) fires after its 15 minutes; 75 % on
+    ``authz:permissions`` (alert below 80 %) fires; 90 % hits fire nothing; a quiet prefix
+    (under ``min_lookups`` a minute) fires nothing whatever its rate."""
+    s = SloSettings()
+    (tmp_path / "rules.yaml").write_text(slo_export.rules_yaml(s))
+    groups = {g["name"]: g["rules"] for g in slo_export.alert_rules(s)["groups"]}
+    rules = {r["alert"]: r for r in groups["tenantry-cache"]}
+
+    def counter(prefix: str, result: str, values: str) -> dict[str, str]:
+        labels = f'backend="postgres", prefix="{prefix}", result="{result}"'
+        return {"series": f"tenantry_cache_requests_total{{{labels}}}", "values": values}
+
+    def fires(name: str) -> list[dict[str, object]]:
+        rule = rules[name]
+        return [{"exp_labels": rule["labels"], "exp_annotations": rule["annotations"]}]
+
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    counter("projects:list", "l1_hit", "0+300x90"),
+                    counter("projects:list", "miss", "0+300x90"),
+                    counter("authz:permissions", "l1_hit", "0+600x90"),
+                    counter("authz:permissions", "hit", "0+150x90"),
+                    counter("authz:permissions", "miss", "0+250x90"),
+                    counter("identity:profile", "hit", "0+900x90"),
+                    counter("identity:profile", "miss", "0+100x90"),
+                    counter("reporting:dashboard", "miss", "0+1x90"),  # quiet: 1 a minute
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "60m",
+                        "alertname": "CacheProjectsListHitRateLow",
+                        "exp_alerts": fires("CacheProjectsListHitRateLow"),
+                    },
+                    {
+                        "eval_time": "60m",
+                        "alertname": "CacheAuthzPermissionsHitRateLow",
+                        "exp_alerts": fires("CacheAuthzPermissionsHitRateLow"),
+                    },
+                    {
+                        "eval_time": "60m",
+                        "alertname": "CacheIdentityProfileHitRateLow",
+                        "exp_alerts": [],
+                    },
+                    {
+                        "eval_time": "60m",
+                        "alertname": "CacheReportingDashboardHitRateLow",
+                        "exp_alerts": [],
+                    },
+                    {
+                        "eval_time": "10m",
+                        "alertname": "CacheProjectsListHitRateLow",
+                        "exp_alerts": [],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    r = run_promtool(promtool_path, "test", "rules", str(tmp_path / "tests.yaml"))
     assert r.returncode == 0, r.stdout + r.stderr

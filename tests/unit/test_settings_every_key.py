@@ -88,6 +88,7 @@ SPECIAL: dict[str, Any] = {
     "modules.disabled": ["reporting"],
     "dispatch": {"ledger -> reporting": "bus"},
     "slo.objectives": [{"name": "sample", "routes": ["/api/*"], "latency_ms": 100}],
+    "slo.cache": [{"prefix": "sample:path", "target": 0.9, "alert_below": 0.5}],
     "authz.default_policies": [{"name": "p", "effect": "deny", "actions": ["ledger:*"]}],
     "plans.<name>.quotas": {"max_users": 3},
     "observability.errors.notify_at": [2, 3],

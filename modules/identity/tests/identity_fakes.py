@@ -281,6 +281,15 @@ class FakeIdentityRepository:
         ]
         return sorted(items, key=lambda m: m.email), None
 
+    async def member(self, uow: FakeUnitOfWork, user_id: UUID) -> Member | None:
+        tid = _platform_as_tenant(uow)
+        st = uow.state
+        m = st.memberships.get((tid, user_id))
+        if m is None:
+            return None
+        u = st.users[user_id]
+        return Member(user_id, u["email"], list(m["roles"]), Status(m["status"]), m["created_at"])
+
     async def member_count(self, uow: FakeUnitOfWork) -> int:
         tid = _platform_as_tenant(uow)
         return sum(

@@ -49,6 +49,21 @@ class FakeSummaryRepository:
             row["entries"] += d.count
             row["account_code"] = d.account_code
 
+    async def dashboard(self, uow: FakeUnitOfWork) -> dict[str, Any]:
+        keys = sorted(uow.state)
+        return {
+            "first_day": keys[0][0].isoformat() if keys else None,
+            "last_day": keys[-1][0].isoformat() if keys else None,
+            "accounts": sorted(
+                {
+                    str(a): {"id": str(a), "code": uow.state[(d, a, c)]["account_code"]}
+                    for d, a, c in keys
+                }.values(),
+                key=lambda x: (x["code"], x["id"]),
+            ),
+            "currencies": sorted({c for _, _, c in keys}),
+        }
+
     async def daily(self, uow: FakeUnitOfWork, start: date, end: date) -> list[dict[str, Any]]:
         found = [
             {

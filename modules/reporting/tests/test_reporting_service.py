@@ -6,15 +6,18 @@ on PostgreSQL, in-process and over the bus."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from reporting_fakes import fake_reporting
+from reporting_fakes import FakeSummaryRepository, FakeUnits, fake_reporting
 from tenantry.kernel.messaging.envelope import MessageContext
 from tenantry_ledger.contracts import PostedEntry, TransactionPosted
-from tenantry_reporting.application.services import MAX_DAYS, DailyPage
-from tenantry_reporting.domain.summary import DayRange, page_of
+from tenantry_reporting.application.handlers import ReportingHandlers
+from tenantry_reporting.application.services import MAX_DAYS, DailyPage, ReportingService
+from tenantry_reporting.domain.summary import DayRange, Delta, covers, page_of
 
 CASH, SALES = uuid.uuid4(), uuid.uuid4()
 
@@ -151,3 +154,66 @@ async def test_a_fold_in_a_rolled_back_unit_of_work_leaves_nothing() -> None:
         await fold_then_fail()
     assert units.rollbacks == 1
     assert (await service.daily(date(2026, 5, 1), date(2026, 5, 1))).items == []
+
+
+class RecordingDashboards:
+    """A ``DashboardCache`` kept in a dict: what the handler peeks and whom it tells."""
+
+    def __init__(self) -> None:
+        self.value: dict[str, Any] | None = None
+        self.changed_in: list[object] = []
+
+    async def get(self, load: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        if self.value is None:
+            self.value = await load()
+        return self.value
+
+    async def peek(self) -> dict[str, Any] | None:
+        return self.value
+
+    async def changed(self, uow: object) -> None:
+        self.changed_in.append(uow)
+        self.value = None  # what every process's listener does at the commit
+
+
+async def test_only_a_fold_that_changes_the_dashboard_metadata_tells_every_process() -> None:
+    units, repository = FakeUnits(), FakeSummaryRepository()
+    dashboards = RecordingDashboards()
+    service = ReportingService(units, repository, dashboards)
+    handlers = ReportingHandlers(repository, dashboards)
+    at = datetime(2026, 4, 2, 12, 0, tzinfo=UTC)
+    async with units() as uow:  # nothing cached: told (a read may be filling it)
+        await handlers.on_transaction_posted(uow, posted(at, 5), ctx())
+    assert len(dashboards.changed_in) == 1
+    meta = await service.dashboard()
+    assert (meta["first_day"], meta["last_day"], meta["currencies"]) == (
+        "2026-04-02",
+        "2026-04-02",
+        ["EUR"],
+    )
+    async with units() as uow:  # the same day, accounts and currency: nothing to tell
+        await handlers.on_transaction_posted(uow, posted(at, 7), ctx())
+    assert len(dashboards.changed_in) == 1
+    async with units() as uow:  # a new currency
+        await handlers.on_transaction_posted(uow, posted(at, 7, "USD"), ctx())
+    assert len(dashboards.changed_in) == 2
+    assert (await service.dashboard())["currencies"] == ["EUR", "USD"]
+    async with units() as uow:  # a new day
+        await handlers.on_transaction_posted(uow, posted(at + timedelta(days=1), 7), ctx())
+    assert len(dashboards.changed_in) == 3
+    assert (await service.dashboard())["last_day"] == "2026-04-03"
+
+
+def test_covers_names_what_the_metadata_lists() -> None:
+    meta = {
+        "first_day": "2026-04-01",
+        "last_day": "2026-04-03",
+        "accounts": [{"id": str(CASH), "code": "1000"}],
+        "currencies": ["EUR"],
+    }
+    row = Delta(date(2026, 4, 2), CASH, "1000", "EUR", 1, 0, 1)
+    assert covers(meta, [row])
+    assert not covers(meta, [Delta(date(2026, 4, 4), CASH, "1000", "EUR", 1, 0, 1)])
+    assert not covers(meta, [Delta(date(2026, 4, 2), uuid.uuid4(), "1000", "EUR", 1, 0, 1)])
+    assert not covers(meta, [Delta(date(2026, 4, 2), CASH, "1000", "USD", 1, 0, 1)])
+    assert not covers({"first_day": None, "last_day": None}, [row])

@@ -2,7 +2,8 @@
 
 ``setup`` builds the application service on identity's units of work (the kernel's
 ``Database`` factories: the tenant's store, the platform tables seen as the tenant, explicit
-platform scope), the SQL repository and the catalog's cache; mounts the routes; provides the
+platform scope), the SQL repository, the catalog's cache and the member profiles' read path
+in the platform cache (``identity:profile``, 300 s); mounts the routes; provides the
 ``ClientIssuer`` port; registers the onboarding step, its request check and the
 principal-status source. ``UserAddedToTenant`` / ``ApiClientCreated`` events and the audit
 records of every change are recorded on the change's unit of work and written by the kernel at
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from tenantry.capabilities.cache import Cache
 from tenantry.kernel.auth.clients import ClientIssuer
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry.kernel.modules import Module
@@ -20,6 +22,7 @@ from tenantry.kernel.registrar import Registrar
 from tenantry_identity.application.onboarding import OPTIONS as ONBOARDING_OPTIONS
 from tenantry_identity.application.onboarding import admin_step
 from tenantry_identity.application.services import IdentityService
+from tenantry_identity.infrastructure.cache import CachedProfiles
 from tenantry_identity.infrastructure.hashing import (
     Argon2PasswordHasher,
     client_secret_matches,
@@ -33,7 +36,7 @@ from tenantry_identity.routes import ADMIN, IdentityClients, build_router, check
 
 class IdentityModule(Module):
     name: ClassVar[str] = "identity"
-    depends_on: ClassVar[tuple[str, ...]] = ("audit",)
+    depends_on: ClassVar[tuple[str, ...]] = ("audit", "cache")
     migrations: ClassVar[str | None] = "tenantry_identity.migrations"
     permissions: ClassVar[dict[str, str]] = {
         ADMIN: "manage the tenant's users, API clients and roles"
@@ -44,6 +47,7 @@ class IdentityModule(Module):
         self.service: IdentityService[UnitOfWork] | None = None
 
     def setup(self, registrar: Registrar) -> None:
+        cache = registrar.find(Cache)
         service = IdentityService(
             KernelUnits(registrar.db),
             SqlIdentityRepository(),
@@ -54,6 +58,7 @@ class IdentityModule(Module):
             hash_client_secret,
             client_secret_matches,
             registrar.is_operator_tenant,
+            CachedProfiles(cache) if cache is not None else None,
         )
         self.service = service
         registrar.provide(ClientIssuer, IdentityClients(service))

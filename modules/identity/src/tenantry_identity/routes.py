@@ -320,6 +320,14 @@ def build_router(service: IdentityService[Any], permissions: Mapping[str, str]) 
         items, nxt = await service.members(require_tenant(), q)
         return {"items": [_member(m) for m in items], "next_cursor": nxt}
 
+    @router.get("/users/{user_id:uuid}", openapi_extra=problems_extra(404))
+    async def get_user(
+        user_id: UUID, _: Annotated[Principal, Depends(require(ADMIN))]
+    ) -> dict[str, Any]:
+        """One member's profile (cached 300 s; every change of the membership drops it)."""
+        with problems():
+            return await service.member_profile(require_tenant(), user_id)
+
     @router.post("/users/{user_id:uuid}/disable", openapi_extra=problems_extra(409))
     async def disable_user(
         user_id: UUID, p: Annotated[Principal, Depends(require(ADMIN))]

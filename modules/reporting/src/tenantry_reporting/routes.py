@@ -35,6 +35,11 @@ def build_router(service: ReportingService[Any]) -> APIRouter:
             "next_from": page.next_start.isoformat() if page.next_start else None,
         }
 
+    @router.get("/dashboard", summary="The dashboard's metadata: days, accounts, currencies")
+    async def dashboard(_: Annotated[Principal, Depends(require(READ))]) -> dict[str, Any]:
+        # ``first_day`` / ``last_day``: the range the daily summary covers (null when empty)
+        return await service.dashboard()
+
     return router
 
 

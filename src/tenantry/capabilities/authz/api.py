@@ -26,6 +26,7 @@ from tenantry.capabilities.authz.sql import (
     UPSERT_ATTRIBUTES,
     UPSERT_POLICY,
 )
+from tenantry.capabilities.cache import Cache
 from tenantry.kernel.auth.actions import (
     refuse_platform_grants,
     refuse_platform_names,
@@ -88,6 +89,9 @@ class AuthzSettings(BaseModel):
     cache_ttl_s: float = Field(default=5.0, ge=0)
     #: A tenant's roles, policies and attributes kept in memory this long.
     snapshot_ttl_s: float = Field(default=60.0, ge=0)
+    #: The same rules kept in the platform cache this long (read path ``authz:permissions``;
+    #: 0: not cached there).
+    permission_ttl_s: float = Field(default=60.0, ge=0)
     #: Record every decision in the audit log.
     audit_decisions: bool = True
     #: Platform-wide policies, evaluated with every tenant's own.
@@ -299,7 +303,7 @@ def build_router(platform: Registrar, engine: Authz) -> APIRouter:
 class AuthzModule(Module):
     name: ClassVar[str] = "authz"
     capability: ClassVar[bool] = True
-    depends_on: ClassVar[tuple[str, ...]] = ("audit", "identity")
+    depends_on: ClassVar[tuple[str, ...]] = ("audit", "cache", "identity")
     migrations: ClassVar[str | None] = "tenantry.capabilities.authz.migrations"
     permissions: ClassVar[dict[str, str]] = {
         ADMIN: "manage the tenant's authorization policies and principal attributes"
@@ -325,6 +329,8 @@ class AuthzModule(Module):
             buffer=registrar.find(AuditBuffer),
             audit_decisions=cfg.audit_decisions,
             is_operator_tenant=registrar.is_operator_tenant,
+            cache=registrar.find(Cache),
+            permission_ttl_s=cfg.permission_ttl_s,
         )
         registrar.provide(Authz, engine)
         registrar.set_authorizer(engine)

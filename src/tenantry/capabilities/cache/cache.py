@@ -5,8 +5,19 @@ key at every level: the L1 dict key, the PostgreSQL primary key (under RLS), the
 Values are JSON (orjson). With the PostgreSQL backend an in-process L1 (bounded LRU) serves
 repeated reads; writes and deletes NOTIFY ``tenantry_cache`` and every process's listener
 drops the entry (or the tag's entries) from its L1, so processes stay coherent within the
-notification delay. Hits and misses are counted per key prefix (text before the first
-``:``), exposed in Prometheus and flushed to ``tenantry.cache_stats``.
+notification delay. Hits and misses are counted per key prefix (``prefix_of``: the first
+two ``:``-separated parts of a key of three or more, e.g. ``projects:list`` of
+``projects:list:<digest>``, else the first part), exposed in Prometheus and flushed to
+``tenantry.cache_stats``.
+
+Values come back as JSON decodes them, whichever level serves them (a set stores the decoded
+form of what it wrote in L1, and ``get_or_set`` returns it): a UUID or a datetime is a string
+on every read, the first included. Values served from L1 are shared: treat them as read-only.
+
+Read paths (``ReadPath``, ``cache.path(prefix, ttl_s)``) are what modules read through: a key
+prefix, a TTL, a tag invalidated on write, a bypass (``[cache] enabled = false``) and a
+warmer (``cache.warm``: the maintenance job ``cache-warm`` at start-up and after each
+maintenance interval, and ``tenantry cache warm``).
 """
 
 from __future__ import annotations
@@ -14,7 +25,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
@@ -23,16 +35,29 @@ import orjson
 from tenantry.capabilities.cache import sql
 from tenantry.capabilities.cache.l1 import L1, MISSING
 from tenantry.kernel.observability import metrics
-from tenantry.kernel.tenancy.context import require_tenant
+from tenantry.kernel.tenancy.context import require_tenant, tenant_scope
 
 if TYPE_CHECKING:
     from tenantry.capabilities.cache.backend import CacheBackend
     from tenantry.kernel.db.database import Database
+    from tenantry.kernel.tenancy.model import Tenant
 
 _log = logging.getLogger("tenantry.cache")
 T = TypeVar("T")
 MAX_KEY = 1000
 MAX_PREFIXES = 200
+#: Pending refresh marks per read path (``ReadPath.refresh``) before they are dropped.
+MAX_REFRESH = 100_000
+Warmer = Callable[[], Awaitable[int]]
+
+
+def prefix_of(key: str) -> str:
+    """The stats prefix of ``key``: ``a:b`` of ``a:b:c...``, ``a`` of ``a:b`` or ``a``."""
+    first, sep, rest = key.partition(":")
+    if not sep:
+        return first
+    second, sep2, _ = rest.partition(":")
+    return f"{first}:{second}" if sep2 else first
 
 
 class Cache:
@@ -56,6 +81,12 @@ class Cache:
         self._listening = False
         #: L1 is used only while the invalidation listener is connected.
         self._coherent = False
+        #: False: read paths load from the source every time (``[cache] enabled``; benches).
+        self.enabled = True
+        #: Sweeps of expired entries run by this process's loop (capabilities/cache/api.py).
+        self.sweeps = 0
+        #: The read paths modules declared (``path``), by prefix.
+        self.paths: dict[str, ReadPath] = {}
 
     # -- the API ------------------------------------------------------------------------------
     async def get(self, key: str, default: Any = None) -> Any:
@@ -79,12 +110,19 @@ class Cache:
     async def set(
         self, key: str, value: Any, ttl_s: float | None = None, tags: Sequence[str] = ()
     ) -> None:
+        await self._set(key, value, ttl_s, tags)
+
+    async def _set(self, key: str, value: Any, ttl_s: float | None, tags: Sequence[str]) -> Any:
+        """Store ``value``; return it as every later read returns it (JSON-decoded)."""
         tenant = require_tenant().id
         _check(key)
-        await self.backend.set(tenant, key, orjson.dumps(value), ttl_s, tags)
+        raw = orjson.dumps(value)
+        await self.backend.set(tenant, key, raw, ttl_s, tags)
         self._count(key, 2, None)
+        decoded = orjson.loads(raw)
         if self._coherent:
-            self.l1.put(tenant, key, value, ttl_s, tuple(tags))
+            self.l1.put(tenant, key, decoded, ttl_s, tuple(tags))
+        return decoded
 
     async def delete(self, key: str) -> bool:
         tenant = require_tenant().id
@@ -105,18 +143,50 @@ class Cache:
         ttl_s: float | None = None,
         tags: Sequence[str] = (),
     ) -> T:
-        """The cached value, or ``await factory()`` stored and returned. (No single-flight:
-        concurrent misses may each call the factory.)"""
+        """The cached value, or ``await factory()`` stored and returned as JSON decodes it.
+        (No single-flight: concurrent misses may each call the factory.)"""
         value = await self.get(key, MISSING)
         if value is not MISSING:
             return value  # type: ignore[no-any-return]
         fresh = await factory()
-        await self.set(key, fresh, ttl_s, tags)
-        return fresh
+        return await self._set(key, fresh, ttl_s, tags)  # type: ignore[no-any-return]
+
+    # -- read paths and warming ---------------------------------------------------------------
+    def path(self, prefix: str, ttl_s: float, tag: str | None = None) -> ReadPath:
+        """Declare (or get) the read path of ``prefix`` (``module:what``, no trailing ``:``)."""
+        existing = self.paths.get(prefix)
+        if existing is not None:
+            return existing
+        if prefix.count(":") != 1 or "|" in prefix:
+            raise ValueError(f"a read path's prefix is 'module:what', not {prefix!r}")
+        rp = self.paths[prefix] = ReadPath(self, prefix, ttl_s, tag or prefix)
+        return rp
+
+    async def warm(self, tenants: Iterable[Tenant]) -> dict[str, int]:
+        """Run every read path's warmer in each of ``tenants``: keys filled, per prefix. A
+        warmer that fails for a tenant is logged and skipped (warming is an optimisation)."""
+        out: dict[str, int] = {p: 0 for p, rp in self.paths.items() if rp.warmer is not None}
+        if not self.enabled:
+            return out
+        for tenant in tenants:
+            with tenant_scope(tenant):
+                for prefix, rp in self.paths.items():
+                    if rp.warmer is None:
+                        continue
+                    try:
+                        out[prefix] += await rp.warmer()
+                    except Exception as exc:
+                        _log.warning("cache warmer %s in %s: %r", prefix, tenant.slug, exc)
+        return out
+
+    def count_l1_hit(self, key: str) -> None:
+        """Count a hit served by a caller's own in-process copy of a cached value (authz's
+        policy snapshot): it is a hit of ``key``'s prefix, as an L1 hit is."""
+        self._count(key, 0, "l1_hit")
 
     # -- stats --------------------------------------------------------------------------------
     def _count(self, key: str, idx: int, result: str | None) -> None:
-        prefix = key.partition(":")[0]
+        prefix = prefix_of(key)
         row = self._stats.get(prefix)
         if row is None:
             if len(self._stats) >= MAX_PREFIXES:
@@ -209,3 +279,67 @@ class Cache:
 def _check(key: str) -> None:
     if not key or len(key) > MAX_KEY or "|" in key:
         raise ValueError(f"cache keys are 1-{MAX_KEY} characters without '|'")
+
+
+@dataclass
+class ReadPath:
+    """One cached read of a module: keys ``<prefix>:<suffix>`` of the ambient tenant, kept
+    ``ttl_s``, tagged ``tag`` (``invalidate`` after the write's commit drops them all, in
+    every process). ``refresh(tenant_id)``: the tenant's next read of each key loads from the
+    source and overwrites the shared entry (for writes this process learns of by a NOTIFY
+    sent at their commit, e.g. authz's). ``warmer``: fills the hot keys of the ambient tenant,
+    returning how many (``Cache.warm``)."""
+
+    cache: Cache
+    prefix: str
+    ttl_s: float
+    tag: str
+    warmer: Warmer | None = None
+    _refresh: set[Any] = field(default_factory=set)
+
+    def key(self, suffix: str) -> str:
+        return f"{self.prefix}:{suffix}"
+
+    async def get(
+        self, suffix: str, load: Callable[[], Awaitable[T]], tenant: Tenant | None = None
+    ) -> T:
+        """The cached value of ``suffix`` of ``tenant`` (default: the ambient one), else
+        ``await load()`` stored (JSON-decoded, as a hit returns it). With the cache disabled,
+        ``load()`` every time (decoded alike)."""
+        if tenant is not None:
+            with tenant_scope(tenant):
+                return await self.get(suffix, load)
+        cache = self.cache
+        key = self.key(suffix)
+        if not cache.enabled:
+            return orjson.loads(orjson.dumps(await load()))  # type: ignore[no-any-return]
+        if self._refresh:
+            mark = (require_tenant().id, key)
+            if mark in self._refresh:
+                self._refresh.discard(mark)
+                cache._count(key, 1, "miss")
+                return await cache._set(key, await load(), self.ttl_s, (self.tag,))  # type: ignore[no-any-return]
+        return await cache.get_or_set(key, load, self.ttl_s, (self.tag,))
+
+    async def invalidate(self) -> int:
+        """Drop the ambient tenant's entries of this path (call after the write commits)."""
+        if not self.cache.enabled:
+            return 0
+        return await self.cache.invalidate_tags(self.tag)
+
+    async def drop(self, suffix: str, tenant: Tenant | None = None) -> bool:
+        """Drop the entry of ``suffix`` of ``tenant`` (default: the ambient one); call after
+        the write commits."""
+        if not self.cache.enabled:
+            return False
+        if tenant is None:
+            return await self.cache.delete(self.key(suffix))
+        with tenant_scope(tenant):
+            return await self.cache.delete(self.key(suffix))
+
+    def refresh(self, tenant_id: UUID, suffix: str) -> None:
+        if len(self._refresh) >= MAX_REFRESH:
+            # bounded memory: marks of keys nobody read since are forgotten, and those keys
+            # may serve their old shared entry until their TTL (docs/operations.md, "Cache")
+            self._refresh.clear()
+        self._refresh.add((tenant_id, self.key(suffix)))

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from tenantry.capabilities.cache.cache import Cache
 from tenantry.kernel.cli_support import run
+from tenantry.kernel.platform import Platform
 
 cache_app = typer.Typer(help="The cache (PostgreSQL or Redis).", no_args_is_help=True)
 console = Console()
@@ -45,3 +46,18 @@ def cache_sweep() -> None:
     operator tenant's log (``cache.swept``, the count removed)."""
     n = run(lambda p: p.use(Cache).backend.sweep(audit=p.platform_audit))
     console.print(f"{n} expired entries deleted")
+
+
+@cache_app.command("warm")
+def cache_warm() -> None:
+    """Fill the read paths' hot keys of every ready tenant now (run after a deploy or
+    ``tenantry migrate``; serving processes also do it at start-up)."""
+
+    async def go(p: Platform) -> dict[str, int]:
+        return await p.use(Cache).warm(await p.catalog.ready())
+
+    filled = run(go)
+    if not filled:
+        console.print("no read path has a warmer")
+    for prefix, n in sorted(filled.items()):
+        console.print(f"{prefix}: {n} keys")

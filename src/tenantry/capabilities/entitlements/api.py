@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tenantry.capabilities.cache import Cache
 from tenantry.capabilities.entitlements import NotEntitled
 from tenantry.capabilities.entitlements.plans import (
     EntitlementsSettings,
@@ -115,6 +116,7 @@ def build_router(platform: Registrar, plans: Plans) -> APIRouter:
 class EntitlementsModule(Module):
     name: ClassVar[str] = "entitlements"
     capability: ClassVar[bool] = True
+    depends_on: ClassVar[tuple[str, ...]] = ("cache",)
     migrations: ClassVar[str | None] = "tenantry.capabilities.entitlements.migrations"
     settings_model = EntitlementsSettings
     settings_sections = {"plans": PlansSettings}
@@ -126,7 +128,7 @@ class EntitlementsModule(Module):
         audit = PlatformAudit(
             registrar.db, registrar.catalog, registrar.settings.tenancy.operator_tenant
         )
-        plans = Plans(registrar.db, cfg, ttl, audit)
+        plans = Plans(registrar.db, cfg, ttl, audit, registrar.find(Cache))
         registrar.provide(Plans, plans)
         registrar.check_provision_request(
             plans.check_request, {"plan": {"enum": [*sorted(plans.plans), None]}}

@@ -3,7 +3,12 @@
 Defined in config (``[plans.<name>]``, defaults below when absent) and overridable per tenant
 (``tenantry.plan_overrides``, a partial plan deep-merged over the tenant's plan). Resolved
 plans are cached per tenant for ``ttl`` seconds and dropped on every process at once when an
-override changes (``NOTIFY tenantry_plans``). Setting an override is audited in the tenant's
+override changes (``NOTIFY tenantry_plans``). The override itself (the tenant's own
+settings) is read through the platform cache when one is given: read path
+``entitlements:settings``, 3,600 s, so a process's 5-second copy is refilled from the cache's
+L1 or its table instead of a platform transaction; ``set_override`` invalidates it after its
+commit, and the NOTIFY makes every other process's next read load from the table and
+overwrite the cached entry. Setting an override is audited in the tenant's
 log, in the same transaction (``plan.override_set``, the override before and after:
 kernel/tenancy/audit).
 """
@@ -13,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictFloat, ValidationError
@@ -23,10 +28,18 @@ from tenantry.kernel.db.database import Database
 from tenantry.kernel.errors import ConfigError, ValidationFailed
 from tenantry.kernel.http.types import JSON_INT, JsonInt
 from tenantry.kernel.tenancy.audit import PlatformAudit, record
+from tenantry.kernel.tenancy.context import require_tenant, tenant_scope
 from tenantry.kernel.tenancy.model import Tenant
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
 
+if TYPE_CHECKING:
+    from tenantry.capabilities.cache import Cache
+
 CHANNEL = "tenantry_plans"
+#: The tenant settings' read path (``entitlements:settings:override``).
+SETTINGS_PREFIX = "entitlements:settings"
+SETTINGS_SUFFIX = "override"
+SETTINGS_TTL_S = 3600.0
 QUOTAS = ("max_users", "max_accounts", "max_export_rows", "max_concurrent_exports")
 
 
@@ -192,9 +205,16 @@ class Plans:
         config: Mapping[str, Any],
         ttl: float = 5.0,
         audit: PlatformAudit | None = None,
+        cache: Cache | None = None,
     ) -> None:
         self.db = db
         self.ttl = ttl
+        #: The overrides' read path in the platform cache (None: read from the table).
+        self.settings_path = cache.path(SETTINGS_PREFIX, SETTINGS_TTL_S) if cache else None
+        if self.settings_path is not None:
+            self.settings_path.warmer = self._warm
+        #: Reads of the override table (tests and benches read it).
+        self.loads = 0
         #: Where overrides are audited (None: not audited).
         self.audit = audit
         raw = {**DEFAULT_PLANS, **{k: dict(v) for k, v in config.items()}}
@@ -235,13 +255,29 @@ class Plans:
         now = time.monotonic()
         if hit is not None and now - hit[0] < self.ttl and hit[1].name == tenant.plan:
             return hit[1]
-        async with self.db.platform_unit_of_work() as uow:
-            over = await uow.fetchval(SELECT_OVERRIDE, tenant.id)
+        over = await self.override(tenant)
         plan = self.base(tenant.plan)
         if over:
             plan = build(plan.name, merge(self.raw.get(plan.name, {}), over), overridden=True)
         self._cache[tenant.id] = (now, plan)
         return plan
+
+    async def _load_override(self, tenant: Tenant) -> Any:
+        self.loads += 1
+        async with self.db.platform_unit_of_work() as uow:
+            return await uow.fetchval(SELECT_OVERRIDE, tenant.id)
+
+    async def override(self, tenant: Tenant) -> Any:
+        """The tenant's plan override (None: none), through the cache when there is one."""
+        path = self.settings_path
+        if path is None:
+            return await self._load_override(tenant)
+        with tenant_scope(tenant):
+            return await path.get(SETTINGS_SUFFIX, lambda: self._load_override(tenant))
+
+    async def _warm(self) -> int:
+        await self.override(require_tenant())
+        return 1
 
     async def set_override(self, tenant: Tenant, overrides: Mapping[str, Any]) -> Plan:
         base = self.raw.get(tenant.plan, self.raw.get("free", {}))
@@ -267,13 +303,20 @@ class Plans:
             )
             await uow.notify(CHANNEL, str(tenant.id))
         self._cache.pop(tenant.id, None)
+        if self.settings_path is not None:
+            with tenant_scope(tenant):
+                await self.settings_path.invalidate()
         return plan
 
     def _on_notify(self, _c: Any, _p: int, _ch: str, payload: object) -> None:
         try:
-            self._cache.pop(UUID(str(payload)), None)
+            tenant_id = UUID(str(payload))
         except ValueError:
             self._cache.clear()
+            return
+        self._cache.pop(tenant_id, None)
+        if self.settings_path is not None:
+            self.settings_path.refresh(tenant_id, SETTINGS_SUFFIX)
 
     async def listen(self) -> None:
         await self.db.listen(CHANNEL, self._on_notify)

@@ -103,9 +103,13 @@ def errors_resolve(
 def slo_report(as_json: JsonOpt = False) -> None:
     """SLIs, error budget remaining, burn rates and policy state per SLO."""
     s = settings()
-    rows = run(lambda p: slo.report(p.db, s.slo), s)
+
+    async def go(p: Platform) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return await slo.report(p.db, s.slo), await slo.cache_report(p.db, s.slo)
+
+    rows, cache_rows = run(go, s)
     if as_json:
-        print(json.dumps({"window_days": s.slo.window_days, "slos": rows}))
+        print(json.dumps({"window_days": s.slo.window_days, "slos": rows, "cache": cache_rows}))
         return
     table = Table(
         "SLO",
@@ -136,6 +140,26 @@ def slo_report(as_json: JsonOpt = False) -> None:
             f"[{colour[r['state']]}]{r['state']}[/]",
         )
     console.print(table)
+    cache = Table(
+        "cache SLO",
+        "target",
+        "alert below",
+        "lookups",
+        "hit rate",
+        "state",
+        title="Cache hit rates",
+    )
+    tone = {"ok": "green", "below-target": "yellow", "alert": "red", "no-data": "dim"}
+    for c in cache_rows:
+        cache.add_row(
+            c["slo"],
+            f"{c['target']:.0%}",
+            f"{c['alert_below']:.0%}",
+            str(c["lookups"]),
+            "-" if c["sli"] is None else f"{c['sli']:.2%}",
+            f"[{tone[c['state']]}]{c['state']}[/]",
+        )
+    console.print(cache)
 
 
 @slo_app.command("export")

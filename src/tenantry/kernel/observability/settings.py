@@ -78,7 +78,7 @@ class ObservabilitySettings(BaseModel):
     metrics_path: str = "/metrics"
     #: Seconds between flushes of the per-minute request metrics (SLO store) and span batches.
     flush_interval_s: float = Field(default=10.0, gt=0, le=3600)
-    #: Seconds between runs of the maintenance job (partitions, retention, cache sweep).
+    #: Seconds between runs of the maintenance job (partitions, retention, cache warming).
     maintenance_interval_s: float = Field(default=3600.0, gt=0)
     #: Days of per-minute request metrics kept (SLO history).
     request_metrics_retention_days: int = Field(default=35, ge=31, le=400)
@@ -131,6 +131,35 @@ def _default_objectives() -> list[Objective]:
     ]
 
 
+class CacheObjective(BaseModel):
+    """A hit-rate SLO of one cache key prefix (``module:what``, the stats prefix of the
+    cache's read paths): SLI = hits / (hits + misses) from the cache's own counters (the
+    flushed ``tenantry.cache_stats`` for ``tenantry slo report``, the Prometheus counter
+    ``tenantry_cache_requests_total`` for the alert rules)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prefix: str = Field(pattern=r"^[a-z][a-z0-9_.-]*:[a-z][a-z0-9_.-]*$")
+    #: Share of lookups answered from the cache this SLO aims for.
+    target: float = Field(default=0.7, gt=0, lt=1)
+    #: Alert when the hit rate (30 min) falls below this share.
+    alert_below: float = Field(default=0.6, gt=0, lt=1)
+    #: Fewer lookups than this (the report: in all; the alert: a minute): no verdict.
+    min_lookups: int = Field(default=100, ge=1)
+
+
+def _default_cache_objectives() -> list[CacheObjective]:
+    """The platform's read paths (docs/operations.md, "Cache"); the permission lookup aims
+    higher (> 80 %) and alerts as soon as it is below its goal."""
+    return [
+        CacheObjective(prefix="identity:profile"),
+        CacheObjective(prefix="projects:list"),
+        CacheObjective(prefix="entitlements:settings"),
+        CacheObjective(prefix="reporting:dashboard"),
+        CacheObjective(prefix="authz:permissions", target=0.8, alert_below=0.8),
+    ]
+
+
 class SloSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -143,3 +172,5 @@ class SloSettings(BaseModel):
     healthy_above: float = 0.5
     #: Remaining error budget share below which it is exhausted.
     exhausted_below: float = 0.1
+    #: Hit-rate SLOs of the cache's read paths, per key prefix (JSON list in the environment).
+    cache: list[CacheObjective] = Field(default_factory=_default_cache_objectives)

@@ -10,6 +10,11 @@ remaining = 1 - bad share / (1 - target). Burn rate over a window = bad share / 
 fast burn when the 1 h and 5 min burn rates are both >= 14.4 (2 % of a 30-day budget in an
 hour), slow burn when the 6 h and 30 min ones are both >= 6 (5 % in 6 hours). Policy state
 (§3.3): healthy above 50 % remaining, exhausted below 10 %, stressed between.
+
+Cache hit-rate SLOs (``[slo] cache``, per key prefix): SLI = hits / (hits + misses) of the
+cache's counters as every process flushed them to ``tenantry.cache_stats`` (``cache_report``);
+``ok`` at or above the target, ``below-target`` under it, ``alert`` under ``alert_below``,
+``no-data`` with fewer than ``min_lookups`` lookups.
 """
 
 from __future__ import annotations
@@ -21,7 +26,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tenantry.kernel.observability import sql as q
-from tenantry.kernel.observability.settings import LATENCY_BOUNDS_MS, Objective, SloSettings
+from tenantry.kernel.observability.settings import (
+    LATENCY_BOUNDS_MS,
+    CacheObjective,
+    Objective,
+    SloSettings,
+)
 
 if TYPE_CHECKING:
     from tenantry.kernel.db.database import Database
@@ -218,3 +228,38 @@ async def report(
     db: Database, settings: SloSettings, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     return evaluate(await load_segments(db, settings.window_days, now), settings)
+
+
+def cache_verdict(obj: CacheObjective, hits: int, misses: int) -> dict[str, Any]:
+    """One cache hit-rate SLO from its counters (pure: tested on hand figures)."""
+    n = hits + misses
+    rate = None if n == 0 else hits / n
+    if rate is None or n < obj.min_lookups:
+        state = "no-data"
+    elif rate < obj.alert_below:
+        state = "alert"
+    elif rate < obj.target:
+        state = "below-target"
+    else:
+        state = "ok"
+    return {
+        "slo": f"cache-{obj.prefix}:hit_rate",
+        "prefix": obj.prefix,
+        "target": obj.target,
+        "alert_below": obj.alert_below,
+        "lookups": n,
+        "hits": hits,
+        "misses": misses,
+        "sli": None if rate is None else round(rate, 6),
+        "state": state,
+        "alert": state == "alert",
+    }
+
+
+async def cache_report(db: Database, settings: SloSettings) -> list[dict[str, Any]]:
+    """Every cache hit-rate SLO from the flushed counters (none when the cache capability's
+    table is absent)."""
+    async with db.platform_unit_of_work() as uow:
+        rows = await uow.fetch(q.CACHE_COUNTS) if await uow.fetchval(q.CACHE_STATS_EXISTS) else []
+    counts = {r["prefix"]: (r["hits"], r["misses"]) for r in rows}
+    return [cache_verdict(o, *counts.get(o.prefix, (0, 0))) for o in settings.cache]

@@ -13,10 +13,13 @@ from typing import Any
 
 import yaml
 
-from tenantry.kernel.observability.settings import Objective, SloSettings
+from tenantry.kernel.observability.settings import CacheObjective, Objective, SloSettings
 from tenantry.kernel.observability.slo import FAST_BURN, SLOW_BURN
 
 METRIC = "tenantry_http_request_duration_seconds"
+CACHE_METRIC = "tenantry_cache_requests_total"
+#: The window of the cache hit-rate alerts.
+CACHE_WINDOW = "30m"
 _ALERT_WINDOWS = (
     ("fast", "1h", "5m", FAST_BURN, "page"),
     ("slow", "6h", "30m", SLOW_BURN, "ticket"),
@@ -84,7 +87,34 @@ def alert_rules(s: SloSettings) -> dict[str, Any]:
                         },
                     }
                 )
-    return {"groups": [{"name": "tenantry-slo", "rules": rules}]}
+    groups = [{"name": "tenantry-slo", "rules": rules}]
+    if s.cache:
+        groups.append({"name": "tenantry-cache", "rules": [cache_rule(o) for o in s.cache]})
+    return {"groups": groups}
+
+
+def cache_hit_ratio(obj: CacheObjective, window: str) -> str:
+    sel = f'prefix="{obj.prefix}"'
+    hits = f'sum(rate({CACHE_METRIC}{{{sel}, result=~"hit|l1_hit"}}[{window}]))'
+    return f"({hits} / sum(rate({CACHE_METRIC}{{{sel}}}[{window}])))"
+
+
+def cache_rule(obj: CacheObjective) -> dict[str, Any]:
+    """Below ``alert_below`` over ``CACHE_WINDOW`` for 15 minutes, with at least
+    ``min_lookups`` lookups a minute (a quiet prefix does not page)."""
+    name = "".join(w.capitalize() for w in re.split(r"[-_:.]", obj.prefix))
+    volume = f'sum(rate({CACHE_METRIC}{{prefix="{obj.prefix}"}}[{CACHE_WINDOW}])) * 60'
+    return {
+        "alert": f"Cache{name}HitRateLow",
+        "expr": f"{cache_hit_ratio(obj, CACHE_WINDOW)} < {obj.alert_below:g}\n"
+        f"and\n{volume} >= {obj.min_lookups}",
+        "for": "15m",
+        "labels": {"severity": "ticket", "slo": f"cache-{obj.prefix}:hit_rate"},
+        "annotations": {
+            "summary": f"cache hit rate of {obj.prefix} below {obj.alert_below:.0%} "
+            f"({CACHE_WINDOW}; target {obj.target:.0%})",
+        },
+    }
 
 
 def grafana_dashboard(s: SloSettings) -> dict[str, Any]:

@@ -115,3 +115,8 @@ INSERT INTO tenantry.otel_spans
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT DO NOTHING
 """
+
+# The cache capability's counters (capabilities/cache: flushed by every process), read for
+# the cache hit-rate SLOs.
+CACHE_STATS_EXISTS = "SELECT to_regclass('tenantry.cache_stats') IS NOT NULL"
+CACHE_COUNTS = "SELECT prefix, hits, misses FROM tenantry.cache_stats"

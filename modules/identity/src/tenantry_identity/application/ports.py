@@ -14,7 +14,7 @@ unit of work (``IdentityUnits``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -156,6 +156,8 @@ class IdentityRepository(Protocol[W_contra]):
 
     async def members(self, uow: W_contra, query: Any) -> Page: ...
 
+    async def member(self, uow: W_contra, user_id: UUID) -> Member | None: ...
+
     async def member_count(self, uow: W_contra) -> int: ...
 
     async def set_member_status(self, uow: W_contra, user_id: UUID, status: str) -> str | None:
@@ -211,3 +213,14 @@ class IdentityRepository(Protocol[W_contra]):
     async def roles_changed(self, uow: W_contra) -> None:
         """Every process drops its authorization cache for the tenant when ``uow`` commits."""
         ...
+
+
+class ProfileCache(Protocol):
+    """Member profiles kept in the platform cache (infrastructure/cache.py), per tenant and
+    user: ``get`` reads through, ``drop`` after a change's commit (every process)."""
+
+    async def get(
+        self, tenant: Tenant, user_id: UUID, load: Callable[[], Awaitable[dict[str, Any] | None]]
+    ) -> dict[str, Any] | None: ...
+
+    async def drop(self, tenant: Tenant, user_id: UUID) -> None: ...

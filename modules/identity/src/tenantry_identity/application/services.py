@@ -47,6 +47,7 @@ from tenantry_identity.application.ports import (
     Login,
     Page,
     PasswordHasher,
+    ProfileCache,
     SecretHasher,
     SecretMatches,
     Tenants,
@@ -57,6 +58,7 @@ from tenantry_identity.domain.model import (
     ADMIN_ROLE,
     ApiClient,
     DomainError,
+    Member,
     check_password,
     check_role_names,
     normalize_email,
@@ -99,6 +101,7 @@ class IdentityService(Generic[W]):
         secret_hasher: SecretHasher,
         secret_matches: SecretMatches,
         is_operator_tenant: Callable[[str | None], bool] = lambda _slug: False,
+        profiles: ProfileCache | None = None,
     ) -> None:
         #: Opens units of work (kernel: infrastructure/units.KernelUnits over ``Database``).
         self.units = units
@@ -111,6 +114,8 @@ class IdentityService(Generic[W]):
         self.secret_matches = secret_matches
         #: Only the operator tenant's roles may grant platform actions (kernel/auth/actions).
         self.is_operator_tenant = is_operator_tenant
+        #: Member profiles in the platform cache (None: read the tables every time).
+        self.profiles = profiles
         #: client_id -> its tenant (never changes): a known client's grant is one unit of work.
         self._client_tenants: dict[str, UUID] = {}
 
@@ -274,7 +279,27 @@ class IdentityService(Generic[W]):
                     user_id=user_id, email=email, roles=sorted(roles), onboarding=onboarding
                 )
             )
+        await self._profile_changed(tenant, user_id)
         return user_id, created
+
+    async def member_profile(self, tenant: Tenant, user_id: UUID) -> dict[str, Any]:
+        """One member's profile (id, email, roles, status, created_at as ISO text); 404 when
+        ``user_id`` is no member of ``tenant``. Through the profile cache when there is one."""
+
+        async def load() -> dict[str, Any] | None:
+            async with self.units.members(tenant) as uow:
+                m = await self.repository.member(uow, user_id)
+            return None if m is None else profile_of(m)
+
+        found = await (self.profiles.get(tenant, user_id, load) if self.profiles else load())
+        if found is None:
+            raise NotFound("no such user in this tenant")
+        return found
+
+    async def _profile_changed(self, tenant: Tenant, user_id: UUID) -> None:
+        """After the change's commit: the cached profile goes, in every process."""
+        if self.profiles is not None:
+            await self.profiles.drop(tenant, user_id)
 
     async def members(self, tenant: Tenant, query: Any) -> Page:
         """One page of the tenant's members (the filter engine's ``ListQuery``)."""
@@ -310,6 +335,7 @@ class IdentityService(Generic[W]):
                 before={"status": old},
                 after={"status": status},
             )
+        await self._profile_changed(tenant, user_id)
 
     async def remove_member(self, tenant: Tenant, user_id: UUID, by: str | None) -> None:
         """Take a user out of the tenant (the login stays: it may belong to others); their
@@ -322,6 +348,7 @@ class IdentityService(Generic[W]):
             if old is None:
                 raise NotFound("no such user in this tenant")
             uow.audit("identity.member.remove", f"user:{user_id}", before=old, after=None)
+        await self._profile_changed(tenant, user_id)
 
     # -- API clients ------------------------------------------------------------------------
     async def create_client(
@@ -476,3 +503,14 @@ class IdentityService(Generic[W]):
 
 
 __all__ = ["IdentityService", "TokenResult"]
+
+
+def profile_of(m: Member) -> dict[str, Any]:
+    """A member as the API shows it (JSON types: what the cache returns too)."""
+    return {
+        "id": str(m.user_id),
+        "email": m.email,
+        "roles": m.roles,
+        "status": m.status.value,
+        "created_at": m.created_at.isoformat(),
+    }

@@ -107,6 +107,14 @@ class SqlIdentityRepository:
         ]
         return members, query.next_cursor(rows)
 
+    async def member(self, uow: UnitOfWork, user_id: UUID) -> Member | None:
+        r = await uow.fetchrow(sql.SELECT_MEMBER, user_id)
+        if r is None:
+            return None
+        return Member(
+            r["user_id"], r["email"], list(r["roles"]), Status(r["status"]), r["created_at"]
+        )
+
     async def member_count(self, uow: UnitOfWork) -> int:
         return int(await uow.fetchval(sql.COUNT_MEMBERS))
 

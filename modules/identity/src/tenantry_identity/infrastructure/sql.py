@@ -64,6 +64,12 @@ LIST_MEMBERS = """
 SELECT u.id AS user_id, u.email, m.roles, m.status, m.created_at
 FROM tenantry.memberships m JOIN tenantry.users u ON u.id = m.user_id
 """
+#: One member's profile (the tenant filter adds the membership's tenant).
+SELECT_MEMBER = """
+SELECT u.id AS user_id, u.email, m.roles, m.status, m.created_at
+FROM tenantry.memberships m JOIN tenantry.users u ON u.id = m.user_id
+WHERE m.user_id = $1
+"""
 #: What a client may filter and sort the members list by (emails are stored lower-case).
 MEMBER_FIELDS = FieldSet(
     "identity.members",

@@ -5,6 +5,7 @@ fakes alike."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -52,3 +53,12 @@ class ProjectsRepository(Protocol[W_contra]):
     async def list_projects(self, uow: W_contra, query: Any) -> Page: ...
 
     async def list_tasks(self, uow: W_contra, query: Any) -> Page: ...
+
+
+class ListCache(Protocol):
+    """Pages of the project list kept in the platform cache (infrastructure/cache.py), per
+    tenant; ``invalidate`` after a change's commit drops them in every process."""
+
+    async def page(self, query: Any, load: Callable[[], Awaitable[Page]]) -> Page: ...
+
+    async def invalidate(self) -> None: ...

@@ -7,6 +7,10 @@ and records on it what happened: an audit record for every change (``uow.audit``
 ``TaskCompleted.v1`` when a task reaches done (``uow.publish``); the kernel writes both at
 commit, in the same transaction. Results are rows (dicts of Python values); refusals are
 ``ProjectsError`` kinds. HTTP is the routes' business.
+
+The project list reads through a ``ListCache`` when one is given (the platform cache, 600 s):
+every change of a project (create, rename, archive, restore) drops the tenant's cached
+pages after its commit, before the call returns.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from uuid import UUID
 
 from tenantry.kernel.db.ports import UnitsOfWork, W
 from tenantry_projects.application.errors import DuplicateKey, ProjectNotFound, TaskNotFound
-from tenantry_projects.application.ports import Page, ProjectsRepository, Row
+from tenantry_projects.application.ports import ListCache, Page, ProjectsRepository, Row
 from tenantry_projects.contracts import TaskCompleted
 from tenantry_projects.domain.model import (
     Priority,
@@ -48,10 +52,21 @@ def task_view(row: Row) -> Row:
 
 
 class ProjectsService(Generic[W]):
-    def __init__(self, uow: UnitsOfWork[W], repository: ProjectsRepository[W]) -> None:
+    def __init__(
+        self,
+        uow: UnitsOfWork[W],
+        repository: ProjectsRepository[W],
+        lists: ListCache | None = None,
+    ) -> None:
         #: Opens a unit of work in the current tenant (kernel: ``Database.unit_of_work``).
         self.uow = uow
         self.repository = repository
+        #: Cached pages of the project list (None: every list reads the store).
+        self.lists = lists
+
+    async def _lists_changed(self) -> None:
+        if self.lists is not None:
+            await self.lists.invalidate()
 
     # -- projects ---------------------------------------------------------------------------
     async def create_project(self, key: str, name: str, description: str) -> Row:
@@ -70,6 +85,7 @@ class ProjectsService(Generic[W]):
                 f"project:{row['id']}",
                 after={"key": row["key"], "name": row["name"]},
             )
+        await self._lists_changed()
         return row
 
     async def project(self, project_id: UUID) -> Row:
@@ -98,6 +114,8 @@ class ProjectsService(Generic[W]):
                     after={k: row[k] for k in changed if k == "name"},
                     details={"changed": changed},
                 )
+        if changed:
+            await self._lists_changed()
         return row
 
     async def set_archived(self, project_id: UUID, archived: bool) -> Row:
@@ -117,9 +135,15 @@ class ProjectsService(Generic[W]):
                 before={"status": before["status"]},
                 after={"status": row["status"]},
             )
+        await self._lists_changed()
         return row
 
     async def projects(self, query: Any) -> Page:
+        if self.lists is not None:
+            return await self.lists.page(query, lambda: self._projects(query))
+        return await self._projects(query)
+
+    async def _projects(self, query: Any) -> Page:
         async with self.uow(readonly=True) as uow:
             return await self.repository.list_projects(uow, query)
 

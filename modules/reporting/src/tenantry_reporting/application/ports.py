@@ -9,6 +9,7 @@ unit tests (modules/reporting/tests/reporting_fakes.py).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any, Protocol
 
@@ -23,3 +24,19 @@ class SummaryRepository(Protocol[W_contra]):
     async def apply(self, uow: W_contra, rows: list[Delta]) -> None: ...
 
     async def daily(self, uow: W_contra, start: date, end: date) -> list[dict[str, Any]]: ...
+
+    async def dashboard(self, uow: W_contra) -> dict[str, Any]:
+        """The dashboard's metadata: first/last day (ISO), accounts (id, code), currencies."""
+        ...
+
+
+class DashboardCache(Protocol[W_contra]):
+    """The dashboard metadata in the platform cache (infrastructure/cache.py): ``get`` reads
+    through, ``peek`` is the cached value without loading (None: not cached), ``changed``
+    tells every process, at the fold's commit, that it must load the metadata anew."""
+
+    async def get(self, load: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]: ...
+
+    async def peek(self) -> dict[str, Any] | None: ...
+
+    async def changed(self, uow: W_contra) -> None: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 
@@ -77,3 +77,20 @@ def page_of(start: date, to: date, max_days: int) -> DayRange | None:
         end = start + timedelta(days=max_days - 1)
         return DayRange(start, end, end + timedelta(days=1))
     return DayRange(start, to, None)
+
+
+def covers(dashboard: dict[str, Any], rows: list[Delta]) -> bool:
+    """Does the dashboard's metadata (``ReportingService.dashboard``: first and last day,
+    accounts, currencies) already include every day, account and currency of ``rows``? Then
+    folding them changes no metadata (an account's code is taken as it was first seen)."""
+    first, last = dashboard.get("first_day"), dashboard.get("last_day")
+    if first is None or last is None:
+        return not rows
+    accounts = {a["id"] for a in dashboard.get("accounts", ())}
+    currencies = set(dashboard.get("currencies", ()))
+    return all(
+        first <= r.day.isoformat() <= last
+        and str(r.account_id) in accounts
+        and r.currency in currencies
+        for r in rows
+    )

@@ -7,7 +7,7 @@ from typing import Any
 
 from tenantry.kernel.db.uow import UnitOfWork
 from tenantry_reporting.domain.summary import Delta
-from tenantry_reporting.infrastructure.sql import DAILY, UPSERT
+from tenantry_reporting.infrastructure.sql import DAILY, DASHBOARD, DASHBOARD_ACCOUNTS, UPSERT
 
 
 class SqlSummaryRepository:
@@ -44,3 +44,15 @@ class SqlSummaryRepository:
             }
             for r in await uow.fetch(DAILY, start, end)
         ]
+
+    async def dashboard(self, uow: UnitOfWork) -> dict[str, Any]:
+        head = await uow.fetchrow(DASHBOARD)
+        accounts = await uow.fetch(DASHBOARD_ACCOUNTS)
+        first = head["first_day"] if head else None
+        last = head["last_day"] if head else None
+        return {
+            "first_day": first.isoformat() if first else None,
+            "last_day": last.isoformat() if last else None,
+            "accounts": [{"id": str(r["account_id"]), "code": r["account_code"]} for r in accounts],
+            "currencies": list(head["currencies"]) if head else [],
+        }

@@ -26,3 +26,17 @@ SELECT day, account_id, account_code, currency, debit, credit, debit + credit AS
        entries AS count
 FROM reporting_daily
 """
+
+#: The dashboard's metadata: the days covered, the accounts and the currencies seen.
+DASHBOARD = """
+SELECT min(day) AS first_day, max(day) AS last_day,
+       coalesce(array_agg(DISTINCT currency ORDER BY currency), '{}') AS currencies
+FROM reporting_daily
+"""
+DASHBOARD_ACCOUNTS = """
+SELECT DISTINCT account_id, account_code FROM reporting_daily
+ORDER BY account_code, account_id
+"""
+#: NOTIFY (in the fold's transaction, so after its commit) that a tenant's dashboard
+#: metadata changed; payload: the tenant id.
+DASHBOARD_CHANNEL = "tenantry_reporting_dashboard"
