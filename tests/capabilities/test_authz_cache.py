@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from tenantry.capabilities.authz import Authz
-from tenantry.capabilities.authz.engine import PERMISSIONS_PREFIX
+from tenantry.capabilities.authz.engine import PERMISSIONS_KEY, PERMISSIONS_PREFIX
 from tenantry.capabilities.cache.api import CacheSettings, build_cache
 from tenantry.kernel.observability import metrics
 from tenantry.kernel.platform import Platform
@@ -110,6 +110,33 @@ async def test_a_role_change_is_seen_through_the_cache_on_every_process(
         with tenant_scope(t.tenant):
             assert (await late.check(p, "audit:read")).allowed
             assert late.store_loads == 0
+
+
+async def test_a_change_nobody_read_since_is_not_served_from_the_cache_to_a_later_process(
+    platform: Platform, client: httpx.AsyncClient, make_tenant: MakeTenant
+) -> None:
+    t = await make_tenant()
+    p = Principal("someone", t.tenant.id, roles=frozenset({"viewer"}))
+    async with process(platform) as early:
+        with tenant_scope(t.tenant):
+            assert not (await early.check(p, "audit:read")).allowed  # the rules are cached
+    r = await client.post(
+        "/api/v1/identity/roles", headers=t.auth, json={"name": "viewer", "actions": ["audit:read"]}
+    )
+    assert r.status_code == 201, r.text
+    probe = build_cache(platform.db, CacheSettings())  # no L1 before start(): the table
+    try:
+        with tenant_scope(t.tenant):
+
+            async def dropped() -> bool:
+                return await probe.get(PERMISSIONS_KEY) is None
+
+            await until(dropped)  # the listening engines dropped it on the change's NOTIFY
+            async with process(platform) as late:
+                assert (await late.check(p, "audit:read")).allowed
+                assert late.store_loads == 1
+    finally:
+        await probe.close()
 
 
 async def test_snapshot_hits_count_as_permission_cache_hits_and_decisions_are_timed(
