@@ -109,7 +109,9 @@ async def test_a_role_change_is_seen_through_the_cache_on_every_process(
     async with process(platform) as late:
         with tenant_scope(t.tenant):
             assert (await late.check(p, "audit:read")).allowed
-            assert late.store_loads == 0
+            # the refreshed entry, or one load when a listening process's delete on the
+            # change's NOTIFY (ReadPath.refresh) came after that refresh
+            assert late.store_loads <= 1
 
 
 async def test_a_change_nobody_read_since_is_not_served_from_the_cache_to_a_later_process(

@@ -74,4 +74,6 @@ async def test_an_override_is_seen_at_once_here_and_after_its_notify_elsewhere(
         assert (await here.for_tenant(neighbour.tenant)).quotas["max_users"] == before
     async with process(platform) as late:
         assert (await late.for_tenant(t.tenant)).quotas["max_users"] == before + 41
-        assert late.loads == 0
+        # the entry refreshed above, or (when a listening process's delete on the change's
+        # NOTIFY came after that refresh: ReadPath.refresh) one load from the table
+        assert late.loads <= 1

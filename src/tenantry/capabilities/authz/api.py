@@ -331,7 +331,6 @@ class AuthzModule(Module):
             is_operator_tenant=registrar.is_operator_tenant,
             cache=registrar.find(Cache),
             permission_ttl_s=cfg.permission_ttl_s,
-            tenant_by_id=registrar.catalog.get,
         )
         registrar.provide(Authz, engine)
         registrar.set_authorizer(engine)

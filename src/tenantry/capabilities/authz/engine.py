@@ -11,12 +11,11 @@ through the platform cache when one is given (read path ``authz:permissions``, T
 ``permission_ttl_s``, 60 s): a process whose snapshot expired, or a new process, takes the
 rules from the cache instead of the tenant's store. A change's NOTIFY makes each process's
 next lookup of that tenant load from the store and overwrite the cached entry
-(``ReadPath.refresh``), so every process sees a committed change once its NOTIFY arrived, as
-before; and each listening process drops the tenant's cached entry as the NOTIFY arrives
-(``tenant_by_id`` given: the platform's engine), so a process that starts later never takes
-the old rules from the cache, even if no process read them since the change. Snapshot hits
-count as ``l1_hit`` of ``authz:permissions`` in the cache statistics: that prefix's hit rate
-is the permission-cache hit rate (SLO ``authz-permissions``).
+(``ReadPath.refresh``, which also deletes the entry from the shared cache at once, so a
+process started later never reads the old rules), so every process sees a committed change
+once its NOTIFY arrived, as before. Snapshot hits count as ``l1_hit`` of
+``authz:permissions`` in the cache statistics: that prefix's hit rate is the
+permission-cache hit rate (SLO ``authz-permissions``).
 Decision latency is the histogram ``tenantry_authz_decision_duration_seconds``.
 
 Every decision is audited (``authz.decision``, outcome allow/deny, the deciding policy):
@@ -25,10 +24,9 @@ inside a caller's unit of work in the same transaction, otherwise through the au
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -87,7 +85,6 @@ class Authz:
         is_operator_tenant: Callable[[str | None], bool] = lambda _slug: False,
         cache: Cache | None = None,
         permission_ttl_s: float = 60.0,
-        tenant_by_id: Callable[[UUID], Awaitable[Tenant | None]] | None = None,
     ) -> None:
         self.db = db
         self.expand = expand
@@ -113,9 +110,6 @@ class Authz:
         #: Bumped by a change of unknown tenant: every tenant's next lookup loads from the store.
         self._epoch = 0
         self._tenant_epoch: dict[UUID, int] = {}
-        #: The catalog's lookup: a changed tenant's cached rules are dropped on NOTIFY.
-        self.tenant_by_id = tenant_by_id
-        self._drops: set[asyncio.Task[None]] = set()
 
     # -- snapshots --------------------------------------------------------------------------
     async def _load_rules(self) -> dict[str, Any]:
@@ -191,22 +185,6 @@ class Authz:
             self._decisions.pop(tenant_id, None)
             if self.permissions is not None:
                 self.permissions.refresh(tenant_id, PERMISSIONS_SUFFIX)
-                if self.tenant_by_id is not None:
-                    task = asyncio.get_running_loop().create_task(self._drop_shared(tenant_id))
-                    self._drops.add(task)
-                    task.add_done_callback(self._drops.discard)
-
-    async def _drop_shared(self, tenant_id: UUID) -> None:
-        """Drop ``tenant_id``'s rules from the shared cache (every listening process does, on
-        the change's NOTIFY: a few idempotent deletes per change, and changes are rare)."""
-        assert self.tenant_by_id is not None
-        assert self.permissions is not None
-        try:
-            tenant = await self.tenant_by_id(tenant_id)
-            if tenant is not None:
-                await self.permissions.drop(PERMISSIONS_SUFFIX, tenant)
-        except Exception as exc:  # the TTL still bounds the entry's life
-            _log.warning("authz: dropping the cached rules of %s failed: %r", tenant_id, exc)
 
     # -- deciding ---------------------------------------------------------------------------
     async def check(
@@ -293,10 +271,6 @@ class Authz:
 
     async def close(self) -> None:
         await self.db.unlisten(CHANNEL, self._on_notify)
-        for task in list(self._drops):
-            task.cancel()
-        if self._drops:
-            await asyncio.gather(*self._drops, return_exceptions=True)
 
 
 async def notify_change(uow: UnitOfWork) -> None:

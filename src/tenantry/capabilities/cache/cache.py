@@ -22,6 +22,7 @@ maintenance interval, and ``tenantry cache warm``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -273,6 +274,10 @@ class Cache:
             await self.db.unlisten(sql.CHANNEL, self._on_notify)
         with contextlib.suppress(Exception):
             await self.flush_stats()
+        for path in self.paths.values():
+            for task in list(path._drops):
+                task.cancel()
+            await path.settle()
         await self.backend.close()
 
 
@@ -284,11 +289,14 @@ def _check(key: str) -> None:
 @dataclass
 class ReadPath:
     """One cached read of a module: keys ``<prefix>:<suffix>`` of the ambient tenant, kept
-    ``ttl_s``, tagged ``tag`` (``invalidate`` after the write's commit drops them all, in
-    every process). ``refresh(tenant_id)``: the tenant's next read of each key loads from the
-    source and overwrites the shared entry (for writes this process learns of by a NOTIFY
-    sent at their commit, e.g. authz's). ``warmer``: fills the hot keys of the ambient tenant,
-    returning how many (``Cache.warm``)."""
+    ``ttl_s``, tagged ``tag`` (``invalidate`` after the write's commit drops them all, in every
+    process). ``refresh(tenant_id, suffix)``, for writes this process learns of by a NOTIFY sent
+    at their commit (authz's, reporting's): the key is deleted from the shared cache at once
+    (every listening process does: a few idempotent deletes per change), so a process started
+    later never reads the old value; and this process's next read of it loads from the source
+    and overwrites the shared entry, so a racing read that stored an old value after the delete
+    is replaced. ``warmer``: fills the hot keys of the ambient tenant, returning how many
+    (``Cache.warm``)."""
 
     cache: Cache
     prefix: str
@@ -296,6 +304,7 @@ class ReadPath:
     tag: str
     warmer: Warmer | None = None
     _refresh: set[Any] = field(default_factory=set)
+    _drops: set[asyncio.Task[None]] = field(default_factory=set)
 
     def key(self, suffix: str) -> str:
         return f"{self.prefix}:{suffix}"
@@ -342,4 +351,25 @@ class ReadPath:
             # bounded memory: marks of keys nobody read since are forgotten, and those keys
             # may serve their old shared entry until their TTL (docs/operations.md, "Cache")
             self._refresh.clear()
-        self._refresh.add((tenant_id, self.key(suffix)))
+        key = self.key(suffix)
+        self._refresh.add((tenant_id, key))
+        if not self.cache.enabled:
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(self._delete_shared(tenant_id, key))
+        except RuntimeError:  # no running loop (a synchronous caller): the mark alone
+            return
+        self._drops.add(task)
+        task.add_done_callback(self._drops.discard)
+
+    async def _delete_shared(self, tenant_id: UUID, key: str) -> None:
+        try:
+            self.cache.l1.drop(tenant_id, key)
+            await self.cache.backend.delete(tenant_id, key)
+        except Exception as exc:  # the mark and the TTL still bound the old value's life
+            _log.warning("cache: deleting %s of %s failed: %r", key, tenant_id, exc)
+
+    async def settle(self) -> None:
+        """Wait for (or, when closing, cancel) the deletes ``refresh`` started."""
+        if self._drops:
+            await asyncio.gather(*self._drops, return_exceptions=True)
