@@ -11,8 +11,9 @@ at once, so both workers answer (``X-Tenantry-Worker`` names the process). The c
   process: the test's own platform on the same database, as ``tenantry`` commands are) is
   seen by *both* workers within a bound shorter than each cache's TTL, i.e. by NOTIFY: the
   authz policy snapshot, principal status, the tenant catalog, plans, flags, signing keys;
-- the outbox relay delivers each message once (a webhook receiver counts them) and the job
-  worker runs each job once, with two server processes (and the test's platform) relaying;
+- the outbox relay delivers each message once (a webhook receiver counts them), the job
+  worker runs each job once, and a crashed onboarding saga is resumed by one worker, once,
+  with two server processes (and the test's platform) relaying;
 - SIGTERM drains: a request in flight completes with 200, new connections are refused, the
   process exits 0 (one process and two);
 - bad values are one line and exit 2.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -46,10 +48,11 @@ from tenantry.capabilities.flags.store import FlagStore
 from tenantry.kernel.config import Settings
 from tenantry.kernel.http.workers import cpu_count, resolve_workers
 from tenantry.kernel.platform import Platform
-from tenantry.kernel.tenancy.model import TenantStatus
+from tenantry.kernel.tenancy.model import IsolationMode, TenantStatus
+from tenantry.testing import admin_connection
 from tests.cli import EXE, process_env
 from tests.conftest import PASSWORD, MakeTenant, TenantFixture
-from tests.integration.test_onboarding_crash import free_port, kill, tail
+from tests.integration.test_onboarding_crash import free_port, kill, kill_at, slug_for, tail
 
 REDIS_URL = os.environ.get("TENANTRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 #: Seconds within which a change must reach both workers: below every TTL that would
@@ -57,6 +60,10 @@ REDIS_URL = os.environ.get("TENANTRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15
 #: the signing key's re-read 5 s), so only the NOTIFY can make it.
 BOUND_S = 3.0
 TIGHT_BURST = 8
+#: The server's ``messaging.saga_stale_s``: its workers resume a saga without a heartbeat for
+#: this long. Every process that runs sagas must use the same value (a saga beats every
+#: stale_s / 3): the test's own platform and its ``tenants create`` are set to it as well.
+SAGA_STALE_S = 1.0
 Popen = subprocess.Popen[bytes]
 
 
@@ -79,6 +86,9 @@ backend = "{"redis" if redis else "memory"}"
 redis_url = "{REDIS_URL}"
 anonymous_rate_per_s = 1000
 anonymous_burst = 1000
+
+[messaging]
+saga_stale_s = {SAGA_STALE_S}
 
 [notifications]
 allow_private_targets = true
@@ -142,63 +152,120 @@ def stop(proc: Popen) -> int:
         raise
 
 
+def pinnable(base: str) -> httpx.AsyncClient:
+    """A client of one connection: it stays with the worker that accepted it (keep-alive)."""
+    return httpx.AsyncClient(
+        base_url=base,
+        timeout=10,
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+    )
+
+
 class Server:
+    """The server under test, with one kept-alive connection to each worker, so a request
+    is sent to the worker chosen (the kernel hands a new connection to whichever worker
+    accepts first: under load one may take every connection for a while)."""
+
     def __init__(self, proc: Popen, base: str, log: Path) -> None:
         self.proc = proc
         self.base = base
         self.log = log
+        self.pinned: dict[str, httpx.AsyncClient] = {}
 
-    async def spread(
+    async def _burst(self, n: int = 12) -> None:
+        """Open ``n`` connections at once; keep one to each worker not pinned yet."""
+        clients = [pinnable(self.base) for _ in range(n)]
+        answers = await asyncio.gather(*(c.get("/healthz") for c in clients))
+        for client, r in zip(clients, answers, strict=True):
+            worker = r.headers["x-tenantry-worker"]
+            if worker not in self.pinned:
+                self.pinned[worker] = client
+            else:
+                await client.aclose()
+
+    async def workers(self) -> list[str]:
+        """The two workers' ids (pids), each with a connection of its own."""
+        for _ in range(60):
+            if len(self.pinned) >= 2:
+                return sorted(self.pinned)
+            await self._burst()
+        raise AssertionError(f"one worker accepted every connection: {list(self.pinned)}")
+
+    async def on(self, worker: str, method: str, path: str, **kw: Any) -> httpx.Response:
+        """``method path`` answered by ``worker`` (a read: it is sent again if the kept-alive
+        connection had closed and its replacement reached the other worker)."""
+        for _ in range(60):
+            client = self.pinned.get(worker)
+            if client is None:
+                await self._burst()
+                continue
+            r = await client.request(method, path, **kw)
+            got = r.headers["x-tenantry-worker"]
+            if got == worker:
+                return r
+            del self.pinned[worker]  # re-connected elsewhere: re-pin
+            if got not in self.pinned:
+                self.pinned[got] = client
+            else:
+                await client.aclose()
+        raise AssertionError(f"worker {worker} accepted no connection")
+
+    async def on_both(self, method: str, path: str, **kw: Any) -> dict[str, httpx.Response]:
+        """The same request answered by each of the two workers."""
+        return {w: await self.on(w, method, path, **kw) for w in await self.workers()}
+
+    async def alternate(
         self,
         method: str,
         path: str,
-        n: int = 8,
+        n: int,
         each: Callable[[], dict[str, str]] | None = None,
         **kw: Any,
     ) -> list[tuple[str, httpx.Response]]:
-        """``n`` requests at once, each on a fresh connection: (worker, response) each.
-        ``each``: headers of its own per request, added to ``headers``."""
+        """``n`` requests, two at a time, one on each worker's connection: (worker, response)
+        each. ``each``: headers of its own per request, added to ``headers``."""
+        workers = await self.workers()
+        for w in workers:  # a connection idle past the keep-alive timeout is replaced now
+            await self.on(w, "GET", "/healthz")
+        workers = await self.workers()
 
-        async def one() -> tuple[str, httpx.Response]:
+        async def one(worker: str) -> tuple[str, httpx.Response]:
             args = dict(kw)
             if each is not None:
                 args["headers"] = {**kw.get("headers", {}), **each()}
-            async with httpx.AsyncClient(base_url=self.base, timeout=10) as http:
-                r = await http.request(method, path, **args)
-                return r.headers["x-tenantry-worker"], r
+            r = await self.pinned[worker].request(method, path, **args)
+            return r.headers["x-tenantry-worker"], r
 
-        return list(await asyncio.gather(*(one() for _ in range(n))))
-
-    async def on_both(self, method: str, path: str, **kw: Any) -> dict[str, httpx.Response]:
-        """The same request answered by each of the two workers (the last answer of each)."""
-        seen: dict[str, httpx.Response] = {}
-        for _ in range(20):
-            seen.update(await self.spread(method, path, **kw))
-            if len(seen) >= 2:
-                return seen
-        raise AssertionError(f"one worker answered every request: {list(seen)}")
+        out: list[tuple[str, httpx.Response]] = []
+        for i in range(0, n, 2):
+            out += await asyncio.gather(*(one(w) for w in workers[: min(2, n - i)]))
+        return out
 
     async def until_both(
         self, method: str, path: str, ok: Callable[[httpx.Response], bool], **kw: Any
     ) -> float:
         """Seconds until both workers answer ``ok`` (at most BOUND_S)."""
         started = time.monotonic()
-        pending: set[str] | None = None
         last: dict[str, httpx.Response] = {}
         while time.monotonic() - started < BOUND_S:
-            for worker, r in await self.spread(method, path, **kw):
-                last[worker] = r
-                if pending is None:
-                    pending = set()
-                if ok(r):
-                    pending.discard(worker)
-                else:
-                    pending.add(worker)
-            if len(last) >= 2 and not pending:
+            last = await self.on_both(method, path, **kw)
+            if all(ok(r) for r in last.values()):
                 return time.monotonic() - started
             await asyncio.sleep(0.05)
         answers = {w: (r.status_code, r.text[:200]) for w, r in last.items()}
         raise AssertionError(f"not seen by both workers within {BOUND_S}s: {answers}")
+
+    async def close(self) -> None:
+        for client in self.pinned.values():
+            await client.aclose()
+        self.pinned.clear()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sagas_beat_as_the_servers_expect(platform: Platform) -> None:
+    """This module's platform onboards the tenants: its sagas must beat as often as the
+    servers' resumers expect (with its default 30 s they would take its onboardings over)."""
+    platform.sagas.stale_s = SAGA_STALE_S
 
 
 @pytest.fixture(scope="module")
@@ -209,9 +276,11 @@ async def server(
     tmp = tmp_path_factory.mktemp("workers")
     env = {**process_env(settings), "TENANTRY_CONFIG": str(write_config(tmp / "t.toml", settings))}
     proc, base, _ = await start_serve(env, 2, tmp / "serve.log")
+    served = Server(proc, base, tmp / "serve.log")
     try:
-        yield Server(proc, base, tmp / "serve.log")
+        yield served
     finally:
+        await served.close()
         rc = stop(proc)
         assert rc == 0, f"serve --workers 2 exited {rc}: {tail(tmp / 'serve.log')}"
 
@@ -270,9 +339,7 @@ async def test_rate_limit_holds_across_workers(
 ) -> None:
     t = await make_tenant()
     await platform.use(Plans).set_override(t.tenant, {"rate_per_s": 0.01, "burst": TIGHT_BURST})
-    answers: list[tuple[str, httpx.Response]] = []
-    for _ in range(3):
-        answers += await server.spread("GET", "/api/v1/identity/me", headers=t.auth)
+    answers = await server.alternate("GET", "/api/v1/identity/me", 24, headers=t.auth)
     assert len({w for w, _ in answers}) == 2, "one worker answered every request"
     allowed = [r for _, r in answers if r.status_code == 200]
     refused = [r for _, r in answers if r.status_code == 429]
@@ -349,7 +416,7 @@ async def test_suspended_tenant_is_refused_by_both_workers(
 ) -> None:
     t = await enterprise(make_tenant)
     seen = await server.on_both("GET", "/api/v1/identity/me", headers=t.auth)
-    assert {r.status_code for r in seen.values()} == {200}
+    assert {r.status_code for r in seen.values()} == {200}, [r.text for r in seen.values()]
     await platform.provisioner.set_status(t.tenant.slug, TenantStatus.SUSPENDED)
     await server.until_both(
         "GET", "/api/v1/identity/me", lambda r: r.status_code == 403, headers=t.auth
@@ -363,6 +430,7 @@ async def test_plan_override_reaches_both_workers(
     t = await enterprise(make_tenant, isolation)
     path = "/api/v1/entitlements/plan"
     seen = await server.on_both("GET", path, headers=t.auth)
+    assert {r.status_code for r in seen.values()} == {200}, [r.text for r in seen.values()]
     assert {r.json()["burst"] for r in seen.values()} == {3000}
     await platform.use(Plans).set_override(t.tenant, {"burst": 2999})
     await server.until_both("GET", path, lambda r: r.json().get("burst") == 2999, headers=t.auth)
@@ -478,15 +546,14 @@ async def test_outbox_messages_are_delivered_once(server: Server, make_tenant: M
                 {"account_id": ids["3000"], "direction": "credit", "amount": 100},
             ],
         }
-        posted: list[tuple[str, httpx.Response]] = []
-        for _ in range(count // 8):
-            posted += await server.spread(
-                "POST",
-                "/api/v1/ledger/transactions",
-                headers=t.auth,
-                json=body,
-                each=lambda: {"Idempotency-Key": uuid4().hex},
-            )
+        posted = await server.alternate(
+            "POST",
+            "/api/v1/ledger/transactions",
+            count,
+            headers=t.auth,
+            json=body,
+            each=lambda: {"Idempotency-Key": uuid4().hex},
+        )
         assert {r.status_code for _, r in posted} == {201}, [r.text for _, r in posted][:3]
         assert len({w for w, _ in posted}) == 2
 
@@ -501,9 +568,10 @@ async def test_outbox_messages_are_delivered_once(server: Server, make_tenant: M
 
 async def test_jobs_run_once(server: Server, make_tenant: MakeTenant) -> None:
     t = await enterprise(make_tenant)
-    made = await server.spread(
+    made = await server.alternate(
         "POST",
         "/api/v1/exports",
+        6,
         headers=t.auth,
         json={"source": "ledger.accounts", "format": "csv"},
     )
@@ -523,6 +591,37 @@ async def test_jobs_run_once(server: Server, make_tenant: MakeTenant) -> None:
         await wait_for(finished, 30, "the exports")
     assert {e["status"] for e in done.values()} == {"succeeded"}, done
     assert {e["attempts"] for e in done.values()} == {1}, done
+
+
+async def test_a_crashed_saga_is_resumed_once_by_one_worker(
+    server: Server, settings: Settings, platform: Platform, tmp_path: Path
+) -> None:
+    """``tenants create`` killed before its last step; both workers' resumers (every 0.5 s,
+    ``saga_stale_s`` 1) race for it: one takes it and completes it, and no step runs twice."""
+    point = "do:welcome"
+    env = {**process_env(settings), "TENANTRY_MESSAGING__SAGA_STALE_S": str(SAGA_STALE_S)}
+    await kill_at(env, IsolationMode.SHARED, point, tmp_path)
+    slug = slug_for(IsolationMode.SHARED, point)
+    workers = set(await server.on_both("GET", "/healthz"))
+
+    async def saga() -> Any:
+        async with admin_connection(platform.db, as_owner=False) as conn:
+            return await conn.fetchrow(
+                "SELECT status, owner, log FROM tenantry.sagas WHERE data->>'slug' = $1", slug
+            )
+
+    async def completed() -> bool:
+        row = await saga()
+        return row is not None and row["status"] == "completed"
+
+    await wait_for(completed, 20, f"the onboarding of {slug} to be resumed")
+    row = await saga()
+    assert row["owner"].rpartition(":")[2] in workers, (row["owner"], workers)
+    log = row["log"] if isinstance(row["log"], list) else json.loads(row["log"])
+    events = Counter((e["step"], e["event"]) for e in log)
+    assert events[("*", "completed")] == 1, log
+    assert all(n == 1 for (_, event), n in events.items() if event == "done"), log
+    assert events[("welcome", "started")] == 2, log  # the killed run's, and the resumer's
 
 
 # -- shutdown ----------------------------------------------------------------------------------
