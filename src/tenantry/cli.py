@@ -175,7 +175,7 @@ def _per_process_rate_limits(s: Settings) -> str | None:
     from tenantry.capabilities.ratelimit.api import RateLimitSettings
 
     if s.section("ratelimit", RateLimitSettings).backend == "memory":
-        return 'ratelimit.backend is "memory" (buckets kept per process)'
+        return 'ratelimit.backend is "memory", whose buckets are per process'
     return None
 
 
@@ -204,7 +204,7 @@ def serve(
     count = resolve_workers(workers, s.http.workers, _per_process_rate_limits(s))
     logs.configure(s.logging.format, s.logging.level)
     if count.note:
-        err.print(count.note)
+        err.print(count.note, soft_wrap=True, highlight=False)
     host, port = host or s.http.host, port or s.http.port
     if count.n == 1:
         run(lambda p: _serve(p, host, port, migrate_first), s)
