@@ -46,7 +46,13 @@ import redis.asyncio as aioredis
 from tenantry.capabilities.entitlements.plans import Plans
 from tenantry.capabilities.flags.store import FlagStore
 from tenantry.kernel.config import Settings
-from tenantry.kernel.http.workers import cpu_count, resolve_workers
+from tenantry.kernel.http.workers import (
+    WORKER_HEADER,
+    cpu_count,
+    resolve_workers,
+    server_config,
+    worker_app,
+)
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode, TenantStatus
 from tenantry.testing import admin_connection
@@ -324,6 +330,23 @@ def test_bad_worker_counts_are_one_line_and_exit_2(
     assert lines[0].startswith("error: "), done.stderr
     assert says in lines[0]
     assert "Traceback" not in done.stderr
+
+
+async def test_a_worker_app_starts_its_platform_and_closes_it(settings: Settings) -> None:
+    """What each worker process runs (the factory and its lifespan), here in-process: a
+    platform of its own, started before the first request, closed at the end."""
+    assert settings.database.url
+    app = worker_app(settings, settings.database.url)
+    platform: Platform = app.state.platform
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://w") as http:
+            assert (await http.get("/readyz")).status_code == 200
+        assert platform.keyring.knows(next(iter(platform.keyring.jwks()["keys"]))["kid"])
+    assert not platform._started
+    config = server_config(app, "127.0.0.1", free_port(), settings)
+    config.load()
+    assert (WORKER_HEADER, str(os.getpid()).encode()) in config.encoded_headers
 
 
 # -- two workers ------------------------------------------------------------------------------
