@@ -10,8 +10,6 @@ a traceback with its locals (a Platform, asyncpg pools...) once ran for 40 minut
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import inspect
 import json
 import os
@@ -28,7 +26,7 @@ from rich.table import Table
 
 from tenantry.kernel.auth.clients import ClientIssuer
 from tenantry.kernel.cli_support import console, err, run, settings, state
-from tenantry.kernel.config import reference_markdown
+from tenantry.kernel.config import Settings, reference_markdown
 from tenantry.kernel.db.embedded import stop_embedded
 from tenantry.kernel.errors import ConfigError, ProblemError, TenantryError, ValidationFailed
 from tenantry.kernel.modules import declared_onboarding_options
@@ -138,40 +136,47 @@ def migrate() -> None:
 
 
 async def _serve(platform: Platform, host: str, port: int, migrate_first: bool) -> None:
-    import uvicorn
-
+    """One process: start the platform (the self-check) before binding the port, serve until
+    SIGTERM/SIGINT (requests in flight finish: kernel/http/workers.GracefulServer)."""
     from tenantry.kernel.http.app import create_app
+    from tenantry.kernel.http.workers import (
+        GracefulServer,
+        background_jobs,
+        freeze_heap,
+        server_config,
+    )
 
     if migrate_first:
         await _migrate(platform, quiet=True)
     await platform.start()  # self-check before binding the port
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(platform, manage_lifecycle=False),
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-        )
-    )
-    # Everything built so far (modules, routes, pydantic schemas, caches) lives as long as the
-    # process: move it out of the cyclic collector's way. Without this, the collections that
-    # request allocations trigger kept walking that heap: a third of the CPU of a large
-    # ledger batch (docs/performance.md, "Ledger after round-trip work").
-    gc.collect()
-    gc.freeze()
+    app = create_app(platform, manage_lifecycle=False)
+    server = GracefulServer(server_config(app, host, port, platform.settings))
+    freeze_heap()
     err.print(f"serving on http://{host}:{port}  (OpenAPI: /docs)")
-    stop = asyncio.Event()
-    jobs = (
-        asyncio.create_task(platform.jobs.work(stop)) if platform.jobs.settings.in_process else None
-    )
-    try:
+    async with background_jobs(platform):
         await server.serve()
-    finally:
-        stop.set()
-        if jobs is not None:
-            await jobs
+
+
+async def _before_workers(platform: Platform, migrate_first: bool) -> str:
+    """What the parent of several workers does once, before forking: migrations (if asked)
+    and the self-check; the database URL the workers use (an embedded server's included)."""
+    from tenantry.kernel.db.rls import raise_if_unsafe
+
+    if migrate_first:
+        await _migrate(platform, quiet=True)
+    raise_if_unsafe(await platform.check())
+    return platform.db.admin_url
+
+
+def _per_process_rate_limits(s: Settings) -> str | None:
+    """Why rate limits cannot hold across processes with these settings, or None."""
+    if "ratelimit" in s.modules.disabled:
+        return None
+    from tenantry.capabilities.ratelimit.api import RateLimitSettings
+
+    if s.section("ratelimit", RateLimitSettings).backend == "memory":
+        return 'ratelimit.backend is "memory", whose buckets are per process'
+    return None
 
 
 @app.command()
@@ -179,13 +184,35 @@ def serve(
     host: HostOpt = None,
     port: PortOpt = None,
     migrate_first: Annotated[bool, typer.Option("--migrate", help="Migrate first.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="HTTP processes (default: [http] workers, else one per core; 1 with the "
+            "memory rate-limit backend).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP server (refuses to start if the database is not safe)."""
     s = settings()
+    from tenantry.kernel.http.workers import resolve_workers, serve_workers
     from tenantry.kernel.observability import logs
 
+    count = resolve_workers(workers, s.http.workers, _per_process_rate_limits(s))
     logs.configure(s.logging.format, s.logging.level)
-    run(lambda p: _serve(p, host or s.http.host, port or s.http.port, migrate_first), s)
+    if count.note:
+        err.print(count.note, soft_wrap=True, highlight=False)
+    host, port = host or s.http.host, port or s.http.port
+    if count.n == 1:
+        run(lambda p: _serve(p, host, port, migrate_first), s)
+        return
+    url = run(lambda p: _before_workers(p, migrate_first), s)
+    err.print(f"serving on http://{host}:{port} with {count.n} worker processes  (OpenAPI: /docs)")
+    if not serve_workers(s, url, host, port, count.n):
+        raise TenantryError("a worker process could not start (its error is above)")
 
 
 DEMO_TENANTS = [

@@ -118,8 +118,12 @@ class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     #: Port of tenantry serve.
     port: int = Field(default=8000, ge=1, le=65535)
-    #: HTTP worker processes.
-    workers: int = Field(default=1, ge=1, le=64)
+    #: HTTP worker processes of tenantry serve (``--workers`` overrides). Unset: one per CPU
+    #: core this process may run on, but 1 with the per-process ``memory`` rate-limit backend;
+    #: more than 1 needs a shared one (``ratelimit.backend = "redis"``).
+    workers: int | None = Field(default=None, ge=1, le=64)
+    #: Seconds a shutdown (SIGTERM) waits for requests in flight before cancelling them.
+    graceful_timeout_s: int = Field(default=30, ge=0, le=3600)
 
 
 class AuthSettings(BaseModel):

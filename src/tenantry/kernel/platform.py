@@ -301,6 +301,7 @@ class Platform:
         if listen:
             await self.catalog.listen()
             await self.principals.listen()
+            await self.keyring.listen()
         for m in self.modules:
             await m.startup(self)
         if self.messaging.settings.relay_in_process:
@@ -324,6 +325,7 @@ class Platform:
             await m.shutdown(self)
         await self.catalog.close()
         await self.principals.close()
+        await self.keyring.close()
         await self.db.close()
         self._started = False
 

@@ -4,7 +4,10 @@ A tenant's rules (identity's roles, its policies, its principals' attributes) ar
 one unit of work into a ``PolicySet`` and kept ``snapshot_ttl_s``; decisions are cached
 ``cache_ttl_s`` per (principal, roles, action, resource). Both are dropped at once, in every
 process, when a tenant's roles, policies or attributes change: writers send
-``NOTIFY tenantry_authz, '<tenant id>'`` in their transaction, and each process listens.
+``NOTIFY tenantry_authz, '<tenant id>'`` in their transaction, and each process listens: on
+the main database, and on the database of every database-mode tenant it has loaded (the
+NOTIFY is sent in that tenant's own database; before, a change there reached no process, the
+writer's included, until the snapshot's TTL ran out).
 
 The permission lookup (a tenant's roles, policies and attributes: three queries) reads
 through the platform cache when one is given (read path ``authz:permissions``, TTL
@@ -110,6 +113,8 @@ class Authz:
         #: Bumped by a change of unknown tenant: every tenant's next lookup loads from the store.
         self._epoch = 0
         self._tenant_epoch: dict[UUID, int] = {}
+        #: (server, database) of the database-mode tenants whose NOTIFYs this process follows.
+        self._stores: set[tuple[str, str]] = set()
 
     # -- snapshots --------------------------------------------------------------------------
     async def _load_rules(self) -> dict[str, Any]:
@@ -165,6 +170,12 @@ class Authz:
             if self.permissions is not None:
                 self.permissions.cache.count_l1_hit(PERMISSIONS_KEY)
             return hit[1]
+        if tenant.database and (tenant.server, tenant.database) not in self._stores:
+            # Subscribed before the load: a change committed after it is not missed.
+            await self.db.listen(
+                CHANNEL, self._on_notify, server=tenant.server, database=tenant.database
+            )
+            self._stores.add((tenant.server, tenant.database))
         generation = self.invalidations
         ps = await self.load(tenant)
         if generation == self.invalidations:
@@ -271,6 +282,9 @@ class Authz:
 
     async def close(self) -> None:
         await self.db.unlisten(CHANNEL, self._on_notify)
+        stores, self._stores = self._stores, set()
+        for server, database in stores:
+            await self.db.unlisten(CHANNEL, self._on_notify, server=server, database=database)
 
 
 async def notify_change(uow: UnitOfWork) -> None:

@@ -2,15 +2,25 @@
 
 The newest non-retired key signs. ``rotate`` adds a key and retires the previous one: a
 retired key no longer signs but still verifies until every token it signed has expired
-(retired_at + access-token TTL + leeway), so rotation never logs anyone out. Verification
-keys are cached in-process; an unknown ``kid`` triggers one reload (at most once a second)
-so a key rotated by another process is picked up.
+(retired_at + access-token TTL + leeway), so rotation never logs anyone out.
+
+**Several processes.** Keys are cached in each process. A rotation (by any process: ``tenantry
+keys rotate``, another server worker) sends ``NOTIFY tenantry_keys`` in its transaction; every
+process that ``listen``s (``Platform.start``) re-reads the key set at once, so it signs with
+the new key and publishes it in its JWKS. A missed notification (the LISTEN connection
+re-opening delivers an "anything may have changed" one) is bounded by ``refresh_s``: the
+signing key is re-read when it is older than that (5 s), on the token path only. An unknown
+``kid`` also triggers a reload (at most once a second). Before this, a process kept signing
+with the key it loaded at start, retired by a rotation elsewhere: its JWKS lacked the new
+key, and once the old key passed its grace its tokens were refused everywhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -25,6 +35,11 @@ from tenantry.kernel.auth import sql as q
 from tenantry.kernel.db.database import Database
 from tenantry.kernel.db.privileged import admin_connection
 from tenantry.kernel.tenancy.audit import PlatformAudit, record
+
+CHANNEL = "tenantry_keys"
+#: Seconds a loaded signing key is used before it is re-read (a missed NOTIFY's bound).
+REFRESH_S = 5.0
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +77,24 @@ class Keyring:
         self.grace_s = grace_s
         #: Opens the rotation's unit of work, recorded in the operator tenant's log.
         self.audit = audit
+        self.refresh_s = REFRESH_S
         self._keys: dict[str, SigningKey] = {}
         self._signing: SigningKey | None = None
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
+        #: A rotation was notified since the last load (or a NOTIFY may have been missed).
+        self._stale = False
+        self._listening = False
+        self._reload: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
-        async with self.db.platform_unit_of_work() as uow:
-            rows = await uow.fetch(q.SELECT_KEYS, float(self.grace_s))
+        self._stale = False  # a NOTIFY arriving during the read marks it stale again
+        try:
+            async with self.db.platform_unit_of_work() as uow:
+                rows = await uow.fetch(q.SELECT_KEYS, float(self.grace_s))
+        except BaseException:
+            self._stale = True
+            raise
         keys: dict[str, SigningKey] = {}
         signing = None
         for r in rows:
@@ -87,9 +112,18 @@ class Keyring:
                 signing = key
         self._keys, self._signing, self._loaded_at = keys, signing, time.monotonic()
 
+    def _outdated(self) -> bool:
+        return (
+            self._signing is None
+            or self._stale
+            or time.monotonic() - self._loaded_at > self.refresh_s
+        )
+
     async def signing_key(self) -> SigningKey:
-        if self._signing is None:
-            await self.load()
+        if self._outdated():
+            async with self._lock:
+                if self._outdated():
+                    await self.load()
         if self._signing is None:
             raise RuntimeError("no signing key: run `tenantry migrate` (it creates the first key)")
         return self._signing
@@ -138,8 +172,44 @@ class Keyring:
                 before={"signing": retired},
                 after={"signing": [kid], "alg": alg},
             )
+            await uow.notify(CHANNEL, kid)  # every listening process re-reads, on commit
         await self.load()
         return kid
+
+    # -- across processes -------------------------------------------------------------------
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
+        """A rotation (payload: the new kid) or a re-opened LISTEN connection (empty): re-read
+        the key set now, in the background; until then the next signing re-reads it."""
+        self._stale = True
+        if self._reload is None or self._reload.done():
+            self._reload = asyncio.get_running_loop().create_task(self._reload_now())
+
+    async def _reload_now(self) -> None:
+        try:
+            async with self._lock:
+                if self._stale:
+                    await self.load()
+        except Exception as exc:  # the next signing_key retries (still stale)
+            _log.warning("signing keys: reload after a rotation failed: %s", exc)
+
+    async def listen(self) -> None:
+        """Follow rotations made by other processes (``NOTIFY tenantry_keys``)."""
+        if self._listening:
+            return
+        await self.db.listen(CHANNEL, self._on_notify)
+        self._listening = True
+        self._stale = True  # anything rotated before the subscription: re-read once
+        await self._reload_now()
+
+    async def close(self) -> None:
+        if self._reload is not None:
+            self._reload.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reload
+            self._reload = None
+        if self._listening:
+            self._listening = False
+            await self.db.unlisten(CHANNEL, self._on_notify)
 
 
 def unverified_header(token: str) -> dict[str, Any]:

@@ -61,25 +61,33 @@ class TenantCatalog:
         self.ttl = ttl
         self._by_id: dict[UUID, tuple[float, Tenant | None]] = {}
         self._warned: set[UUID] = set()  # provisioning tenants already reported as skipped
+        #: Bumped by every invalidation: a read that raced one is returned but not kept (else
+        #: a row read just before a change committed, stored just after its NOTIFY, stayed
+        #: cached for ``ttl``: a tenant activated elsewhere answered "provisioning" here).
+        self._generation = 0
 
     async def get(self, tenant_id: UUID) -> Tenant | None:
         hit = self._by_id.get(tenant_id)
         now = time.monotonic()
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1]
+        generation = self._generation
         async with self.db.platform_unit_of_work() as uow:
             row = await uow.fetchrow(q.SELECT_TENANT_BY_ID, tenant_id)
         tenant = tenant_from_row(row) if row else None
-        self._by_id[tenant_id] = (now, tenant)
+        if generation == self._generation:
+            self._by_id[tenant_id] = (now, tenant)
         return tenant
 
     async def by_slug(self, slug: str) -> Tenant | None:
+        generation, now = self._generation, time.monotonic()
         async with self.db.platform_unit_of_work() as uow:
             row = await uow.fetchrow(q.SELECT_TENANT_BY_SLUG, slug)
         if row is None:
             return None
         tenant = tenant_from_row(row)
-        self._by_id[tenant.id] = (time.monotonic(), tenant)
+        if generation == self._generation:
+            self._by_id[tenant.id] = (now, tenant)
         return tenant
 
     async def all(self) -> list[Tenant]:
@@ -106,6 +114,7 @@ class TenantCatalog:
         return out
 
     def invalidate(self, tenant_id: UUID | None = None) -> None:
+        self._generation += 1
         if tenant_id is None:
             self._by_id.clear()
         else:
