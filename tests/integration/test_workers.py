@@ -18,8 +18,10 @@ at once, so both workers answer (``X-Tenantry-Worker`` names the process). The c
   process exits 0 (one process and two);
 - bad values are one line and exit 2.
 
-The L1 of the cache capability has no HTTP reader yet (nothing reads through the cache), so
-its cross-process coherence is checked by tests/cache (peers in other processes), not here.
+The cache capability's read paths (profiles, project lists, tenant settings, permission
+rules, dashboard metadata) and their L1 are checked across processes by their own tests
+(tests/cache, tests/capabilities/test_authz_cache.py and the modules' cache tests: a second
+``Cache`` with its own LISTEN connection stands in for another process), not here.
 """
 
 from __future__ import annotations
