@@ -17,16 +17,8 @@ from tenantry.capabilities.cache.api import CacheSettings, build_cache
 from tenantry.kernel.observability import metrics
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import Principal, tenant_scope
+from tenantry.testing import cache_lookups
 from tests.conftest import MakeTenant
-
-
-def lookups(prefix: str) -> dict[str, float]:
-    out: dict[str, float] = {"l1_hit": 0.0, "hit": 0.0, "miss": 0.0}
-    for metric in metrics.CACHE_REQUESTS.collect():
-        for s in metric.samples:
-            if s.name.endswith("_total") and s.labels["prefix"] == prefix:
-                out[s.labels["result"]] += s.value
-    return out
 
 
 def decisions(source: str) -> float:
@@ -146,14 +138,14 @@ async def test_snapshot_hits_count_as_permission_cache_hits_and_decisions_are_ti
 ) -> None:
     t = await make_tenant()
     p = Principal("someone", t.tenant.id, roles=frozenset({"admin"}))
-    before = lookups(PERMISSIONS_PREFIX)
+    before = cache_lookups(PERMISSIONS_PREFIX)
     evaluated, cached = decisions("evaluated"), decisions("decision_cache")
     async with process(platform, snapshot_ttl_s=3600, cache_ttl_s=3600) as engine:
         with tenant_scope(t.tenant):
             for action in ("audit:read", "identity:admin", "authz:admin"):
                 assert (await engine.check(p, action)).allowed
             assert (await engine.check(p, "audit:read")).allowed  # the decision cache
-    after = lookups(PERMISSIONS_PREFIX)
+    after = cache_lookups(PERMISSIONS_PREFIX)
     assert after["l1_hit"] - before["l1_hit"] == 2  # the snapshot served two lookups
     assert after["hit"] + after["miss"] - before["hit"] - before["miss"] == 1
     assert decisions("evaluated") - evaluated == 3

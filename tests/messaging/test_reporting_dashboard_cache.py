@@ -12,9 +12,9 @@ import httpx
 
 from tenantry.capabilities.cache.api import CacheSettings, build_cache
 from tenantry.kernel.db.privileged import admin_connection
-from tenantry.kernel.observability import metrics
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
+from tenantry.testing import cache_hits
 from tenantry_reporting.infrastructure.cache import SUFFIX, CachedDashboards
 from tenantry_reporting.infrastructure.sql import DASHBOARD_CHANNEL
 from tenantry_reporting.testing import posted
@@ -23,15 +23,6 @@ from tests.messaging.conftest import eventually
 
 PREFIX = "reporting:dashboard"
 DAY = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
-
-
-def hits() -> float:
-    n = 0.0
-    for metric in metrics.CACHE_REQUESTS.collect():
-        for s in metric.samples:
-            if s.name.endswith("_total") and s.labels["prefix"] == PREFIX:
-                n += s.value if s.labels["result"] in ("hit", "l1_hit") else 0
-    return n
 
 
 async def dashboard(client: httpx.AsyncClient, t: TenantFixture) -> dict[str, Any]:
@@ -62,14 +53,14 @@ async def test_a_hit_reads_no_row_and_a_new_currency_is_seen_next(
     meta = await dashboard(client, t)
     assert (meta["first_day"], meta["last_day"]) == ("2026-05-04", "2026-05-04")
     assert [a["code"] for a in meta["accounts"]] == ["1000", "4000"]
-    before = hits()
+    before = cache_hits(PREFIX)
     async with admin_connection(platform.db, as_owner=False) as conn:  # behind the service
         await conn.execute(
             "UPDATE tenant_shared.reporting_daily SET account_code = '9999' WHERE tenant_id = $1",
             t.tenant.id,
         )
     assert await dashboard(client, t) == meta  # the cache answered: no row was read
-    assert hits() == before + 1
+    assert cache_hits(PREFIX) == before + 1
     await post(platform, t, datetime(2026, 5, 6, 9, 0, tzinfo=UTC), "EUR")  # a new day
 
     async def has_day() -> bool:

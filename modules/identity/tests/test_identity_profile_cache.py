@@ -11,26 +11,12 @@ import httpx
 
 from tenantry.capabilities.cache.api import CacheSettings, build_cache
 from tenantry.kernel.db.privileged import admin_connection
-from tenantry.kernel.observability import metrics
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
-from tenantry.testing import PASSWORD, MakeTenant, TenantFixture
+from tenantry.testing import PASSWORD, MakeTenant, TenantFixture, cache_hits
 
 API = "/api/v1/identity"
 PREFIX = "identity:profile"
-
-
-def hits(prefix: str) -> float:
-    n = 0.0
-    for metric in metrics.CACHE_REQUESTS.collect():
-        for s in metric.samples:
-            if (
-                s.name.endswith("_total")
-                and s.labels["prefix"] == prefix
-                and s.labels["result"] in ("hit", "l1_hit")
-            ):
-                n += s.value
-    return n
 
 
 async def _member(client: httpx.AsyncClient, t: TenantFixture) -> str:
@@ -51,7 +37,7 @@ async def test_a_second_read_is_a_hit_and_reads_no_row(
     first = await client.get(f"{API}/users/{uid}", headers=t.auth)
     assert first.status_code == 200, first.text
     assert first.json()["status"] == "active"
-    before = hits(PREFIX)
+    before = cache_hits(PREFIX)
     async with admin_connection(platform.db, as_owner=False) as conn:  # behind the service
         await conn.execute(
             "UPDATE tenantry.memberships SET roles = '{ghost}' WHERE user_id = $1 "
@@ -61,7 +47,7 @@ async def test_a_second_read_is_a_hit_and_reads_no_row(
         )
     again = await client.get(f"{API}/users/{uid}", headers=t.auth)
     assert again.json() == first.json()  # served by the cache: the table was not read
-    assert hits(PREFIX) == before + 1
+    assert cache_hits(PREFIX) == before + 1
     r = await client.post(f"{API}/users/{uid}/disable", headers=t.auth)
     assert r.status_code == 200, r.text
     now = (await client.get(f"{API}/users/{uid}", headers=t.auth)).json()

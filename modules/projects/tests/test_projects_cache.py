@@ -13,28 +13,12 @@ import httpx
 from tenantry.capabilities.cache import Cache
 from tenantry.capabilities.cache.api import CacheSettings, build_cache
 from tenantry.kernel.db.privileged import admin_connection
-from tenantry.kernel.observability import metrics
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
-from tenantry.testing import MakeTenant, TenantFixture
+from tenantry.testing import MakeTenant, TenantFixture, cache_hits, cache_lookups
 
 API = "/api/v1/projects"
 PREFIX = "projects:list"
-
-
-def lookups(prefix: str) -> dict[str, float]:
-    """This process's cache lookups of ``prefix`` by result (the Prometheus counter)."""
-    out: dict[str, float] = {"l1_hit": 0.0, "hit": 0.0, "miss": 0.0}
-    for metric in metrics.CACHE_REQUESTS.collect():
-        for s in metric.samples:
-            if s.name.endswith("_total") and s.labels["prefix"] == prefix:
-                out[s.labels["result"]] += s.value
-    return out
-
-
-def hits(prefix: str) -> float:
-    c = lookups(prefix)
-    return c["l1_hit"] + c["hit"]
 
 
 async def _project(client: httpx.AsyncClient, t: TenantFixture, name: str) -> dict[str, Any]:
@@ -59,12 +43,12 @@ async def test_a_second_list_is_a_hit_and_reads_no_row(
     t = await make_tenant()
     p = await _project(client, t, "Alpha")
     assert await _names(client, t) == {"Alpha": "active"}
-    before = hits(PREFIX)
+    before = cache_hits(PREFIX)
     with tenant_scope(t.tenant):
         async with platform.db.unit_of_work() as uow:
             await uow.execute("UPDATE projects SET name = 'Behind' WHERE id = $1", p["id"])
     assert await _names(client, t) == {"Alpha": "active"}
-    assert hits(PREFIX) == before + 1
+    assert cache_hits(PREFIX) == before + 1
     r = await client.patch(f"{API}/projects/{p['id']}", json={"description": "x"}, headers=t.auth)
     assert r.status_code == 200, r.text
     assert await _names(client, t) == {"Behind": "active"}
@@ -132,9 +116,9 @@ async def test_a_tenant_never_gets_another_tenant_s_cached_page(
     await _project(client, a, "A-only")
     assert await _names(client, a) == {"A-only": "active"}
     assert await _names(client, a) == {"A-only": "active"}  # A's page is cached
-    before = lookups(PREFIX)["miss"]
+    before = cache_lookups(PREFIX)["miss"]
     assert await _names(client, b) == {}  # the same query, its own key: a miss, B's rows
-    assert lookups(PREFIX)["miss"] == before + 1
+    assert cache_lookups(PREFIX)["miss"] == before + 1
     await _project(client, b, "B-only")
     assert await _names(client, b) == {"B-only": "active"}
     assert await _names(client, a) == {"A-only": "active"}

@@ -165,6 +165,25 @@ async def get_token(client: httpx.AsyncClient, username: str, password: str, ten
     return token
 
 
+def cache_lookups(prefix: str) -> dict[str, float]:
+    """This process's cache lookups of the read path ``prefix`` (``module:what``) so far, by
+    result (``l1_hit``, ``hit``, ``miss``): the Prometheus counter the hit-rate SLOs read."""
+    from tenantry.kernel.observability import metrics
+
+    out: dict[str, float] = {"l1_hit": 0.0, "hit": 0.0, "miss": 0.0}
+    for metric in metrics.CACHE_REQUESTS.collect():
+        for s in metric.samples:
+            if s.name.endswith("_total") and s.labels["prefix"] == prefix:
+                out[s.labels["result"]] += s.value
+    return out
+
+
+def cache_hits(prefix: str) -> float:
+    """Lookups of ``prefix`` served from the cache (its L1 or the shared level)."""
+    c = cache_lookups(prefix)
+    return c["l1_hit"] + c["hit"]
+
+
 __all__ = [
     "PASSWORD",
     "RUN",
@@ -173,6 +192,8 @@ __all__ = [
     # kernel/db/privileged is kernel-only; tests and a module's test helpers may use this
     "admin_connection",
     "asgi_client",
+    "cache_hits",
+    "cache_lookups",
     "drop_databases",
     "get_token",
     "platform_of",

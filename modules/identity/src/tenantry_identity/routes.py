@@ -46,13 +46,12 @@ from tenantry_identity.application.errors import (
     InvalidCredentials,
     PlatformGrantRefused,
 )
-from tenantry_identity.application.services import IdentityService
+from tenantry_identity.application.services import IdentityService, profile_of
 from tenantry_identity.domain.model import (
     EMAIL_RE,
     MIN_PASSWORD,
     ROLE_RE,
     ApiClient,
-    Member,
 )
 from tenantry_identity.infrastructure.sql import MEMBER_FIELDS
 
@@ -141,16 +140,6 @@ class NewRole(RoleBody):
 class NewClient(Strict):
     name: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK)
     roles: list[RoleName] = Field(default_factory=list, max_length=50)
-
-
-def _member(m: Member) -> dict[str, Any]:
-    return {
-        "id": str(m.user_id),
-        "email": m.email,
-        "roles": m.roles,
-        "status": m.status.value,
-        "created_at": m.created_at.isoformat(),
-    }
 
 
 def _client(c: ApiClient) -> dict[str, Any]:
@@ -310,7 +299,7 @@ def build_router(service: IdentityService[Any], permissions: Mapping[str, str]) 
         q: Annotated[ListQuery, Depends(list_query(MEMBER_FIELDS))],
     ) -> dict[str, Any]:
         items, nxt = await service.members(require_tenant(), q)
-        return {"items": [_member(m) for m in items], "next_cursor": nxt}
+        return {"items": [profile_of(m) for m in items], "next_cursor": nxt}
 
     @router.post("/users/search", summary="Members, with the filter document in the body")
     async def search_users(
@@ -318,7 +307,7 @@ def build_router(service: IdentityService[Any], permissions: Mapping[str, str]) 
         q: Annotated[ListQuery, Depends(search_query(MEMBER_FIELDS))],
     ) -> dict[str, Any]:
         items, nxt = await service.members(require_tenant(), q)
-        return {"items": [_member(m) for m in items], "next_cursor": nxt}
+        return {"items": [profile_of(m) for m in items], "next_cursor": nxt}
 
     @router.get("/users/{user_id:uuid}", openapi_extra=problems_extra(404))
     async def get_user(
