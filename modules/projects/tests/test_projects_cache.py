@@ -74,6 +74,32 @@ async def test_every_change_is_seen_by_the_next_list(
     assert await _names(client, t) == {"After": "active", "Second": "active"}
 
 
+async def test_a_new_task_is_seen_in_the_next_list(
+    client: httpx.AsyncClient, make_tenant: MakeTenant
+) -> None:
+    """A task's creation raises its project's task_count and updated_at (the list shows
+    both): the cached pages go with it."""
+    t = await make_tenant()
+    p = await _project(client, t, "Tasks")
+
+    async def listed() -> dict[str, Any]:
+        r = await client.get(f"{API}/projects", headers=t.auth)
+        assert r.status_code == 200, r.text
+        item: dict[str, Any] = r.json()["items"][0]
+        return item
+
+    before = await listed()
+    assert before["task_count"] == 0
+    assert await listed() == before  # cached now
+    r = await client.post(
+        f"{API}/projects/{p['id']}/tasks", json={"title": "first"}, headers=t.auth
+    )
+    assert r.status_code == 201, r.text
+    after = await listed()
+    assert after["task_count"] == 1
+    assert after["updated_at"] != before["updated_at"]
+
+
 async def test_a_change_reaches_another_process_cache(
     platform: Platform, client: httpx.AsyncClient, make_tenant: MakeTenant
 ) -> None:

@@ -9,8 +9,9 @@ commit, in the same transaction. Results are rows (dicts of Python values); refu
 ``ProjectsError`` kinds. HTTP is the routes' business.
 
 The project list reads through a ``ListCache`` when one is given (the platform cache, 600 s):
-every change of a project (create, rename, archive, restore) drops the tenant's cached
-pages after its commit, before the call returns.
+every change of a project (create, rename, archive, restore, and a new task, which raises its
+task_count and updated_at) drops the tenant's cached pages after its commit, before the call
+returns.
 """
 
 from __future__ import annotations
@@ -182,6 +183,7 @@ class ProjectsService(Generic[W]):
                 f"task:{task_id}",
                 after={"ref": task_ref(key, number), **_audited(row)},
             )
+        await self._lists_changed()  # the project's task_count and updated_at moved
         return task_view(row)
 
     async def task(self, task_id: UUID) -> Row:
