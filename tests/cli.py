@@ -13,6 +13,19 @@ from tenantry.kernel.config import Settings
 EXE = str(Path(sys.executable).with_name("tenantry"))
 
 
+def database_toml(settings: Settings, pool_max: int) -> str:
+    """The ``[database]`` section of a config file for a ``tenantry`` process on the test's
+    database (the servers and commands the crash and worker tests start)."""
+    d = settings.database
+    return f"""[database]
+url = "{d.url}"
+app_user = "{d.app_user}"
+app_password = "{d.app_password}"
+owner_role = "{d.owner_role}"
+pool_max = {pool_max}
+"""
+
+
 def process_env(settings: Settings) -> dict[str, str]:
     """This process's environment plus what points a child at the test database and roles."""
     s = settings.database

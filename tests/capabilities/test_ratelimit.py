@@ -17,8 +17,7 @@ from tenantry.capabilities.ratelimit import Limiter, MemoryLimiter, RedisLimiter
 from tenantry.kernel.observability import metrics
 from tenantry.kernel.platform import Platform
 from tests.conftest import MakeTenant
-
-REDIS_URL = os.environ.get("TENANTRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+from tests.services import REDIS_URL, require_redis
 
 
 def test_gcra_burst_then_steady_rate() -> None:
@@ -36,15 +35,8 @@ def test_gcra_burst_then_steady_rate() -> None:
 
 async def connect_redis() -> RedisLimiter:
     """The local Redis; a skip without it, but a failure in CI (CI=true), where it must be."""
-    limiter = RedisLimiter(REDIS_URL, prefix=f"tenantry-test:{os.getpid()}:{time.time_ns()}:")
-    try:
-        await limiter.ping()
-    except Exception as exc:
-        await limiter.close()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is required in CI and is not reachable at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL}")
-    return limiter
+    await require_redis()
+    return RedisLimiter(REDIS_URL, prefix=f"tenantry-test:{os.getpid()}:{time.time_ns()}:")
 
 
 @pytest.fixture

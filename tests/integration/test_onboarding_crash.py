@@ -35,7 +35,7 @@ from tenantry.kernel.messaging.saga import PAUSE_AT_ENV, PAUSE_FILE_ENV
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode, Tenant, TenantStatus
 from tenantry.kernel.tenancy.provisioning import ProvisionRequest
-from tests.cli import EXE, process_env
+from tests.cli import EXE, database_toml, process_env
 from tests.conftest import PASSWORD, RUN, MakeTenant
 
 STEPS = ["record", "storage", "chart_of_accounts", "admin", "activate", "welcome"]
@@ -65,16 +65,9 @@ def free_port() -> int:
 
 
 def write_config(path: Path, settings: Settings) -> Path:
-    d = settings.database
     path.write_text(
-        f"""
-[database]
-url = "{d.url}"
-app_user = "{d.app_user}"
-app_password = "{d.app_password}"
-owner_role = "{d.owner_role}"
-pool_max = 6
-
+        database_toml(settings, pool_max=6)
+        + """
 [messaging]
 saga_stale_s = 1.0
 

@@ -43,7 +43,6 @@ from uuid import uuid4
 import httpx
 import jwt
 import pytest
-import redis.asyncio as aioredis
 
 from tenantry.capabilities.entitlements.plans import Plans
 from tenantry.capabilities.flags.store import FlagStore
@@ -57,12 +56,12 @@ from tenantry.kernel.http.workers import (
 )
 from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.model import IsolationMode, TenantStatus
-from tenantry.testing import admin_connection
-from tests.cli import EXE, process_env
+from tenantry.testing import admin_connection, get_token
+from tests.cli import EXE, database_toml, process_env
 from tests.conftest import PASSWORD, MakeTenant, TenantFixture
 from tests.integration.test_onboarding_crash import free_port, kill, kill_at, slug_for, tail
+from tests.services import REDIS_URL, require_redis
 
-REDIS_URL = os.environ.get("TENANTRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 #: Seconds within which a change must reach both workers: below every TTL that would
 #: otherwise refresh the caches (catalog, plans, principal status 5 s; authz snapshot 60 s;
 #: the signing key's re-read 5 s), so only the NOTIFY can make it.
@@ -76,16 +75,9 @@ Popen = subprocess.Popen[bytes]
 
 
 def write_config(path: Path, settings: Settings, *, redis: bool = True) -> Path:
-    d = settings.database
     path.write_text(
-        f"""
-[database]
-url = "{d.url}"
-app_user = "{d.app_user}"
-app_password = "{d.app_password}"
-owner_role = "{d.owner_role}"
-pool_max = 5
-
+        database_toml(settings, pool_max=5)
+        + f"""
 [http]
 graceful_timeout_s = 10
 
@@ -106,18 +98,6 @@ storage_path = "{path.parent / "exports"}"
 """
     )
     return path
-
-
-async def require_redis() -> None:
-    probe = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        await probe.ping()
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is required in CI ({REDIS_URL}): {exc}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-    finally:
-        await probe.aclose()
 
 
 def spawn_serve(env: dict[str, str], port: int, workers: int, log: Path) -> Popen:
@@ -416,17 +396,9 @@ async def test_disabled_user_is_refused_by_both_workers(
         )
         assert r.status_code == 201, r.text
         user_id = r.json()["id"]
-        r = await http.post(
-            "/api/v1/identity/token",
-            data={
-                "grant_type": "password",
-                "username": email,
-                "password": PASSWORD,
-                "tenant": t.tenant.slug,
-            },
-        )
-        assert r.status_code == 200, r.text
-        member = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        member = {
+            "Authorization": f"Bearer {await get_token(http, email, PASSWORD, t.tenant.slug)}"
+        }
         seen = await server.on_both("GET", "/api/v1/identity/me", headers=member)
         assert {r.status_code for r in seen.values()} == {200}
         r = await http.post(f"/api/v1/identity/users/{user_id}/disable", headers=t.auth)

@@ -28,6 +28,7 @@ from tenantry.kernel.platform import Platform
 from tenantry.kernel.tenancy.context import tenant_scope
 from tenantry.kernel.tenancy.model import Tenant
 from tenantry_ledger.contracts import PostedEntry, TransactionPosted
+from tests.cli import database_toml
 from tests.conftest import MakeTenant
 from tests.messaging.conftest import AMQP_URL, PREFIX, eventually, require_rabbit
 
@@ -104,16 +105,9 @@ async def relay_paused(probed: Platform) -> AsyncIterator[Platform]:
 
 
 def write_config(path: Path, settings: Settings, prefix: str, mode: str) -> Path:
-    d = settings.database
     path.write_text(
-        f"""
-[database]
-url = "{d.url}"
-app_user = "{d.app_user}"
-app_password = "{d.app_password}"
-owner_role = "{d.owner_role}"
-pool_max = 6
-
+        database_toml(settings, pool_max=6)
+        + f"""
 [messaging]
 amqp_url = "{AMQP_URL}"
 amqp_prefix = "{prefix}"
