@@ -162,8 +162,13 @@ class PgBackend:
         self.origin = origin
         self.pool_size = pool_size
         self._conns: Connections | None = None
+        self._closed = False
 
     def connections(self) -> Connections:
+        if self._closed:
+            # never re-open after close(): a late call (a read path's delete on a NOTIFY that
+            # arrived during shutdown) would open a connection nobody closes
+            raise asyncpg.InterfaceError("the cache backend is closed")
         if self._conns is None:
             self._conns = Connections(
                 self.db.app_dsn(), self.pool_size, {"application_name": "tenantry-cache"}
@@ -222,6 +227,7 @@ class PgBackend:
                 return total
 
     async def close(self) -> None:
+        self._closed = True
         conns, self._conns = self._conns, None
         if conns is not None:
             await conns.close()
